@@ -1,0 +1,1 @@
+"""The ``ctxbudget`` command line. The only package that imports typer / rich tables."""

@@ -1,0 +1,104 @@
+"""Shared CLI plumbing: JSON output, error → exit code mapping, console."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from ..errors import BudgetExceeded, CtxBudgetError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USER_ERROR = 2
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        return str(o)
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    as_dict = getattr(o, "as_dict", None)
+    if callable(as_dict):
+        return as_dict()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    """JSON with Decimals as strings (exact money), dates as ISO strings."""
+    return json.dumps(obj, default=_default, indent=2, ensure_ascii=False)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(dumps(obj) + "\n")
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
+    """Print one line to stderr and exit with ``code``."""
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Map ctxbudget errors to one line on stderr and exit code 2 (1 for a breached budget)."""
+    try:
+        yield
+    except BudgetExceeded as exc:
+        sys.stderr.write(f"budget exceeded: {exc}\n")
+        raise typer.Exit(EXIT_CHECK_FAILED) from None
+    except CtxBudgetError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    except FileNotFoundError as exc:
+        sys.stderr.write(f"error: {exc.filename or exc}: file not found\n")
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    except BrokenPipeError:
+        raise typer.Exit(EXIT_OK) from None
+
+
+def handles_errors(fn: F) -> F:
+    """Decorator form of :func:`user_errors` for typer commands."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with user_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
+    return None

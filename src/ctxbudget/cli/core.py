@@ -1,0 +1,156 @@
+"""Core commands: ``cost``, ``usage``, ``prices``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ._common import console, fail, handles_errors, parse_day, print_json
+
+
+def _book(prices: list[Path] | None) -> Any:
+    from ..prices import PriceBook
+
+    return PriceBook(overrides=tuple(prices or ()))
+
+
+def cost(
+    model: str = typer.Option(..., "--model", "-m", help="Model name, e.g. claude-sonnet-4-5."),
+    provider: str | None = typer.Option(None, "--provider", "-p", help="Provider id."),
+    input_tokens: int = typer.Option(0, "--input", min=0, help="Uncached input tokens."),
+    cache_read: int = typer.Option(0, "--cache-read", min=0, help="Cache-read tokens."),
+    cache_write_5m: int = typer.Option(0, "--cache-write-5m", min=0, help="5-minute cache writes."),
+    cache_write_1h: int = typer.Option(0, "--cache-write-1h", min=0, help="1-hour cache writes."),
+    output_tokens: int = typer.Option(0, "--output", min=0, help="Output tokens (reasoning incl.)."),
+    at: str | None = typer.Option(None, "--at", help="Price date YYYY-MM-DD (default: today)."),
+    service_tier: str | None = typer.Option(None, "--service-tier",
+                                            help="batch, priority, flex... (default standard)."),
+    prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Price one usage: per-bucket tokens, rate and USD, and the total."""
+    from ..usage import Usage
+
+    with_day = parse_day(at, "--at")
+    when = datetime(with_day.year, with_day.month, with_day.day, tzinfo=UTC) if with_day \
+        else datetime.now(UTC)
+    with _errors():
+        usage = Usage(input_tokens=input_tokens, cache_read_tokens=cache_read,
+                      cache_write_5m_tokens=cache_write_5m, cache_write_1h_tokens=cache_write_1h,
+                      output_tokens=output_tokens)
+        c = _book(prices).cost(usage, model, provider, when, service_tier)
+    d = c.as_dict()
+    d["at"] = when.date().isoformat()
+    if as_json:
+        print_json(d)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{c.price.provider}/{c.price.model} at {d['at']}  ({c.price.source})")
+    t.add_column("bucket")
+    t.add_column("tokens", justify="right")
+    t.add_column("$/Mtok", justify="right")
+    t.add_column("USD", justify="right")
+    for b in d["buckets"]:
+        t.add_row(b["bucket"], f"{b['tokens']:,}", b["rate_mtok"], b["usd"])
+    if d["requests_usd"] != "0":
+        t.add_row("requests", "1", "", d["requests_usd"])
+    t.add_row("total", f"{usage.total_tokens:,}", "", d["total_usd"], style="bold")
+    console().print(t)
+
+
+def usage(
+    file: str = typer.Argument(..., help="Response body or usage object (JSON); '-' for stdin."),
+    provider: str = typer.Option(..., "--provider", "-p",
+                                 help="anthropic, openai, gemini, bedrock, deepseek or otel."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Convert a raw provider usage object into ctxbudget's disjoint buckets."""
+    from ..adapters import adapt_usage
+
+    text = sys.stdin.read() if file == "-" else _read(file)
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})")
+    with _errors(prefix=f"{file}: "):
+        a = adapt_usage(provider, raw)
+    d: dict[str, Any] = {**a.usage.as_dict(), "prompt_tokens": a.usage.prompt_tokens,
+                         "source_input_inclusive": a.input_inclusive, "model": a.model,
+                         "request_id": a.request_id}
+    if as_json:
+        print_json(d)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{provider} usage ({'inclusive' if a.input_inclusive else 'exclusive'} input)")
+    t.add_column("bucket")
+    t.add_column("tokens", justify="right")
+    for k, v in a.usage.as_dict().items():
+        t.add_row(k, f"{v:,}")
+    console().print(t)
+
+
+def prices_cmd(
+    pattern: str | None = typer.Argument(None, help="Substring of model or provider."),
+    prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
+    at: str | None = typer.Option(None, "--at", help="Date YYYY-MM-DD (default today)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the price rows matching PATTERN, with source and effective date."""
+    day = parse_day(at, "--at")
+    when = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
+    with _errors():
+        rows = _book(prices).rows(pattern, when)
+    if as_json:
+        print_json([r.as_dict() for r in rows])
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} price rows (USD per million tokens)")
+    for col in ("provider", "model", "input", "cache read", "write 5m", "write 1h", "output",
+                "tiers", "from", "source"):
+        t.add_column(col, justify="right" if col not in ("provider", "model", "source") else "left")
+    for r in rows:
+        b = r.base
+        t.add_row(r.provider, r.model, str(b.input_mtok), str(b.cache_read_mtok),
+                  str(b.cache_write_5m_mtok), str(b.cache_write_1h_mtok), str(b.output_mtok),
+                  ", ".join(f">{x.above_prompt_tokens:,}" for x in r.tiers),
+                  r.effective_from.isoformat() if r.effective_from else "", r.source)
+    console().print(t)
+
+
+def _read(path: str) -> str:
+    p = Path(path)
+    if not p.exists():
+        fail(f"{path}: file not found")
+    return p.read_text(encoding="utf-8")
+
+
+class _errors:
+    """Context manager: ctxbudget errors → one line, exit 2."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: Any, exc: Any, tb: Any) -> bool:
+        from ..errors import CtxBudgetError
+
+        if exc is not None and isinstance(exc, CtxBudgetError):
+            sys.stderr.write(f"error: {self.prefix}{exc}\n")
+            raise typer.Exit(2)
+        return False
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cost")(handles_errors(cost))
+    app.command("usage")(handles_errors(usage))
+    app.command("prices")(handles_errors(prices_cmd))

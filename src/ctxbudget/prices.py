@@ -1,0 +1,575 @@
+"""Prices and the one cost formula.
+
+A :class:`Price` holds USD per million tokens for each :class:`~ctxbudget.usage.Usage`
+bucket, with context-length tiers. :class:`PriceBook` resolves
+(provider, model, timestamp, service tier) to a ``Price`` from, in order:
+
+1. the user's overrides file(s) (YAML, see ``examples/prices-2026.yaml``);
+2. the bundled catalog of the pinned ``genai-prices`` package (never auto-updated).
+
+An unknown model raises :class:`~ctxbudget.errors.UnpricedModel`; nothing is ever
+priced at $0 by omission.
+
+The cost formula lives here and only here: :func:`cost_of` (Python, exact
+``Decimal``) and :func:`cost_sql` (the same formula as a SQL expression, for bulk
+analytics). Tier rule, as providers bill it: once the *whole prompt* (input + cache
+read + cache writes) exceeds a tier's threshold, that tier's rates apply to *every*
+token of the request.
+
+Missing rates follow genai-prices: a model without a cache-read rate bills cache
+reads at the input rate; without a 1h cache-write rate, 1h writes use the generic
+cache-write rate, and without any cache-write rate, the input rate.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from .errors import PriceFileError, PricingError, UnpricedModel
+from .usage import Usage
+
+__all__ = [
+    "MILLION",
+    "RATE_FIELDS",
+    "Cost",
+    "Price",
+    "PriceBook",
+    "Rates",
+    "Tier",
+    "cost_of",
+    "cost_sql",
+    "default_pricebook",
+]
+
+MILLION = Decimal(1_000_000)
+
+#: Rate fields of :class:`Rates`, one per billed bucket, in bucket order.
+RATE_FIELDS: tuple[str, ...] = (
+    "input_mtok",
+    "cache_read_mtok",
+    "cache_write_5m_mtok",
+    "cache_write_1h_mtok",
+    "output_mtok",
+)
+_BUCKET_OF_RATE = dict(
+    zip(
+        RATE_FIELDS,
+        ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+         "cache_write_1h_tokens", "output_tokens"),
+        strict=True,
+    )
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rates:
+    """USD per million tokens for each bucket, with fallbacks already applied."""
+
+    input_mtok: Decimal
+    """Rate for uncached input tokens."""
+    cache_read_mtok: Decimal
+    """Rate for cache-read tokens (the input rate when the provider has no discount)."""
+    cache_write_5m_mtok: Decimal
+    """Rate for 5-minute cache writes (the input rate when there is no write premium)."""
+    cache_write_1h_mtok: Decimal
+    """Rate for 1-hour cache writes."""
+    output_mtok: Decimal
+    """Rate for output tokens (reasoning included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """Rates that replace the base rates once the prompt exceeds ``above_prompt_tokens``."""
+
+    above_prompt_tokens: int
+    rates: Rates
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Price:
+    """A model's price at one point in time, for one service tier."""
+
+    provider: str
+    model: str
+    """Canonical model id of the catalog entry that matched."""
+    base: Rates
+    tiers: tuple[Tier, ...] = ()
+    """Ascending by threshold; the highest threshold the prompt exceeds wins."""
+    per_request_usd: Decimal = Decimal(0)
+    """A fixed fee per request, when the provider charges one."""
+    effective_from: date | None = None
+    """First day (UTC) these rates apply; ``None`` means "since the model existed"."""
+    source: str = ""
+    """Where the price came from: ``genai-prices 0.2.3`` or ``overrides:<file>``."""
+    service_tier: str | None = None
+    """The variant these rates are for (``batch``, ``priority``...), ``None`` for standard."""
+    context_window: int | None = None
+
+    def rates_for(self, prompt_tokens: int) -> Rates:
+        """The rates billed for a request whose whole prompt is ``prompt_tokens``."""
+        rates = self.base
+        for tier in self.tiers:
+            if prompt_tokens > tier.above_prompt_tokens:
+                rates = tier.rates
+        return rates
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "provider": self.provider,
+            "model": self.model,
+            **{k: str(getattr(self.base, k)) for k in RATE_FIELDS},
+            "tiers": [
+                {"above_prompt_tokens": t.above_prompt_tokens,
+                 **{k: str(getattr(t.rates, k)) for k in RATE_FIELDS}}
+                for t in self.tiers
+            ],
+            "per_request_usd": str(self.per_request_usd),
+            "effective_from": self.effective_from.isoformat() if self.effective_from else None,
+            "service_tier": self.service_tier,
+            "source": self.source,
+        }
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cost:
+    """The cost of a usage under a price, per bucket, exact."""
+
+    price: Price
+    rates: Rates
+    """The rates actually applied (after tier selection)."""
+    usage: Usage
+    requests: int
+    buckets: Mapping[str, Decimal]
+    """USD per bucket (``input_tokens``... ``output_tokens``), plus ``requests``."""
+    total_usd: Decimal
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.price.provider,
+            "model": self.price.model,
+            "source": self.price.source,
+            "service_tier": self.price.service_tier,
+            "effective_from": (self.price.effective_from.isoformat()
+                               if self.price.effective_from else None),
+            "tier_applied": self.rates is not self.price.base,
+            "buckets": [
+                {"bucket": _BUCKET_OF_RATE[r], "tokens": getattr(self.usage, _BUCKET_OF_RATE[r]),
+                 "rate_mtok": str(getattr(self.rates, r)),
+                 "usd": str(self.buckets[_BUCKET_OF_RATE[r]])}
+                for r in RATE_FIELDS
+            ],
+            "requests_usd": str(self.buckets.get("requests", Decimal(0))),
+            "reasoning_tokens": self.usage.reasoning_tokens,
+            "total_usd": str(self.total_usd),
+        }
+
+
+def cost_of(usage: Usage, price: Price, *, requests: int = 1) -> Cost:
+    """THE cost formula: tokens × rate / 1e6 per bucket, tier chosen by the whole prompt.
+
+    ``requests`` counts per-request fees (1 for a single call). Exact ``Decimal``.
+    """
+    rates = price.rates_for(usage.prompt_tokens)
+    b = {
+        "input_tokens": usage.input_tokens * rates.input_mtok / MILLION,
+        "cache_read_tokens": usage.cache_read_tokens * rates.cache_read_mtok / MILLION,
+        "cache_write_5m_tokens": usage.cache_write_5m_tokens * rates.cache_write_5m_mtok / MILLION,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens * rates.cache_write_1h_mtok / MILLION,
+        "output_tokens": usage.output_tokens * rates.output_mtok / MILLION,
+    }
+    total = sum(b.values(), Decimal(0))
+    if price.per_request_usd and requests:
+        b["requests"] = price.per_request_usd * requests
+        total += b["requests"]
+    return Cost(price=price, rates=rates, usage=usage, requests=requests, buckets=b,
+                total_usd=total)
+
+
+def cost_sql(tokens: Mapping[str, str], rates: Mapping[str, str]) -> str:
+    """The same formula as :func:`cost_of`, as a SQL expression.
+
+    ``tokens`` maps bucket names to SQL column expressions, ``rates`` maps
+    :data:`RATE_FIELDS` to column expressions already chosen for the request's tier.
+    Uses DECIMAL arithmetic so sums stay exact.
+    """
+    parts = [
+        f"CAST({tokens[_BUCKET_OF_RATE[r]]} AS DECIMAL(38,0)) * {rates[r]}" for r in RATE_FIELDS
+    ]
+    return "((" + " + ".join(parts) + ") / 1000000)"
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def _dec(value: Any, where: str) -> Decimal:
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise PriceFileError(f"{where}: {value!r} is not a number") from None
+    if not d.is_finite() or d < 0:
+        raise PriceFileError(f"{where}: {value!r} must be a finite, non-negative number")
+    return d
+
+
+def _rates_from_mapping(m: Mapping[str, Any], where: str, fallback: Rates | None = None) -> Rates:
+    """Build Rates from a mapping with ``*_mtok`` keys (genai-prices or overrides style)."""
+
+    def get(key: str) -> Decimal | None:
+        v = m.get(key)
+        return None if v is None else _dec(v, f"{where}.{key}")
+
+    inp = get("input_mtok")
+    out = get("output_mtok")
+    if inp is None:
+        inp = fallback.input_mtok if fallback else None
+    if out is None:
+        out = fallback.output_mtok if fallback else None
+    if inp is None or out is None:
+        missing = "input_mtok" if inp is None else "output_mtok"
+        raise PriceFileError(f"{where}: {missing} is required")
+    read = get("cache_read_mtok")
+    write = get("cache_write_mtok")
+    w5 = get("cache_write_5m_mtok")
+    w1 = get("cache_write_1h_mtok")
+    if fallback is not None:
+        read = read if read is not None else fallback.cache_read_mtok
+        w5 = w5 if w5 is not None else (write if write is not None else fallback.cache_write_5m_mtok)
+        w1 = w1 if w1 is not None else fallback.cache_write_1h_mtok
+    generic_write = w5 if w5 is not None else write
+    return Rates(
+        input_mtok=inp,
+        cache_read_mtok=read if read is not None else inp,
+        cache_write_5m_mtok=generic_write if generic_write is not None else inp,
+        cache_write_1h_mtok=w1 if w1 is not None else (write if write is not None else inp),
+        output_mtok=out,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _OverrideEntry:
+    provider: str | None
+    names: frozenset[str]
+    effective_from: date | None
+    price: Price
+
+
+def _price_context(service_tier: str | None) -> dict[str, str] | None:
+    if not service_tier or service_tier in ("standard", "default"):
+        return None
+    if service_tier == "batch":
+        return {"processing": "batch"}
+    return {"service_tier": service_tier}
+
+
+@dataclass
+class PriceBook:
+    """Resolves (provider, model, time, service tier) to a :class:`Price`.
+
+    ``overrides`` are YAML files the user owns; they win over the bundled catalog.
+    Resolutions are memoized per (provider, model, day, tier), so pricing millions
+    of calls costs one dictionary lookup each.
+    """
+
+    overrides: Sequence[Path] = ()
+    use_catalog: bool = True
+    _entries: list[_OverrideEntry] = field(default_factory=list, init=False, repr=False)
+    _memo: dict[tuple[str | None, str, date | None, str | None], Price] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        for path in self.overrides:
+            self._entries.extend(_load_overrides(Path(path)))
+        # newest first, so the first match at a date is the one in force
+        self._entries.sort(key=lambda e: e.effective_from or date.min, reverse=True)
+
+    # -- resolution --------------------------------------------------------
+    def resolve(
+        self,
+        model: str,
+        provider: str | None = None,
+        at: datetime | date | None = None,
+        service_tier: str | None = None,
+    ) -> Price:
+        """The price in force for ``model`` at ``at`` (default: now, UTC)."""
+        if isinstance(at, datetime):
+            day: date | None = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).date()
+        elif isinstance(at, date):
+            day = at
+        else:
+            day = None
+        key = (provider, model, day, service_tier)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        price = self._resolve_override(model, provider, day)
+        memoize = True
+        if price is None:
+            price, memoize = self._resolve_catalog(model, provider, at, service_tier)
+        if memoize and day is not None:
+            self._memo[key] = price
+        return price
+
+    def cost(
+        self,
+        usage: Usage,
+        model: str,
+        provider: str | None = None,
+        at: datetime | date | None = None,
+        service_tier: str | None = None,
+        *,
+        requests: int = 1,
+    ) -> Cost:
+        """Resolve the price and apply :func:`cost_of`."""
+        return cost_of(usage, self.resolve(model, provider, at, service_tier), requests=requests)
+
+    def total_usd(
+        self,
+        usage: Usage,
+        model: str,
+        provider: str | None = None,
+        at: datetime | date | None = None,
+        service_tier: str | None = None,
+    ) -> Decimal:
+        """Shortcut for ``cost(...).total_usd``."""
+        return cost_of(usage, self.resolve(model, provider, at, service_tier)).total_usd
+
+    def _resolve_override(self, model: str, provider: str | None, day: date | None) -> Price | None:
+        name = model.lower()
+        for e in self._entries:
+            if name not in e.names:
+                continue
+            if provider and e.provider and provider.lower() != e.provider:
+                continue
+            if day is not None and e.effective_from is not None and day < e.effective_from:
+                continue
+            return e.price
+        return None
+
+    def _resolve_catalog(
+        self,
+        model: str,
+        provider: str | None,
+        at: datetime | date | None,
+        service_tier: str | None,
+    ) -> tuple[Price, bool]:
+        """The catalog price, and whether it may be memoized per day."""
+        if not self.use_catalog:
+            raise UnpricedModel(model, provider, self.near_matches(model))
+        from genai_prices import data_snapshot  # lazy: the catalog is ~30k lines
+
+        snap = data_snapshot.get_snapshot()
+        try:
+            prov, info = snap.find_provider_model(model, None, provider, None)
+        except LookupError:
+            raise UnpricedModel(model, provider, self.near_matches(model, provider)) from None
+        if isinstance(at, datetime):
+            ts = at if at.tzinfo else at.replace(tzinfo=UTC)
+        elif isinstance(at, date):
+            ts = datetime(at.year, at.month, at.day, tzinfo=UTC)
+        else:
+            ts = datetime.now(UTC)
+        mp = info.get_prices(ts, _price_context(service_tier))  # type: ignore[arg-type]
+        price = _price_from_genai(prov.id, info, mp, service_tier)
+        if price is None:
+            raise UnpricedModel(model, provider, self.near_matches(model, provider))
+        # time-of-day (off-peak) prices cannot be memoized per day
+        time_varying = isinstance(info.prices, list) and any(
+            type(c.constraint).__name__ == "TimeOfDateConstraint" for c in info.prices
+        )
+        return price, not time_varying
+
+    # -- listing -----------------------------------------------------------
+    def near_matches(self, model: str, provider: str | None = None, n: int = 3) -> list[str]:
+        names = {n_ for e in self._entries for n_ in e.names}
+        if self.use_catalog:
+            from genai_prices import data_snapshot
+
+            for p in data_snapshot.get_snapshot().providers:
+                if provider and p.id != provider.lower():
+                    continue
+                names.update(m.id for m in p.models)
+        return difflib.get_close_matches(model.lower(), sorted(names), n=n, cutoff=0.6)
+
+    def rows(self, pattern: str | None = None, at: datetime | None = None) -> list[Price]:
+        """Every price row whose model or provider contains ``pattern`` (case-insensitive)."""
+        pat = (pattern or "").lower()
+        out: list[Price] = []
+        seen: set[tuple[str, str]] = set()
+        for e in self._entries:
+            if pat in e.price.model.lower() or pat in e.price.provider.lower():
+                out.append(e.price)
+                seen.add((e.price.provider, e.price.model))
+        if self.use_catalog:
+            from genai_prices import data_snapshot
+
+            ts = at or datetime.now(UTC)
+            for p in data_snapshot.get_snapshot().providers:
+                for m in p.models:
+                    if (p.id, m.id) in seen:
+                        continue
+                    if pat and pat not in m.id.lower() and pat not in p.id.lower():
+                        continue
+                    price = _price_from_genai(p.id, m, m.get_prices(ts), None)
+                    if price is not None:
+                        out.append(price)
+        return out
+
+
+def _genai_version() -> str:
+    from importlib.metadata import version
+
+    return f"genai-prices {version('genai-prices')}"
+
+
+def _price_from_genai(provider: str, info: Any, mp: Any, service_tier: str | None) -> Price | None:
+    from genai_prices.types import TieredPrices
+
+    raw: dict[str, Any] = {}
+    thresholds: set[int] = set()
+    for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok",
+                "cache_write_5m_mtok", "cache_write_1h_mtok"):
+        v = getattr(mp, key, None)
+        raw[key] = v
+        if isinstance(v, TieredPrices):
+            thresholds.update(t.start for t in v.tiers)
+    if raw["input_mtok"] is None or raw["output_mtok"] is None:
+        return None
+
+    def at_level(threshold: int | None) -> dict[str, Decimal | None]:
+        out: dict[str, Decimal | None] = {}
+        for k, v in raw.items():
+            if isinstance(v, TieredPrices):
+                rate = v.base
+                if threshold is not None:
+                    for t in v.tiers:
+                        if threshold >= t.start:
+                            rate = t.price
+                out[k] = rate
+            else:
+                out[k] = v
+        return out
+
+    base = _rates_from_mapping(at_level(None), f"{provider}/{info.id}")
+    tiers = tuple(
+        Tier(th, _rates_from_mapping(at_level(th), f"{provider}/{info.id}"))
+        for th in sorted(thresholds)
+    )
+    req = getattr(mp, "requests_kcount", None)
+    per_req = (Decimal(req) / 1000) if isinstance(req, Decimal) else Decimal(0)
+    start = None
+    if isinstance(info.prices, list):
+        # the effective date of the conditional price in force
+        for c in reversed(info.prices):
+            if c.prices is mp or (c.prices == mp and getattr(c.constraint, "start_date", None)):
+                start = getattr(c.constraint, "start_date", None)
+                break
+    return Price(
+        provider=provider,
+        model=info.id,
+        base=base,
+        tiers=tiers,
+        per_request_usd=per_req,
+        effective_from=start,
+        source=_genai_version(),
+        service_tier=service_tier,
+        context_window=info.context_window,
+    )
+
+
+# --------------------------------------------------------------------------- overrides file
+
+
+def _load_overrides(path: Path) -> list[_OverrideEntry]:
+    import yaml
+
+    if not path.exists():
+        raise PriceFileError(f"{path}: prices file not found")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise PriceFileError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("prices"), list):
+        raise PriceFileError(f"{path}: expected a mapping with a 'prices' list")
+    allowed = {"model", "provider", "aliases", "effective_from", "source", "tiers",
+               "per_request_usd", "service_tier", "context_window", "cache_write_mtok", *RATE_FIELDS}
+    entries: list[_OverrideEntry] = []
+    for i, item in enumerate(doc["prices"]):
+        where = f"{path}: prices[{i}]"
+        if not isinstance(item, Mapping):
+            raise PriceFileError(f"{where}: expected a mapping")
+        unknown = set(item) - allowed
+        if unknown:
+            raise PriceFileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
+                                 f"allowed: {', '.join(sorted(allowed))}")
+        model = item.get("model")
+        if not isinstance(model, str) or not model:
+            raise PriceFileError(f"{where}.model: a model name is required")
+        where = f"{path}: prices[{i}] ({model})"
+        base = _rates_from_mapping(item, where)
+        tiers: list[Tier] = []
+        for j, t in enumerate(item.get("tiers") or []):
+            tw = f"{where}.tiers[{j}]"
+            if not isinstance(t, Mapping) or not isinstance(t.get("above_prompt_tokens"), int):
+                raise PriceFileError(f"{tw}: needs an integer above_prompt_tokens")
+            tiers.append(Tier(t["above_prompt_tokens"], _rates_from_mapping(t, tw, fallback=base)))
+        tiers.sort(key=lambda t: t.above_prompt_tokens)
+        eff = item.get("effective_from")
+        if eff is not None and not isinstance(eff, date):
+            try:
+                eff = date.fromisoformat(str(eff))
+            except ValueError:
+                raise PriceFileError(f"{where}.effective_from: {eff!r} is not YYYY-MM-DD") from None
+        aliases = item.get("aliases") or []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise PriceFileError(f"{where}.aliases: expected a list of model names")
+        provider = item.get("provider")
+        price = Price(
+            provider=str(provider or "custom"),
+            model=model,
+            base=base,
+            tiers=tuple(tiers),
+            per_request_usd=_dec(item.get("per_request_usd", 0), f"{where}.per_request_usd"),
+            effective_from=eff,
+            source=f"overrides:{path.name}" + (f" ({item['source']})" if item.get("source") else ""),
+            service_tier=item.get("service_tier"),
+            context_window=item.get("context_window"),
+        )
+        entries.append(_OverrideEntry(
+            provider=str(provider).lower() if provider else None,
+            names=frozenset(n.lower() for n in [model, *aliases]),
+            effective_from=eff,
+            price=price,
+        ))
+    return entries
+
+
+_DEFAULT: PriceBook | None = None
+
+
+def default_pricebook() -> PriceBook:
+    """A process-wide PriceBook over the bundled catalog (no overrides)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = PriceBook()
+    return _DEFAULT
+
+
+def iter_models(book: PriceBook, pairs: Iterable[tuple[str | None, str]]) -> dict[tuple[str | None, str], Price | PricingError]:
+    """Resolve many (provider, model) pairs at once, keeping errors as values."""
+    out: dict[tuple[str | None, str], Price | PricingError] = {}
+    for prov, model in pairs:
+        try:
+            out[(prov, model)] = book.resolve(model, prov)
+        except PricingError as exc:
+            out[(prov, model)] = exc
+    return out

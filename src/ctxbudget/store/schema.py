@@ -1,0 +1,101 @@
+"""Store schema as numbered migrations, applied once and recorded.
+
+``calls`` is the one fact table every importer, the tracker and ``simulate`` write
+and every analysis reads. Its token columns are the disjoint :class:`Usage`
+buckets. ``call_key`` is the de-duplication key: ``<source>:<request id>`` when the
+source has one, else a content hash; re-importing the same record replaces it
+(never adds a second row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+#: (name, DuckDB type) of the calls table, in order. Parquet files written by
+#: ``simulate`` use the same names so analytics can read either.
+CALL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("call_key", "VARCHAR"),
+    ("ts", "TIMESTAMPTZ"),
+    ("provider", "VARCHAR"),
+    ("model", "VARCHAR"),
+    ("task_id", "VARCHAR"),
+    ("session_id", "VARCHAR"),
+    ("task_type", "VARCHAR"),
+    ("request_id", "VARCHAR"),
+    ("input_tokens", "BIGINT"),
+    ("cache_read_tokens", "BIGINT"),
+    ("cache_write_5m_tokens", "BIGINT"),
+    ("cache_write_1h_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("reasoning_tokens", "BIGINT"),
+    ("latency_ms", "DOUBLE"),
+    ("status", "VARCHAR"),
+    ("source", "VARCHAR"),
+    ("service_tier", "VARCHAR"),
+    ("turn", "INTEGER"),
+    ("components", "VARCHAR"),  # JSON object {component: tokens}
+    ("prefix_fingerprint", "VARCHAR"),  # JSON list of block hashes
+    ("expected_cache_read_tokens", "BIGINT"),
+    ("input_inclusive", "BOOLEAN"),
+    ("meta", "VARCHAR"),  # JSON object
+)
+
+
+def _m1_initial(con: Any) -> None:
+    cols = ",\n  ".join(f"{n} {t}" for n, t in CALL_COLUMNS)
+    con.execute(f"CREATE TABLE calls (\n  {cols},\n  PRIMARY KEY (call_key)\n)")
+    con.execute(
+        """CREATE TABLE tasks (
+          task_id VARCHAR PRIMARY KEY,
+          task_type VARCHAR,
+          outcome VARCHAR,
+          started_at TIMESTAMPTZ,
+          ended_at TIMESTAMPTZ,
+          session_id VARCHAR,
+          parent_id VARCHAR,
+          source VARCHAR
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE imports (
+          path VARCHAR,
+          format VARCHAR,
+          size_bytes BIGINT,
+          mtime DOUBLE,
+          lines BIGINT,
+          accepted BIGINT,
+          rejected BIGINT,
+          imported_at TIMESTAMPTZ
+        )"""
+    )
+
+
+#: Ordered migrations. Never edit a released one: append a new function.
+MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
+    (1, "initial calls/tasks/imports tables", _m1_initial),
+)
+
+
+def migrate(con: Any) -> list[int]:
+    """Apply pending migrations in order inside one transaction each; return those applied."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+    )
+    done = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied: list[int] = []
+    for version, name, fn in MIGRATIONS:
+        if version in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            fn(con)
+            con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                        [version, name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
