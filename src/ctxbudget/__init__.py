@@ -23,6 +23,26 @@ from .usage import BUCKETS, Call, Task, Usage
 
 __version__ = "0.1.0"
 
+#: Public names that live in heavier modules, imported on first use so that
+#: ``import ctxbudget`` stays light (no SDK, DuckDB or plotting import).
+#: Each entry: public name -> "module:attribute".
+_LAZY: dict[str, str] = {
+    "open_store": "ctxbudget.store:open_store",
+    "Store": "ctxbudget.store:Store",
+}
+
+
+def __getattr__(name: str) -> object:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'ctxbudget' has no attribute {name!r}")
+    import importlib
+
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
 __all__ = [
     "BUCKETS",
     "AdaptedUsage",
@@ -44,8 +64,10 @@ __all__ = [
     "UnpricedModel",
     "Usage",
     "UsageError",
+    "Store",
     "__version__",
     "adapt_usage",
     "cost_of",
     "default_pricebook",
+    "open_store",
 ]
