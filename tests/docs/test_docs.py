@@ -1,0 +1,50 @@
+"""Docs that cannot drift: the README's two commands, CI, and every CLI command documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"```(?:bash|sh|console)?\n(.*?)```", text, re.S)
+    assert m, "README.md must open with a code block holding the two commands"
+    return [ln.strip() for ln in m.group(1).splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def test_readme_opens_with_exactly_two_commands() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = text.index("```")
+    # nothing but the title and one short line may precede the commands
+    assert len(text[:first_block].strip().splitlines()) <= 3
+    cmds = _readme_commands()
+    assert len(cmds) == 2, cmds
+    install_and_run, test = cmds
+    assert "pip install" in install_and_run and "ctxbudget demo" in install_and_run
+    assert "pip install" in test and "pytest" in test
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert _readme_commands()[1] in ci
+
+
+def test_every_cli_command_is_documented() -> None:
+    import typer.main
+
+    from ctxbudget.cli.main import app
+
+    group = typer.main.get_command(app)
+    names: list[str] = []
+    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+        sub = getattr(cmd, "commands", None)
+        if sub:
+            names.extend(f"{name} {s}" for s in sub)
+        else:
+            names.append(name)
+    doc = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    missing = [n for n in names if f"### `ctxbudget {n}`" not in doc]
+    assert not missing, f"undocumented commands in docs/cli.md: {missing}"
