@@ -197,12 +197,14 @@ def cost_sql(tokens: Mapping[str, str], rates: Mapping[str, str]) -> str:
 
     ``tokens`` maps bucket names to SQL column expressions, ``rates`` maps
     :data:`RATE_FIELDS` to column expressions already chosen for the request's tier.
-    Uses DECIMAL arithmetic so sums stay exact.
+    Uses DECIMAL arithmetic so sums stay exact: the per-million scale is a multiplication
+    by the DECIMAL literal 0.000001, because DuckDB (and Spark) turn a DECIMAL division
+    into DOUBLE or round it.
     """
     parts = [
         f"CAST({tokens[_BUCKET_OF_RATE[r]]} AS DECIMAL(38,0)) * {rates[r]}" for r in RATE_FIELDS
     ]
-    return "((" + " + ".join(parts) + ") / 1000000)"
+    return "((" + " + ".join(parts) + ") * 0.000001)"
 
 
 # --------------------------------------------------------------------------- catalog
