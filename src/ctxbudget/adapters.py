@@ -111,6 +111,8 @@ def from_anthropic(raw: Any) -> AdaptedUsage:
     ``input_tokens`` excludes cache tokens. ``cache_creation.ephemeral_5m_input_tokens``
     and ``ephemeral_1h_input_tokens`` split the writes by TTL; when only
     ``cache_creation_input_tokens`` is present, the writes are 5-minute writes.
+    ``output_tokens`` includes ``output_tokens_details.thinking_tokens`` (recorded as
+    reasoning).
     """
     u, body = _unwrap(raw, "usage")
     inp = _int(u, "input_tokens", "usage.")
@@ -131,6 +133,14 @@ def from_anthropic(raw: Any) -> AdaptedUsage:
             )
     else:
         w5, w1 = total_write, 0
+    thinking = _int(_as_mapping(u.get("output_tokens_details")), "thinking_tokens",
+                    "usage.output_tokens_details.")
+    if thinking > out:
+        raise UsageError(
+            f"usage.output_tokens_details.thinking_tokens ({thinking}) exceeds "
+            f"usage.output_tokens ({out})",
+            field="usage.output_tokens_details.thinking_tokens",
+        )
     return AdaptedUsage(
         Usage(
             input_tokens=inp,
@@ -138,6 +148,7 @@ def from_anthropic(raw: Any) -> AdaptedUsage:
             cache_write_5m_tokens=w5,
             cache_write_1h_tokens=w1,
             output_tokens=out,
+            reasoning_tokens=thinking,
         ),
         input_inclusive=False,
         model=body.get("model"),
