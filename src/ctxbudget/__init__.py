@@ -29,6 +29,11 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "open_store": "ctxbudget.store:open_store",
     "Store": "ctxbudget.store:Store",
+    "count_tokens": "ctxbudget.tokens:count_tokens",
+    "count_many": "ctxbudget.tokens:count_many",
+    "count_tools": "ctxbudget.tokens:count_tools",
+    "TokenCount": "ctxbudget.tokens:TokenCount",
+    "Calibration": "ctxbudget.tokens:Calibration",
 }
 
 
@@ -65,7 +70,12 @@ __all__ = [
     "Usage",
     "UsageError",
     "Store",
+    "Calibration",
+    "TokenCount",
     "__version__",
+    "count_many",
+    "count_tokens",
+    "count_tools",
     "adapt_usage",
     "cost_of",
     "default_pricebook",

@@ -1,0 +1,290 @@
+"""Tokenizers behind ``count_tokens``: tiktoken, Hugging Face tokenizer.json, estimator.
+
+Each counter turns text into *units* (tokens for an exact tokenizer; o200k
+tokens or characters for the estimator) and units into tokens. Units of a text
+are memoized by content hash, so re-counting is a dict lookup.
+
+tiktoken downloads an encoding file on first use (or reads it from
+``TIKTOKEN_CACHE_DIR``). When that fails — no network, no cached file — the
+counter degrades to the calibrated estimator with ONE warning on the
+``ctxbudget.tokens`` logger per encoding; it never raises. We never set or
+rewrite ``TIKTOKEN_CACHE_DIR`` and never ship encoding files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import TokenizerError
+from ._calibration import Calibration, default_calibration
+from ._memo import LRUMemo, text_digest
+from ._models import encoding_for_model, provider_for_model
+
+__all__ = [
+    "Counter",
+    "EstimateCounter",
+    "HFCounter",
+    "TiktokenCounter",
+    "get_counter",
+    "load_encoding",
+    "o200k_units",
+    "units_memo",
+]
+
+log = logging.getLogger("ctxbudget.tokens")
+
+#: (counter key, blake2b digest) -> units. Shared by every counter.
+units_memo: LRUMemo[int] = LRUMemo(maxsize=131_072)
+
+_lock = threading.Lock()
+_encodings: dict[tuple[str, str | None], Any] = {}
+_warned: set[tuple[str, str | None]] = set()
+
+
+def _cache_dir() -> str | None:
+    return os.environ.get("TIKTOKEN_CACHE_DIR")
+
+
+def load_encoding(name: str) -> Any | None:
+    """The tiktoken ``Encoding`` called ``name``, or ``None`` when it cannot be loaded.
+
+    A failure (offline, no cached file, tiktoken missing) is logged once as a
+    warning and remembered for this ``TIKTOKEN_CACHE_DIR`` value.
+    """
+    key = (name, _cache_dir())
+    with _lock:
+        if key in _encodings:
+            return _encodings[key]
+    try:
+        import tiktoken
+
+        enc: Any | None = tiktoken.get_encoding(name)
+    except Exception as exc:  # offline: requests/urllib3/socket errors; also a bad cache file
+        enc = None
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        with _lock:
+            first = key not in _warned
+            _warned.add(key)
+        if first:
+            log.warning(
+                "tiktoken encoding %s unavailable offline (%s); token counts are estimated. "
+                "Put the encoding file in TIKTOKEN_CACHE_DIR or allow one download.",
+                name, reason,
+            )
+    with _lock:
+        _encodings[key] = enc
+    return enc
+
+
+def _forget_encodings() -> None:
+    """Drop loaded/failed encodings and the once-only warnings (tests use this)."""
+    with _lock:
+        _encodings.clear()
+        _warned.clear()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Counter:
+    """Base: ``units(text)`` then ``tokens(units)``; identity for exact tokenizers."""
+
+    key: str
+    method: str
+    exact: bool
+    note: str = ""
+    memoize: bool = True
+
+    def units(self, text: str) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def units_batch(self, texts: Sequence[str], threads: int) -> list[int]:
+        if threads <= 1 or len(texts) < 2:
+            return [self.units(t) for t in texts]
+        return _threaded(self.units, texts, threads)
+
+    def tokens(self, units: int, *, with_intercept: bool = True) -> int:
+        return units
+
+
+def _threaded(fn: Any, texts: Sequence[str], threads: int) -> list[int]:
+    """Run ``fn`` over ``texts`` in ``threads`` contiguous, length-balanced chunks."""
+    total = sum(len(t) for t in texts)
+    bounds = [0]
+    acc = 0
+    target = total / threads
+    for i, t in enumerate(texts):
+        acc += len(t)
+        if acc >= target * len(bounds) and len(bounds) < threads:
+            bounds.append(i + 1)
+    bounds.append(len(texts))
+    chunks = [texts[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+    def run(chunk: Sequence[str]) -> list[int]:
+        return [fn(t) for t in chunk]
+
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        parts = list(pool.map(run, chunks))
+    return [u for part in parts for u in part]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TiktokenCounter(Counter):
+    """Exact counts with a tiktoken encoding (``encode_ordinary``: special-token
+    strings in user text are counted as the plain text the API also sees)."""
+
+    encoding: Any = field(repr=False)
+
+    def units(self, text: str) -> int:
+        return len(self.encoding.encode_ordinary(text))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HFCounter(Counter):
+    """Exact counts with a Hugging Face ``tokenizers`` tokenizer.json (no special tokens added)."""
+
+    tokenizer: Any = field(repr=False)
+
+    def units(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def units_batch(self, texts: Sequence[str], threads: int) -> list[int]:
+        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encs]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EstimateCounter(Counter):
+    """Calibrated estimate: units are o200k tokens or characters, per the calibration."""
+
+    calibration: Calibration
+    base: TiktokenCounter | None = field(default=None, repr=False)
+
+    def units(self, text: str) -> int:
+        if self.base is not None:
+            return self.base.units(text)
+        return len(text)
+
+    def units_batch(self, texts: Sequence[str], threads: int) -> list[int]:
+        if self.base is not None:
+            return self.base.units_batch(texts, threads)
+        return [len(t) for t in texts]
+
+    def tokens(self, units: int, *, with_intercept: bool = True) -> int:
+        return self.calibration.estimate(units, with_intercept=with_intercept)
+
+
+def _tiktoken_counter(encoding_name: str) -> TiktokenCounter | None:
+    enc = load_encoding(encoding_name)
+    if enc is None:
+        return None
+    return TiktokenCounter(key=f"tiktoken:{encoding_name}", method=f"tiktoken:{encoding_name}",
+                           exact=True, encoding=enc)
+
+
+def _estimate_counter(family: str, calibration: Calibration | None, note: str) -> EstimateCounter:
+    cal = calibration or default_calibration(family, "o200k")
+    if cal.basis == "o200k":
+        base = _tiktoken_counter("o200k_base")
+        if base is not None:
+            return EstimateCounter(key=base.key, method=cal.describe(), exact=False,
+                                   note=note, calibration=cal, base=base)
+        offline = "tiktoken encoding o200k_base unavailable offline; estimated from characters"
+        cal = default_calibration(family, "chars")
+        note = f"{note}; {offline}" if note else offline
+    return EstimateCounter(key=f"chars:{cal.slope}", method=cal.describe(), exact=False,
+                           note=note, memoize=False, calibration=cal)
+
+
+_hf_cache: dict[tuple[str, int, int], HFCounter] = {}
+
+
+def _hf_counter(path: str | Path) -> HFCounter:
+    p = Path(path).expanduser()
+    try:
+        st = p.stat()
+    except OSError:
+        raise TokenizerError(f"{p}: tokenizer file not found") from None
+    cache_key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    hit = _hf_cache.get(cache_key)
+    if hit is not None:
+        return hit
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise TokenizerError(
+            "the 'tokenizers' package is needed for tokenizer.json files: "
+            "pip install 'ctxbudget[hf]'"
+        ) from None
+    try:
+        tok = Tokenizer.from_file(str(p))
+    except Exception as exc:  # the Rust side raises a plain Exception on bad JSON
+        raise TokenizerError(f"{p}: not a Hugging Face tokenizer.json ({exc})") from None
+    counter = HFCounter(key=f"hf:{cache_key[0]}:{st.st_mtime_ns}", method=f"hf:{p}",
+                        exact=True, tokenizer=tok)
+    _hf_cache[cache_key] = counter
+    return counter
+
+
+def get_counter(
+    model: str,
+    provider: str | None = None,
+    *,
+    tokenizer: str | Path | None = None,
+    calibration: Calibration | None = None,
+) -> tuple[Counter, str]:
+    """The counter for ``model`` and its framing family (openai/anthropic/google/generic).
+
+    Order: a ``tokenizer`` file the user points to (exact); tiktoken for models
+    with a known encoding (exact, or the estimator with a warning when the
+    encoding cannot be loaded); otherwise the calibrated estimator.
+    """
+    family = provider_for_model(model, provider)
+    if tokenizer is not None:
+        return _hf_counter(tokenizer), family
+    if calibration is not None:
+        return _estimate_counter(calibration.family if family == "generic" else family,
+                                 calibration, ""), family
+    enc_name = encoding_for_model(model) if family in ("openai", "generic") else None
+    if enc_name is not None:
+        counter = _tiktoken_counter(enc_name)
+        if counter is not None:
+            return counter, "openai" if family == "generic" else family
+        note = f"tiktoken encoding {enc_name} unavailable offline; estimated"
+        cal = default_calibration("openai", "chars") if enc_name.startswith("o200k") else None
+        return _estimate_counter("openai", cal, note), family
+    if family == "anthropic":
+        note = "Claude has no public tokenizer; estimated"
+    elif family == "google":
+        note = "Gemini has no public tokenizer here; estimated"
+    else:
+        note = f"no known tokenizer for {model!r}; estimated"
+    return _estimate_counter(family, None, note), family
+
+
+def o200k_units(text: str) -> int:
+    """o200k_base tokens of ``text`` (memoized); characters/3.6 when offline."""
+    counter = _tiktoken_counter("o200k_base")
+    if counter is None:
+        raise TokenizerError("tiktoken encoding o200k_base unavailable offline; "
+                             "fit with basis='chars' instead")
+    return cached_units(counter, text)
+
+
+def cached_units(counter: Counter, text: str) -> int:
+    """``counter.units(text)`` through the content-hash memo."""
+    if not counter.memoize:
+        return counter.units(text)
+    key = (counter.key, text_digest(text))
+    hit = units_memo.get(key)
+    if hit is not None:
+        return hit
+    u = counter.units(text)
+    units_memo.put(key, u)
+    return u
