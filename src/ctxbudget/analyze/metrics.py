@@ -1,0 +1,293 @@
+"""Per-task metrics: ``report --by task|type|model|day|session``.
+
+Every figure is computed by the SQL in :mod:`.sql` (sums, counts, percentiles) and
+every ratio here from those sums, so DuckDB and Spark agree exactly. Column formulas
+are listed in ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ..prices import PriceBook, default_pricebook
+from .engine import Engine, price_data
+from .sql import DIMENSIONS, Filters, group_sql, type_summary_sql
+
+__all__ = ["GroupRow", "Report", "TypeStats", "compute_report", "ratio"]
+
+
+def ratio(num: int | Decimal | None, den: int | Decimal | None) -> float | None:
+    """num / den as a float, ``None`` when either is unknown or den is 0."""
+    if num is None or den is None or den == 0:
+        return None
+    return float(num) / float(den)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupRow:
+    """Sums over the calls of one ``--by`` key (see docs/metrics.md for each column)."""
+
+    key: str
+    calls: int
+    tasks: int
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_usd: Decimal | None
+    """Sum over priced calls, each priced at its own UTC day; NULL when none is priced."""
+    unpriced_calls: int
+    wasted_write_tokens: int
+    error_calls: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+    latency_ms: float | None
+    failed_cost_usd: Decimal | None
+    success_tasks: int
+    failure_tasks: int
+    partial_tasks: int
+    task_type: str | None = None
+    outcome: str | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return (self.input_tokens + self.cache_read_tokens + self.cache_write_5m_tokens
+                + self.cache_write_1h_tokens)
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """cache_read / prompt (token-weighted)."""
+        return ratio(self.cache_read_tokens, self.prompt_tokens)
+
+    @property
+    def write_read_ratio(self) -> float | None:
+        """(cache write 5m + 1h) / cache read."""
+        return ratio(self.cache_write_tokens, self.cache_read_tokens)
+
+    @property
+    def wasted_write_share(self) -> float | None:
+        """wasted cache-write tokens / cache-write tokens."""
+        return ratio(self.wasted_write_tokens, self.cache_write_tokens)
+
+    @property
+    def output_input_ratio(self) -> float | None:
+        """output / prompt tokens."""
+        return ratio(self.output_tokens, self.prompt_tokens)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from the first to the last call start."""
+        if self.first_ts is None or self.last_ts is None:
+            return None
+        return (self.last_ts - self.first_ts).total_seconds()
+
+    @property
+    def cost_per_task_usd(self) -> Decimal | None:
+        return None if self.cost_usd is None or not self.tasks else self.cost_usd / self.tasks
+
+    @property
+    def cost_per_success_usd(self) -> Decimal | None:
+        """Total spend / successful tasks (failures' spend included: they are the price)."""
+        if self.cost_usd is None or not self.success_tasks:
+            return None
+        return self.cost_usd / self.success_tasks
+
+    @property
+    def failed_spend_share(self) -> float | None:
+        return ratio(self.failed_cost_usd or Decimal(0), self.cost_usd)
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "key": self.key, "calls": self.calls, "tasks": self.tasks,
+            "input_tokens": self.input_tokens, "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_5m_tokens": self.cache_write_5m_tokens,
+            "cache_write_1h_tokens": self.cache_write_1h_tokens,
+            "output_tokens": self.output_tokens, "reasoning_tokens": self.reasoning_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "total_tokens": self.prompt_tokens + self.output_tokens,
+            "cost_usd": self.cost_usd, "unpriced_calls": self.unpriced_calls,
+            "cache_hit_rate": self.cache_hit_rate, "write_read_ratio": self.write_read_ratio,
+            "wasted_write_tokens": self.wasted_write_tokens,
+            "wasted_write_share": self.wasted_write_share,
+            "output_input_ratio": self.output_input_ratio,
+            "error_calls": self.error_calls,
+            "first_ts": self.first_ts, "last_ts": self.last_ts, "duration_s": self.duration_s,
+            "latency_s": None if self.latency_ms is None else self.latency_ms / 1000,
+            "success_tasks": self.success_tasks, "failure_tasks": self.failure_tasks,
+            "partial_tasks": self.partial_tasks, "failed_cost_usd": self.failed_cost_usd,
+            "failed_spend_share": self.failed_spend_share,
+            "cost_per_task_usd": self.cost_per_task_usd,
+            "cost_per_success_usd": self.cost_per_success_usd,
+        }
+        if self.task_type is not None or self.outcome is not None:
+            d["task_type"] = self.task_type
+            d["outcome"] = self.outcome
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypeStats:
+    """Cost per task by task type (percentiles are nearest-rank over priced tasks)."""
+
+    task_type: str
+    tasks: int
+    priced_tasks: int
+    calls: int
+    p50_cost_usd: Decimal | None
+    p95_cost_usd: Decimal | None
+    max_cost_usd: Decimal | None
+    cost_usd: Decimal | None
+    p50_tokens: int | None
+    p95_tokens: int | None
+    successes: int
+    failures: int
+    partials: int
+    failed_cost_usd: Decimal | None
+    success_cost_usd: Decimal | None
+
+    @property
+    def failed_spend_share(self) -> float | None:
+        return ratio(self.failed_cost_usd or Decimal(0), self.cost_usd)
+
+    @property
+    def cost_per_success_usd(self) -> Decimal | None:
+        if self.cost_usd is None or not self.successes:
+            return None
+        return self.cost_usd / self.successes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "task_type": self.task_type, "tasks": self.tasks, "priced_tasks": self.priced_tasks,
+            "calls": self.calls, "p50_cost_usd": self.p50_cost_usd,
+            "p95_cost_usd": self.p95_cost_usd, "max_cost_usd": self.max_cost_usd,
+            "cost_usd": self.cost_usd, "p50_tokens": self.p50_tokens,
+            "p95_tokens": self.p95_tokens, "successes": self.successes,
+            "failures": self.failures, "partials": self.partials,
+            "failed_cost_usd": self.failed_cost_usd,
+            "failed_spend_share": self.failed_spend_share,
+            "cost_per_success_usd": self.cost_per_success_usd,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """The result of ``report --by BY``: rows, the total row, per-type stats, unpriced models."""
+
+    by: str
+    rows: tuple[GroupRow, ...]
+    total: GroupRow | None
+    types: tuple[TypeStats, ...]
+    unpriced_models: tuple[dict[str, Any], ...]
+    """``{"provider", "model", "calls", "reason"}`` for every model without a price."""
+    filters: Filters
+    engine: str
+    source: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        f = self.filters
+        return {
+            "by": self.by, "engine": self.engine, "source": self.source,
+            "since": f.since, "until": f.until, "tz": f.tz,
+            "rows": [r.as_dict() for r in self.rows],
+            "total": self.total.as_dict() if self.total else None,
+            "types": [t.as_dict() for t in self.types],
+            "unpriced_models": list(self.unpriced_models),
+        }
+
+
+def _group_row(d: dict[str, Any]) -> GroupRow:
+    ints = ("calls", "tasks", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+            "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "unpriced_calls",
+            "wasted_write_tokens", "error_calls", "success_tasks", "failure_tasks",
+            "partial_tasks")
+    kw = {k: int(d[k] or 0) for k in ints}
+    return GroupRow(
+        key=str(d["key"]), **kw, cost_usd=_dec(d["cost_usd"]), first_ts=d["first_ts"],
+        last_ts=d["last_ts"],
+        latency_ms=None if d["latency_ms"] is None else float(d["latency_ms"]),
+        failed_cost_usd=_dec(d["failed_cost_usd"]), task_type=d.get("task_type"),
+        outcome=d.get("outcome"),
+    )
+
+
+def _dec(v: Any) -> Decimal | None:
+    if v is None:
+        return None
+    return v if isinstance(v, Decimal) else Decimal(str(v))
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def type_stats(engine: Engine, f: Filters) -> tuple[TypeStats, ...]:
+    out = []
+    for d in engine.query(type_summary_sql(f, engine.dialect)).dicts():
+        out.append(TypeStats(
+            task_type=str(d["task_type"]), tasks=int(d["tasks"]),
+            priced_tasks=int(d["priced_tasks"]), calls=int(d["calls"]),
+            p50_cost_usd=_dec(d["p50_cost_usd"]), p95_cost_usd=_dec(d["p95_cost_usd"]),
+            max_cost_usd=_dec(d["max_cost_usd"]), cost_usd=_dec(d["cost_usd"]),
+            p50_tokens=_opt_int(d["p50_tokens"]), p95_tokens=_opt_int(d["p95_tokens"]),
+            successes=int(d["successes"] or 0), failures=int(d["failures"] or 0),
+            partials=int(d["partials"] or 0), failed_cost_usd=_dec(d["failed_cost_usd"]),
+            success_cost_usd=_dec(d["success_cost_usd"]),
+        ))
+    return tuple(sorted(out, key=lambda t: t.task_type))
+
+
+def _sort_key(by: str) -> Any:
+    if by in ("day",):
+        return lambda r: r.key
+    return lambda r: (-(r.cost_usd or Decimal(0)), r.key)
+
+
+def compute_report(
+    engine: Engine,
+    by: str = "task",
+    filters: Filters | None = None,
+    book: PriceBook | None = None,
+    *,
+    with_types: bool = True,
+    with_total: bool = True,
+    wasted: bool = True,
+    source: str = "",
+) -> Report:
+    """Price the data and compute the ``by`` rows, the total and the per-type stats."""
+    if by not in DIMENSIONS:
+        from ..errors import UsageError
+
+        raise UsageError(f"--by {by!r}: expected one of {', '.join(DIMENSIONS)}", field="by")
+    f = filters or Filters()
+    table = price_data(engine, f, book or default_pricebook())
+    rows = tuple(sorted((_group_row(d) for d in
+                         engine.query(group_sql(by, f, engine.dialect, wasted=wasted)).dicts()),
+                        key=_sort_key(by)))
+    total = None
+    if with_total:
+        tot = engine.query(group_sql("all", f, engine.dialect, wasted=wasted)).dicts()
+        total = _group_row(tot[0]) if tot and tot[0]["calls"] else None
+    types = type_stats(engine, f) if with_types else ()
+    unpriced: list[dict[str, Any]] = []
+    if table.unpriced:
+        counts = {(r.key): r.unpriced_calls for r in rows} if by == "model" else {}
+        for prov, model, why in table.unpriced:
+            n = counts.get(model)
+            if n is None:
+                q = (f"SELECT COUNT(*) AS n FROM calls WHERE COALESCE(provider, '') = '"
+                     f"{prov.replace(chr(39), chr(39) * 2)}' AND COALESCE(model, '') = '"
+                     f"{model.replace(chr(39), chr(39) * 2)}' AND {f.where()}")
+                n = int(engine.query(q).rows[0][0])
+            unpriced.append({"provider": prov, "model": model, "calls": n, "reason": why})
+    return Report(by=by, rows=rows, total=total, types=types,
+                  unpriced_models=tuple(unpriced), filters=f, engine=engine.name, source=source)

@@ -1,0 +1,134 @@
+"""Where analytics read calls from: the DuckDB store or a Parquet file.
+
+Either way the engine sees two relations with the store's names and columns:
+``calls`` (:data:`ctxbudget.store.schema.CALL_COLUMNS`) and ``tasks``
+(task_id, task_type, outcome, started_at, ended_at, session_id, parent_id, source).
+A Parquet input ``calls.parquet`` may have a sibling ``calls.tasks.parquet``; without
+it the task outcomes are unknown (``NULL``), never invented.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from ..store.schema import CALL_COLUMNS
+
+__all__ = ["TASK_COLUMNS", "DataSource", "open_source", "tasks_sibling"]
+
+log = logging.getLogger(__name__)
+
+#: (name, DuckDB type) of the tasks relation.
+TASK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("task_id", "VARCHAR"),
+    ("task_type", "VARCHAR"),
+    ("outcome", "VARCHAR"),
+    ("started_at", "TIMESTAMPTZ"),
+    ("ended_at", "TIMESTAMPTZ"),
+    ("session_id", "VARCHAR"),
+    ("parent_id", "VARCHAR"),
+    ("source", "VARCHAR"),
+)
+
+
+def tasks_sibling(path: Path) -> Path:
+    """``calls.parquet`` -> ``calls.tasks.parquet``."""
+    return path.with_name(path.stem + ".tasks" + path.suffix)
+
+
+@dataclass
+class DataSource:
+    """An open DuckDB connection exposing ``calls`` and ``tasks`` (UTC session)."""
+
+    con: Any
+    label: str
+    """What was opened: the store path or the Parquet file."""
+    parquet: Path | None = None
+    tasks_parquet: Path | None = None
+    _owned: Any = None
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+        else:
+            self.con.close()
+
+    def __enter__(self) -> DataSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ingest_spool(store: Any) -> None:
+    """Fold the tracker's spool into the default store when that module exists."""
+    try:
+        from ..store.spool import ingest_spool  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    try:
+        ingest_spool(store)
+    except Exception as exc:  # pragma: no cover - depends on the tracker's spool
+        log.warning("could not ingest the tracking spool: %s", exc)
+
+
+def open_source(
+    db: Path | str | None = None, data: Path | str | None = None
+) -> DataSource:
+    """Open ``data`` (a Parquet file) or the store ``db`` (default: the user's store)."""
+    import duckdb
+
+    if data is not None:
+        p = Path(data)
+        if not p.exists():
+            raise StoreError(f"{p}: file not found")
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        names = [n for n, _ in CALL_COLUMNS]
+        q = str(p).replace("'", "''")
+        try:
+            have = {r[0] for r in con.execute(
+                f"SELECT name FROM parquet_schema('{q}')").fetchall()}
+        except duckdb.Error as exc:
+            raise StoreError(f"{p}: not a readable Parquet file ({exc})") from None
+        missing = [n for n in ("ts", "provider", "model", "input_tokens", "output_tokens")
+                   if n not in have]
+        if missing:
+            raise StoreError(f"{p}: missing column(s) {', '.join(missing)}")
+        types = dict(CALL_COLUMNS)
+        cols = ", ".join(
+            (f"CAST({n} AS {types[n]}) AS {n}" if n in have else f"CAST(NULL AS {types[n]}) AS {n}")
+            if n not in ("ts",) else "CAST(ts AS TIMESTAMPTZ) AS ts"
+            for n in names
+        )
+        con.execute(f"CREATE VIEW calls AS SELECT {cols} FROM read_parquet('{q}')")
+        tp = tasks_sibling(p)
+        if tp.exists():
+            tq = str(tp).replace("'", "''")
+            tcols = ", ".join(f"CAST({n} AS {t}) AS {n}" for n, t in TASK_COLUMNS)
+            try:
+                con.execute(f"CREATE VIEW tasks AS SELECT {tcols} FROM read_parquet('{tq}')")
+            except duckdb.Error as exc:
+                raise StoreError(f"{tp}: not a tasks Parquet file ({exc})") from None
+        else:
+            tp = None
+            tcols = ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in TASK_COLUMNS)
+            con.execute(f"CREATE VIEW tasks AS SELECT {tcols} WHERE false")
+        return DataSource(con=con, label=str(p), parquet=p, tasks_parquet=tp)
+
+    from ..store import default_db_path, open_store
+
+    if db is None:
+        path = default_db_path()
+        store = open_store(path)
+        _ingest_spool(store)
+    else:
+        path = Path(db)
+        if not path.exists():
+            raise StoreError(f"{path}: no usage store here (import or track something first)")
+        store = open_store(path)
+    store.con.execute("SET TimeZone = 'UTC'")
+    return DataSource(con=store.con, label=str(store.path), _owned=store)
