@@ -24,6 +24,7 @@ cache-write rate, and without any cache-write rate, the input rate.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -262,6 +263,13 @@ class _OverrideEntry:
     price: Price
 
 
+def _tier_key(service_tier: str | None) -> str | None:
+    """``None`` for the standard tier however it is spelled."""
+    if not service_tier or service_tier in ("standard", "default"):
+        return None
+    return service_tier
+
+
 def _price_context(service_tier: str | None) -> dict[str, str] | None:
     if not service_tier or service_tier in ("standard", "default"):
         return None
@@ -311,7 +319,8 @@ class PriceBook:
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        price = self._resolve_override(model, provider, day)
+        price = self._resolve_override(model, provider, day or datetime.now(UTC).date(),
+                                       service_tier)
         memoize = True
         if price is None:
             price, memoize = self._resolve_catalog(model, provider, at, service_tier)
@@ -343,14 +352,21 @@ class PriceBook:
         """Shortcut for ``cost(...).total_usd``."""
         return cost_of(usage, self.resolve(model, provider, at, service_tier)).total_usd
 
-    def _resolve_override(self, model: str, provider: str | None, day: date | None) -> Price | None:
+    def _resolve_override(
+        self, model: str, provider: str | None, day: date, service_tier: str | None
+    ) -> Price | None:
+        """The newest override in force on ``day`` for this model, provider and tier
+        (a standard-tier override does not price batch calls, and vice versa)."""
         name = model.lower()
+        tier = _tier_key(service_tier)
         for e in self._entries:
             if name not in e.names:
                 continue
             if provider and e.provider and provider.lower() != e.provider:
                 continue
-            if day is not None and e.effective_from is not None and day < e.effective_from:
+            if e.effective_from is not None and day < e.effective_from:
+                continue
+            if _tier_key(e.price.service_tier) != tier:
                 continue
             return e.price
         return None
@@ -373,13 +389,16 @@ class PriceBook:
         except LookupError:
             raise UnpricedModel(model, provider, self.near_matches(model, provider)) from None
         if isinstance(at, datetime):
-            ts = at if at.tzinfo else at.replace(tzinfo=UTC)
+            ts = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
         elif isinstance(at, date):
             ts = datetime(at.year, at.month, at.day, tzinfo=UTC)
         else:
             ts = datetime.now(UTC)
-        mp = info.get_prices(ts, _price_context(service_tier))  # type: ignore[arg-type]
-        price = _price_from_genai(prov.id, info, mp, service_tier)
+        ctx = _price_context(service_tier)
+        if ctx and not any(info is m for m in prov.models):
+            ctx = None  # as genai-prices: variants only apply to the provider's own models
+        mp = info.get_prices(ts, ctx)  # type: ignore[arg-type]
+        price = _price_from_genai(prov.id, info, mp, service_tier, _effective_from(info, ts, ctx))
         if price is None:
             raise UnpricedModel(model, provider, self.near_matches(model, provider))
         # time-of-day (off-peak) prices cannot be memoized per day
@@ -419,19 +438,45 @@ class PriceBook:
                         continue
                     if pat and pat not in m.id.lower() and pat not in p.id.lower():
                         continue
-                    price = _price_from_genai(p.id, m, m.get_prices(ts), None)
+                    price = _price_from_genai(p.id, m, m.get_prices(ts), None,
+                                              _effective_from(m, ts, None))
                     if price is not None:
                         out.append(price)
         return out
 
 
+@functools.cache
 def _genai_version() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import version  # reads package metadata: ~2 ms, so once
 
     return f"genai-prices {version('genai-prices')}"
 
 
-def _price_from_genai(provider: str, info: Any, mp: Any, service_tier: str | None) -> Price | None:
+def _effective_from(info: Any, ts: datetime, ctx: Mapping[str, str] | None) -> date | None:
+    """First day of the catalog price in force at ``ts``: the start of the active dated
+    price, or of the newest active service-tier variant when that one started later."""
+    start: date | None = None
+    if isinstance(info.prices, list):
+        for c in reversed(info.prices):  # genai-prices: the last active price wins
+            if c.constraint is None or c.constraint.active(ts):
+                start = getattr(c.constraint, "start_date", None)
+                break
+    for v in (info.price_variants or ()) if ctx else ():
+        if v.constraint is not None and not v.constraint.active(ts):
+            continue
+        if not all(ctx.get(k) == val for k, val in v.when.items()):
+            continue
+        if not any(x is not None for x in v.prices.__dict__.values()):
+            continue
+        vs = getattr(v.constraint, "start_date", None)
+        if vs is not None and (start is None or vs > start):
+            start = vs
+    return start
+
+
+def _price_from_genai(
+    provider: str, info: Any, mp: Any, service_tier: str | None, start: date | None
+) -> Price | None:
     from genai_prices.types import TieredPrices
 
     raw: dict[str, Any] = {}
@@ -442,8 +487,11 @@ def _price_from_genai(provider: str, info: Any, mp: Any, service_tier: str | Non
         raw[key] = v
         if isinstance(v, TieredPrices):
             thresholds.update(t.start for t in v.tiers)
-    if raw["input_mtok"] is None or raw["output_mtok"] is None:
+    if raw["input_mtok"] is None:
         return None
+    if raw["output_mtok"] is None:
+        # input-only models (embeddings, moderation): genai-prices bills output at 0 too
+        raw["output_mtok"] = Decimal(0)
 
     def at_level(threshold: int | None) -> dict[str, Decimal | None]:
         out: dict[str, Decimal | None] = {}
@@ -466,13 +514,6 @@ def _price_from_genai(provider: str, info: Any, mp: Any, service_tier: str | Non
     )
     req = getattr(mp, "requests_kcount", None)
     per_req = (Decimal(req) / 1000) if isinstance(req, Decimal) else Decimal(0)
-    start = None
-    if isinstance(info.prices, list):
-        # the effective date of the conditional price in force
-        for c in reversed(info.prices):
-            if c.prices is mp or (c.prices == mp and getattr(c.constraint, "start_date", None)):
-                start = getattr(c.constraint, "start_date", None)
-                break
     return Price(
         provider=provider,
         model=info.id,
