@@ -14,6 +14,8 @@ import typer
 
 COMMAND_MODULES: tuple[str, ...] = (
     "ctxbudget.cli.core",
+    "ctxbudget.cli.count",
+    "ctxbudget.cli.plan",
 )
 
 app = typer.Typer(
