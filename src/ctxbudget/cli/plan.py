@@ -1,0 +1,163 @@
+"""``ctxbudget plan`` (projection of a budget spec) and ``ctxbudget simulate`` (synthetic logs)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ._common import console, fail, handles_errors, print_json
+
+
+def _usd(d: Decimal, places: int = 4) -> str:
+    return f"${d:,.{places}f}"
+
+
+def _render(p: Any) -> None:
+    from rich.table import Table
+
+    con = console()
+    title = p.name or p.spec_path or "plan"
+    con.print(f"[bold]{title}[/bold]  model {p.model}, history policy {p.policy}, "
+              f"window {p.window or '?'} ({p.window_source}), output reserve {p.output_reserve}")
+
+    t = Table(title="Fixed vs variable (tokens per call)")
+    for c in ("component", "kind", "turn 1", f"peak (turn {p.peak_turn})", "source"):
+        t.add_column(c, justify="right" if c.startswith(("turn", "peak")) else "left")
+    first, peak = p.turns[0], p.turns[p.peak_turn - 1]
+    for f in p.fixed:
+        t.add_row(f.name, "fixed", f"{f.tokens:,}", f"{f.tokens:,}",
+                  f.source + ("" if f.exact else " (estimate)"))
+    for name in ("history", "retrieved", "tool_outputs", "user_message", "output"):
+        t.add_row(name, "output" if name == "output" else "variable",
+                  f"{first.components.get(name, 0):,}", f"{peak.components.get(name, 0):,}", "")
+    t.add_row("context (fixed + variable)", "", f"{first.context_tokens:,}",
+              f"{peak.context_tokens:,}", f"fixed {p.fixed_tokens:,}", style="bold")
+    con.print(t)
+
+    t = Table(title=f"Per turn: {p.model}, {p.policy}")
+    cols = ("turn", "fixed", "history", "retrieved", "tools out", "user", "context", "cache read",
+            "cache write", "input", "output", "cost", "no cache", "cumulative")
+    for c in cols:
+        t.add_column(c, justify="right")
+    acc = Decimal(0)
+    for r in p.turns:
+        acc += r.cost_usd
+        u = r.usage
+        c = r.components
+        t.add_row(str(r.turn), f"{r.fixed_tokens:,}", f"{c.get('history', 0):,}",
+                  f"{c.get('retrieved', 0):,}", f"{c.get('tool_outputs', 0):,}",
+                  f"{c.get('user_message', 0):,}", f"{r.context_tokens:,}",
+                  f"{u.cache_read_tokens:,}", f"{u.cache_write_tokens:,}", f"{u.input_tokens:,}",
+                  f"{u.output_tokens:,}", _usd(r.cost_usd), _usd(r.cost_uncached_usd), _usd(acc))
+    con.print(t)
+
+    s = p.session
+    t = Table(title=f"Session of {s.turns} turns ({s.calls} calls) and cost per task")
+    for c in ("", "with caching", "without caching", "savings"):
+        t.add_column(c, justify="right")
+    t.add_row("prompt tokens", f"{s.prompt_tokens:,}", f"{s.prompt_tokens:,}", "")
+    t.add_row("input cost (prompt only)", _usd(s.input_cost_usd), _usd(s.input_cost_uncached_usd),
+              f"{s.input_savings_pct:.1f}%")
+    t.add_row("session cost (incl. output)", _usd(s.cost_usd), _usd(s.cost_uncached_usd),
+              f"{s.savings_pct:.1f}%")
+    k = p.task
+    t.add_row(f"expected per task ({p.distribution.kind})", _usd(k.expected_usd),
+              _usd(k.expected_uncached_usd), "")
+    t.add_row(f"p50 / p90 / p99 per task (turns {k.p50_turns}/{k.p90_turns}/{k.p99_turns})",
+              f"{_usd(k.p50_usd)} / {_usd(k.p90_usd)} / {_usd(k.p99_usd)}", "", "")
+    if p.tasks_per_day:
+        t.add_row(f"per month ({p.tasks_per_day:g} tasks/day x {p.days_per_month:g} days)",
+                  _usd(k.month_usd, 2), _usd(k.month_uncached_usd, 2), "")
+    con.print(t)
+
+    t = Table(title="Models (right-size)")
+    for c in ("model", "caching", "min cacheable", "break-even reuses", "session", "per task",
+              "p90", "per month", "x cheapest", "overflow turn"):
+        t.add_column(c, justify="left" if c in ("model", "caching") else "right")
+    for m in p.models:
+        ci = m.caching
+        t.add_row(m.model, f"{ci.mode} {ci.ttl}" + (" (below min)" if ci.below_minimum else ""),
+                  f"{ci.min_cacheable_tokens:,}",
+                  "-" if ci.break_even_reuses is None else str(ci.break_even_reuses),
+                  _usd(m.session.cost_usd), _usd(m.task.expected_usd), _usd(m.task.p90_usd),
+                  _usd(m.task.month_usd, 2), f"{m.relative_cost:.2f}",
+                  str(m.overflow_turn or "-"))
+    con.print(t)
+
+    if len(p.policies) > 1:
+        t = Table(title=f"History policies ({p.model})")
+        for c in ("policy", "peak context", "last-turn cost", "session", "no cache",
+                  "cache read tokens", "cache write tokens", "per task"):
+            t.add_column(c, justify="left" if c == "policy" else "right")
+        for q in p.policies:
+            t.add_row(q.policy, f"{max(q.context_tokens):,}", _usd(q.cost_per_turn_usd[-1]),
+                      _usd(q.session.cost_usd), _usd(q.session.cost_uncached_usd),
+                      f"{sum(q.cache_read_tokens):,}", f"{sum(q.cache_write_tokens):,}",
+                      _usd(q.task.expected_usd))
+        con.print(t)
+
+    if p.allocation:
+        t = Table(title=f"Allocation at the peak turn {p.peak_turn} "
+                        f"({p.allocation_source}, window {p.window:,})")
+        for c in ("bucket", "target %", "target", "actual", "status", "first turn over"):
+            t.add_column(c, justify="left" if c in ("bucket", "status") else "right")
+        for a in p.allocation:
+            t.add_row(a.label, f"{a.target_pct:g}%", f"{a.target_tokens:,}",
+                      f"{a.actual_tokens:,}",
+                      "[red]over[/red]" if a.status == "over" else "ok",
+                      str(a.first_turn_over or "-"))
+        con.print(t)
+    if p.overflow_turn is not None:
+        con.print(f"[red]window overflows at turn {p.overflow_turn}[/red]; first over: "
+                  f"{p.overflow_component} ({p.overflow_rule})")
+    for w in p.warnings:
+        con.print(f"[yellow]warning:[/yellow] {w}")
+
+
+@handles_errors
+def plan(
+    spec: Annotated[Path | None, typer.Argument(help="Budget spec YAML (see docs/plan.md).")]
+    = None,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    window: int | None = typer.Option(None, "--window", min=1, help="Context window override."),
+    preset: str | None = typer.Option(
+        None, "--preset", help="Allocation preset: seed-32k, retrieval-heavy, conversational, "
+                               "agentic."),
+    turns: int | None = typer.Option(None, "--turns", min=1, help="Force a fixed turn count."),
+    prices: Annotated[list[Path] | None,
+                      typer.Option("--prices", help="Extra price overrides.")] = None,
+    chart: Annotated[Path | None, typer.Option(
+        "--chart", help="Write a chart: FILE.html (self-contained) or FILE.png.")] = None,
+    schema: bool = typer.Option(False, "--schema", help="Print the spec's JSON Schema and exit."),
+) -> None:
+    """Project a budget spec: per-turn context and cost, caching, allocation, models, policies."""
+    from ..plan import project, spec_json_schema
+
+    if schema:
+        print_json(spec_json_schema())
+        return
+    if spec is None:
+        fail("give a budget spec file (or --schema)")
+        return
+    if chart is not None:
+        from ..plan.chart import check_chart_path
+
+        check_chart_path(chart)
+    p = project(spec, window=window, preset=preset, turns=turns, prices=tuple(prices or ()))
+    if chart is not None:
+        from ..plan.chart import write_chart
+
+        write_chart(p, chart)
+    if as_json:
+        print_json(p.as_dict())
+        return
+    _render(p)
+    if chart is not None:
+        console().print(f"chart written to {chart}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
