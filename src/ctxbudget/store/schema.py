@@ -71,9 +71,25 @@ def _m1_initial(con: Any) -> None:
     )
 
 
+def _m2_spool_offsets(con: Any) -> None:
+    # How far each tracker spool file has been folded into this store (see store/spool.py):
+    # bytes up to ``offset`` (always just after a newline) and ``lines`` lines are ingested.
+    con.execute(
+        """CREATE TABLE spool_offsets (
+          file VARCHAR PRIMARY KEY,
+          "offset" BIGINT NOT NULL,
+          lines BIGINT NOT NULL,
+          rejected BIGINT NOT NULL DEFAULT 0,
+          done BOOLEAN NOT NULL DEFAULT false,
+          updated_at TIMESTAMPTZ
+        )"""
+    )
+
+
 #: Ordered migrations. Never edit a released one: append a new function.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (1, "initial calls/tasks/imports tables", _m1_initial),
+    (2, "spool_offsets: tracker spool ingestion progress", _m2_spool_offsets),
 )
 
 
