@@ -1,0 +1,171 @@
+"""The ledger of one packed call, prefix fingerprints and the expected cache reads.
+
+Minimum cacheable prompt lengths (Anthropic prompt-caching docs, "Cache limitations", as
+quoted in anthropics/anthropic-sdk-python#1194, 2026): 4096 tokens for Claude Opus 4.6,
+Opus 4.5 and Haiku 4.5; 1024 for Sonnet 4.6, Sonnet 4.5, Opus 4.1, Opus 4, Sonnet 4 and
+Sonnet 3.7; 2048 for Haiku 3.5 and Haiku 3. A breakpoint whose prefix is shorter caches
+nothing (no error), so the packer does not spend one of the 4 breakpoints there.
+OpenAI caches automatically from 1024 tokens, in 128-token steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ANTHROPIC_LOOKBACK_BLOCKS",
+    "MIN_CACHEABLE",
+    "Block",
+    "Decision",
+    "Ledger",
+    "expected_cache_read",
+    "min_cacheable_tokens",
+]
+
+#: Model-name fragment -> minimum cacheable prefix (tokens); the longest match wins.
+MIN_CACHEABLE: Mapping[str, int] = {
+    "claude-opus-4-6": 4096, "claude-opus-4-5": 4096, "claude-haiku-4-5": 4096,
+    "claude-sonnet-4-6": 1024, "claude-sonnet-4-5": 1024, "claude-opus-4-1": 1024,
+    "claude-opus-4": 1024, "claude-sonnet-4": 1024, "claude-3-7-sonnet": 1024,
+    "claude-3-5-haiku": 2048, "claude-3-haiku": 2048, "claude-haiku-3": 2048,
+}
+DEFAULT_MIN_CACHEABLE = 1024
+OPENAI_MIN_CACHEABLE = 1024
+OPENAI_CACHE_STEP = 128
+#: Anthropic checks for a cached prefix at most this many blocks before a breakpoint.
+ANTHROPIC_LOOKBACK_BLOCKS = 20
+
+
+def min_cacheable_tokens(model: str | None, provider: str = "anthropic") -> int:
+    """The minimum cacheable prefix for ``model`` (1024 when unknown)."""
+    if provider == "openai":
+        return OPENAI_MIN_CACHEABLE
+    if not model:
+        return DEFAULT_MIN_CACHEABLE
+    m = model.lower().replace(".", "-")
+    best = max((k for k in MIN_CACHEABLE if k in m), key=len, default=None)
+    return MIN_CACHEABLE[best] if best else DEFAULT_MIN_CACHEABLE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Block:
+    """One rendered block: its group (``tools``, ``system``, ``epoch``, ``history``,
+    ``volatile``), component, tokens (message overhead included) and hash."""
+
+    group: str
+    component: str
+    tokens: int
+    hash: str
+    api_blocks: int = 1
+    """How many Anthropic content blocks it renders to (for the 20-block lookback)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """One policy decision: what happened to an item of a component, and why."""
+
+    component: str
+    action: str
+    """``dropped``, ``trimmed``, ``truncated``, ``cleared``, ``kept``, ``moved_cut``,
+    ``summarized``, ``over_budget``, ``reordered``, ``selected``."""
+    item: str
+    tokens_before: int = 0
+    tokens_after: int = 0
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"component": self.component, "action": self.action, "item": self.item,
+                "tokens_before": self.tokens_before, "tokens_after": self.tokens_after,
+                "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ledger:
+    """What one packed call contains and why.
+
+    ``components`` are the tokens sent per component (message overhead included),
+    ``components_before`` what was offered; ``total_tokens`` is their sum and never
+    exceeds ``limit`` (window - output reserve - safety margin).
+    ``prefix_fingerprint`` holds one hash per rendered block, in order (no text).
+    ``expected_cache_read_tokens`` is what the provider should read from cache given the
+    previous packed call of the session (0 on the first call).
+    """
+
+    components: dict[str, int]
+    components_before: dict[str, int]
+    budgets: dict[str, int]
+    total_tokens: int
+    limit: int
+    window: int
+    output_reserve: int
+    decisions: tuple[Decision, ...]
+    prefix_fingerprint: tuple[str, ...]
+    block_tokens: tuple[int, ...]
+    groups: tuple[str, ...]
+    breakpoints: tuple[int, ...]
+    """Block indexes carrying an Anthropic ``cache_control`` (empty for OpenAI)."""
+    expected_cache_read_tokens: int
+    common_prefix_blocks: int
+    history_cut: int
+    """Index (in the session's history) of the first message kept after the cut."""
+    cut_moved: bool
+    call_index: int
+    static_changed: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "components": dict(self.components),
+            "components_before": dict(self.components_before),
+            "budgets": dict(self.budgets),
+            "total_tokens": self.total_tokens, "limit": self.limit, "window": self.window,
+            "output_reserve": self.output_reserve,
+            "decisions": [d.as_dict() for d in self.decisions],
+            "prefix_fingerprint": list(self.prefix_fingerprint),
+            "breakpoints": list(self.breakpoints),
+            "expected_cache_read_tokens": self.expected_cache_read_tokens,
+            "common_prefix_blocks": self.common_prefix_blocks,
+            "history_cut": self.history_cut, "cut_moved": self.cut_moved,
+            "call_index": self.call_index, "static_changed": self.static_changed,
+            **self.extra,
+        }
+
+
+def common_prefix(a: Sequence[str], b: Sequence[str]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def expected_cache_read(*, provider: str, prev_hashes: Sequence[str],
+                        prev_breakpoints: Sequence[int], hashes: Sequence[str],
+                        cum_tokens: Sequence[int], api_blocks_cum: Sequence[int],
+                        breakpoints: Sequence[int], min_tokens: int) -> tuple[int, int]:
+    """(expected cache-read tokens, common prefix in blocks) vs the previous call.
+
+    ``cum_tokens[i]`` / ``api_blocks_cum[i]``: tokens / API content blocks through block
+    ``i``. Anthropic: the longest previous breakpoint prefix that is unchanged, within
+    the 20-block lookback of one of this call's breakpoints. OpenAI: the unchanged
+    prefix, from 1024 tokens, rounded down to 128-token steps.
+    """
+    common = common_prefix(prev_hashes, hashes)
+    if common == 0:
+        return 0, 0
+    if provider == "openai":
+        tokens = cum_tokens[common - 1]
+        if tokens < OPENAI_MIN_CACHEABLE:
+            return 0, common
+        return tokens - (tokens - OPENAI_MIN_CACHEABLE) % OPENAI_CACHE_STEP, common
+    best = 0
+    for p in prev_breakpoints:
+        if p >= common or cum_tokens[p] < min_tokens:
+            continue
+        for b in breakpoints:
+            if b >= p and api_blocks_cum[b] - api_blocks_cum[p] <= ANTHROPIC_LOOKBACK_BLOCKS:
+                best = max(best, cum_tokens[p])
+                break
+    return best, common

@@ -1,0 +1,606 @@
+"""The :class:`Packer`: builds each call's context inside the budget, cache-stable.
+
+One ``Packer`` per session (conversation / agent run): it keeps the session's history
+cut point, cleared tool results, summary, tool set and the previous call's fingerprint.
+``pack()`` is synchronous; ``apack()`` awaits an async summarizer. Both share one core:
+``_plan`` (all budget decisions) then ``_finish`` (blocks, breakpoints, ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CtxBudgetError, SpecError
+from ._canon import block_hash
+from ._config import BUCKET_COMPONENTS, STABILITY, PackerConfig
+from ._counter import Counter, MemoCounter, default_counter
+from ._history import UnitTable, build_units, choose_cut
+from ._ledger import (
+    Block,
+    Decision,
+    Ledger,
+    expected_cache_read,
+    min_cacheable_tokens,
+)
+from ._model import Chunk, Message, ToolDef, parse_chunks, parse_messages, parse_tools
+from ._retrieval import SelectedChunk, edge_order, select_chunks
+from ._trim import head_tail
+
+__all__ = ["ContextOverflow", "Packed", "Packer"]
+
+GROUP_ORDER = ("tools", "system", "epoch", "history", "volatile")
+
+
+class ContextOverflow(CtxBudgetError):
+    """What cannot be trimmed (tools, system, docs, memory, the user message and the turn's
+    anchor) does not fit ``window - output_reserve - safety_margin``."""
+
+    def __init__(self, needed: int, limit: int, components: Mapping[str, int]) -> None:
+        self.needed = needed
+        self.limit = limit
+        self.components = dict(components)
+        parts = ", ".join(f"{k} {v}" for k, v in components.items() if v)
+        super().__init__(f"context needs {needed} tokens after every trim, over the limit "
+                         f"of {limit} (window - output reserve - margin): {parts}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Packed:
+    """One packed call, provider-neutral. Render it with ``render_anthropic`` /
+    ``render_openai_chat`` / ``render_openai_responses``."""
+
+    tools: tuple[ToolDef, ...]
+    system: tuple[str, ...]
+    """Static system parts: the system prompt, then persistent docs."""
+    epoch: tuple[str, ...]
+    """Memory and summary texts (rendered after the static system parts)."""
+    messages: tuple[Message, ...]
+    """The kept history."""
+    final: tuple[str, ...]
+    """Text blocks of the closing user message: volatile context, chunks, user message."""
+    ledger: Ledger
+    config: PackerConfig
+    session_id: str | None = None
+
+    @property
+    def breakpoints(self) -> tuple[int, ...]:
+        return self.ledger.breakpoints
+
+
+@dataclass(slots=True)
+class _Session:
+    cut: int = 0
+    cleared: int = 0
+    summary: str | None = None
+    tool_names: frozenset[str] | None = None
+    static_hash: str | None = None
+    prev_hashes: tuple[str, ...] = ()
+    prev_breakpoints: tuple[int, ...] = ()
+    calls: int = 0
+    history_len: int = 0
+    first_key: tuple[str, str] | None = None
+
+
+@dataclass(slots=True)
+class _Plan:
+    tools: tuple[ToolDef, ...]
+    system: tuple[str, ...]
+    memory: str | None
+    msgs: tuple[Message, ...]
+    table: UnitTable
+    cut_unit: int
+    cut_moved: bool
+    chunks: list[SelectedChunk]
+    volatile: str | None
+    user: str | None
+    has_system: bool
+    decisions: list[Decision]
+    before: dict[str, int]
+    budgets: dict[str, int]
+    pending_summary: list[Message] | None
+    new_cleared: int
+    history_len: int
+    first_key: tuple[str, str] | None
+    tool_names: frozenset[str] | None
+    reset: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Packer:
+    """Packs each API call of one session inside ``config``'s budget.
+
+    ``counter`` is any ``str -> int`` token counter (default: the model's counter from
+    ``ctxbudget.tokens``); it is wrapped in a :class:`MemoCounter` so each distinct text
+    is counted once per session.
+    """
+
+    def __init__(self, config: PackerConfig, *, counter: Counter | None = None,
+                 session_id: str | None = None) -> None:
+        self.config = config
+        fn = counter if counter is not None else default_counter(config.model, config.provider)
+        self.count: MemoCounter = fn if isinstance(fn, MemoCounter) else MemoCounter(fn)
+        self.session_id = session_id
+        self._s = _Session()
+        self._mtok: dict[int, tuple[Message, int]] = {}
+        self._mhash: dict[int, tuple[Message, str, int]] = {}
+        self._alt: dict[int, tuple[Message, Message]] = {}
+        self._trim_memo: dict[tuple[str, int], tuple[str, bool]] = {}
+        self._min_cache = (config.min_cacheable_tokens if config.min_cacheable_tokens is not None
+                           else min_cacheable_tokens(config.model, config.provider))
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, counter: Counter | None = None,
+                  session_id: str | None = None, **overrides: Any) -> Packer:
+        """A packer from a plan ``BudgetSpec`` (or a mapping with the same keys)."""
+        from ._spec import config_from_spec
+
+        return cls(config_from_spec(spec, **overrides), counter=counter, session_id=session_id)
+
+    def reset(self) -> None:
+        """Forget the session (cut point, summary, tool set, previous fingerprint)."""
+        self._s = _Session()
+
+    # ------------------------------------------------------------------ counting
+    def _tokens(self, m: Message) -> int:
+        hit = self._mtok.get(id(m))
+        if hit is not None and hit[0] is m:
+            return hit[1]
+        c = self.count
+        n = c(m.text) + self.config.message_overhead
+        for call in m.tool_calls:
+            n += c(call.name) + c(call.arguments)
+        if len(self._mtok) > 500_000:
+            self._mtok.clear()
+        self._mtok[id(m)] = (m, n)
+        return n
+
+    def _hash(self, m: Message) -> tuple[str, int]:
+        hit = self._mhash.get(id(m))
+        if hit is not None and hit[0] is m:
+            return hit[1], hit[2]
+        parts = [m.role, m.text, m.tool_call_id or "", "1" if m.is_error else ""]
+        for call in m.tool_calls:
+            parts += [call.id, call.name, call.arguments]
+        h = block_hash("message", *parts)
+        api = 1 if m.role != "assistant" else (1 if m.text else 0) + len(m.tool_calls)
+        if len(self._mhash) > 500_000:
+            self._mhash.clear()
+        self._mhash[id(m)] = (m, h, max(api, 1))
+        return h, max(api, 1)
+
+    # ------------------------------------------------------------------ public
+    def pack(self, *, system: str = "", tools: Iterable[ToolDef | Mapping[str, Any]] = (),
+             history: Iterable[Message | Mapping[str, Any]] = (), user: str | None = None,
+             chunks: Iterable[Chunk | Mapping[str, Any] | str] = (),
+             docs: Sequence[str] = (), memory: str | None = None,
+             volatile: str | None = None, task_type: str | None = None) -> Packed:
+        """Pack one call. ``history`` is the whole session so far (append-only across
+        calls); ``user`` the new user message (``None`` inside an agent loop, where the
+        history ends with tool results); ``volatile`` per-call context such as the date.
+        Raises :class:`ContextOverflow` when even the untrimmable parts do not fit."""
+        plan = self._plan(system, tools, history, user, chunks, docs, memory, volatile,
+                          task_type)
+        summary = None
+        if plan.pending_summary is not None:
+            fn = self.config.history.summarizer
+            assert fn is not None
+            res = fn(self._s.summary, plan.pending_summary)
+            if inspect.isawaitable(res):
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    res = asyncio.run(_await(res))
+                else:
+                    raise SpecError("the summarizer is async and an event loop is running: "
+                                    "use 'await packer.apack(...)'") from None
+            summary = str(res)
+        return self._finish(plan, summary)
+
+    async def apack(self, **kwargs: Any) -> Packed:
+        """:meth:`pack` for async code: awaits an async summarizer."""
+        plan = self._plan(kwargs.get("system", ""), kwargs.get("tools", ()),
+                          kwargs.get("history", ()), kwargs.get("user"),
+                          kwargs.get("chunks", ()), kwargs.get("docs", ()),
+                          kwargs.get("memory"), kwargs.get("volatile"), kwargs.get("task_type"))
+        summary = None
+        if plan.pending_summary is not None:
+            fn = self.config.history.summarizer
+            assert fn is not None
+            res = fn(self._s.summary, plan.pending_summary)
+            summary = str(await res) if inspect.isawaitable(res) else str(res)
+        return self._finish(plan, summary)
+
+    # ------------------------------------------------------------------ planning
+    def _select_tools(self, catalog: tuple[ToolDef, ...], task_type: str | None,
+                      decisions: list[Decision]) -> tuple[tuple[ToolDef, ...],
+                                                          frozenset[str] | None]:
+        subsets = self.config.tools.subsets
+        if not subsets:
+            return catalog, None
+        names = {t.name for t in catalog}
+        prev = self._s.tool_names or frozenset()
+        if task_type is None:
+            if self._s.tool_names is None:
+                return catalog, None
+            wanted: frozenset[str] = frozenset()
+        else:
+            if task_type not in subsets:
+                raise SpecError(f"tools.subsets has no task type {task_type!r} "
+                                f"(known: {', '.join(sorted(subsets))})")
+            wanted = frozenset(subsets[task_type])
+            unknown = wanted - names
+            if unknown:
+                raise SpecError(f"tools.subsets[{task_type!r}] names unknown tool(s): "
+                                f"{', '.join(sorted(unknown))}")
+        chosen = prev | wanted
+        if self._s.tool_names is not None and chosen != prev:
+            decisions.append(Decision(component="tools", action="over_budget", item=task_type
+                                      or "", reason="task type needs tools the session did not "
+                                      f"offer yet ({', '.join(sorted(wanted - prev))}): the "
+                                      "tools array grows (static prefix changes once)"))
+        kept = tuple(t for t in catalog if t.name in chosen)
+        for t in catalog:
+            if t.name not in chosen:
+                decisions.append(Decision(component="tools", action="dropped", item=t.name,
+                                          tokens_before=self.count(t.canonical_text()),
+                                          reason=f"not in the subset of task type "
+                                                 f"{task_type!r} (session keeps its tool set)"))
+        return kept, chosen
+
+    def _process_history(self, msgs: tuple[Message, ...], decisions: list[Decision]
+                         ) -> tuple[tuple[Message, ...], int]:
+        """Tool-output truncation and batch clearing; returns messages and new cleared."""
+        pol = self.config.tool_outputs
+        result_idx = [i for i, m in enumerate(msgs) if m.role == "tool"]
+        cleared = self._s.cleared
+        if pol.keep_recent is not None:
+            uncleared = len(result_idx) - cleared
+            if uncleared > pol.keep_recent + pol.clear_batch:
+                new = len(result_idx) - pol.keep_recent
+                decisions.append(Decision(
+                    component="tool_outputs", action="cleared",
+                    item=f"results {cleared}..{new - 1}",
+                    reason=f"{uncleared} uncleared tool results > keep_recent={pol.keep_recent}"
+                           f" + clear_batch={pol.clear_batch}: cleared in one batch"))
+                cleared = new
+        if pol.max_tokens is None and cleared == 0:
+            return msgs, cleared
+        out = list(msgs)
+        clear_upto = result_idx[cleared - 1] if cleared else -1
+        n_trunc = 0
+        for i in result_idx:
+            m = msgs[i]
+            hit = self._alt.get(id(m))
+            key_cleared = i <= clear_upto
+            if hit is not None and hit[0] is m and (hit[1].text == pol.placeholder) == key_cleared:
+                out[i] = hit[1]
+                if not key_cleared and hit[1] is not m:
+                    n_trunc += 1
+                continue
+            if key_cleared:
+                alt = Message(role="tool", text=pol.placeholder, tool_call_id=m.tool_call_id,
+                              is_error=m.is_error)
+            elif pol.max_tokens is not None and self.count(m.text) > pol.max_tokens:
+                alt = Message(role="tool", tool_call_id=m.tool_call_id, is_error=m.is_error,
+                              text=head_tail(m.text, pol.max_tokens, self.count, pol.head_share))
+                n_trunc += 1
+            else:
+                alt = m
+            self._alt[id(m)] = (m, alt)
+            out[i] = alt
+        if n_trunc:
+            decisions.append(Decision(component="tool_outputs", action="truncated",
+                                      item=f"{n_trunc} result(s)",
+                                      reason=f"longer than max_tokens={pol.max_tokens}: kept "
+                                             "head and tail around a marker"))
+        return tuple(out), cleared
+
+    def _plan(self, system: str, tools: Iterable[ToolDef | Mapping[str, Any]],
+              history: Iterable[Message | Mapping[str, Any]], user: str | None,
+              chunks: Iterable[Chunk | Mapping[str, Any] | str], docs: Sequence[str],
+              memory: str | None, volatile: str | None, task_type: str | None) -> _Plan:
+        cfg = self.config
+        s = self._s
+        count = self.count
+        decisions: list[Decision] = []
+        ov = cfg.message_overhead
+        catalog = parse_tools(tools)
+        tool_defs, tool_names = self._select_tools(catalog, task_type, decisions)
+        system_parts = tuple(p for p in (system, *docs) if p)  # system first when given
+        raw = parse_messages(history, "history")
+        # history must extend the previous call's history
+        first_key = (raw[0].role, raw[0].text) if raw else None
+        reset = bool(s.history_len) and (len(raw) < s.history_len or first_key != s.first_key)
+        if reset:
+            decisions.append(Decision(component="history", action="kept", item="session",
+                                      reason="history is not an extension of the previous "
+                                             "call's: history cut, cleared results and summary "
+                                             "reset"))
+        cut_msg = 0 if reset else s.cut
+        prev_cleared = 0 if reset else s.cleared
+        saved = s.cleared
+        s.cleared = prev_cleared
+        msgs, new_cleared = self._process_history(raw, decisions)
+        s.cleared = saved
+        table = build_units(msgs, self._tokens, decisions, cfg.history.pin_first_user)
+        # budgets
+        budgets = {b: cfg.budget(b) for b in BUCKET_COMPONENTS}
+        mem_tok = count(memory) if memory else 0
+        summary_prev = None if reset else s.summary
+        summ = cfg.history.summarizer is not None
+        summary_reserve = cfg.history.summary_max_tokens if summ else (
+            count(summary_prev) if summary_prev else 0)
+        conv_budget = max(budgets["history"] + budgets["tool_outputs"] - mem_tok
+                          - summary_reserve, 0)
+        chunk_list = parse_chunks(chunks)
+        selected = select_chunks(chunk_list, cfg.retrieval, budgets["retrieved"],
+                                 count, self._trim_memo, decisions)
+        old_cut = table.unit_at(cut_msg)
+        cut, why = choose_cut(table, old_cut, conv_budget, cfg.history)
+        if why:
+            decisions.append(Decision(component="history", action="moved_cut",
+                                      item=f"unit {old_cut} -> {cut}",
+                                      tokens_before=table.kept(old_cut),
+                                      tokens_after=table.kept(cut), reason=why))
+        final_texts = tuple(t for t in (volatile, user) if t)
+        fixed = sum(count(t.canonical_text()) for t in tool_defs)
+        sys_tok = sum(count(p) for p in system_parts) + mem_tok + summary_reserve
+        fixed += sys_tok + (ov if sys_tok or system_parts else 0)
+        vol_tok = sum(count(t) for t in final_texts)
+
+        def total(c: int, ch: list[SelectedChunk]) -> int:
+            f = vol_tok + sum(x.tokens for x in ch)
+            return fixed + table.kept(c) + f + (ov if f else 0)
+
+        limit = cfg.limit
+        if total(cut, selected) > limit:
+            order = sorted(("retrieved", "history"),
+                           key=lambda b: cfg.budgets[b].priority if b in cfg.budgets else 50)
+            for bucket in order:
+                if total(cut, selected) <= limit:
+                    break
+                if bucket == "retrieved":
+                    while selected and total(cut, selected) > limit:
+                        worst = max(selected, key=lambda x: x.rank)
+                        selected = [x for x in selected if x is not worst]
+                        decisions.append(Decision(
+                            component="retrieved", action="dropped", item=worst.chunk.id,
+                            tokens_before=worst.tokens,
+                            reason=f"the request exceeded the limit {limit}; retrieved has "
+                                   "the lowest priority"))
+                else:
+                    start = cut
+                    floor = cfg.budgets["history"].min_tokens if "history" in cfg.budgets else 0
+                    while cut < len(table) and total(cut, selected) > limit \
+                            and table.kept(cut + 1) >= floor:
+                        cut += 1
+                    if cut != start:
+                        decisions.append(Decision(
+                            component="history", action="moved_cut",
+                            item=f"unit {start} -> {cut}", tokens_before=table.kept(start),
+                            tokens_after=table.kept(cut),
+                            reason=f"the request exceeded the limit {limit}"))
+            need = total(cut, selected)
+            if need > limit:
+                comp = {"tools+system+docs+memory+summary": fixed, "history": table.kept(cut),
+                        "retrieved": sum(x.tokens for x in selected), "volatile+user": vol_tok}
+                raise ContextOverflow(need, limit, comp)
+        pending = None
+        if summ and cut > old_cut:
+            keep = set(table.extras(cut))
+            pending = [m for u in range(old_cut, cut) if u not in keep
+                       for m in msgs[table.units[u].start:table.units[u].end]]
+            if not pending:
+                pending = None
+        before = self._before(raw, catalog, system_parts if system else ("", *system_parts),
+                              memory, summary_prev, chunk_list, volatile, user)
+        return _Plan(tools=tool_defs, system=system_parts, memory=memory, msgs=msgs,
+                     table=table, cut_unit=cut, cut_moved=cut != old_cut, chunks=selected,
+                     volatile=volatile or None, user=user or None,
+                     has_system=bool(system), decisions=decisions, before=before,
+                     budgets=budgets, pending_summary=pending, new_cleared=new_cleared,
+                     history_len=len(raw), first_key=first_key, tool_names=tool_names,
+                     reset=reset)
+
+    def _before(self, raw: tuple[Message, ...], catalog: tuple[ToolDef, ...],
+                system_parts: tuple[str, ...], memory: str | None, summary: str | None,
+                chunk_list: tuple[Chunk, ...], volatile: str | None,
+                user: str | None) -> dict[str, int]:
+        c = self.count
+        hist = tool = 0
+        for m in raw:
+            if m.role == "tool":
+                tool += self._tokens(m)
+            else:
+                hist += self._tokens(m)
+        return {
+            "tools": sum(c(t.canonical_text()) for t in catalog),
+            "system": c(system_parts[0]) if system_parts else 0,
+            "docs": sum(c(p) for p in system_parts[1:]),
+            "memory": c(memory) if memory else 0,
+            "summary": c(summary) if summary else 0,
+            "history": hist, "tool_outputs": tool,
+            "retrieved": sum(c(x.text) for x in chunk_list),
+            "volatile": c(volatile) if volatile else 0,
+            "user": c(user) if user else 0,
+        }
+
+    # ------------------------------------------------------------------ finishing
+    def _finish(self, plan: _Plan, summary_text: str | None) -> Packed:
+        cfg = self.config
+        s = self._s
+        count = self.count
+        ov = cfg.message_overhead
+        decisions = plan.decisions
+        summary = None if plan.reset else s.summary
+        if summary_text is not None:
+            limit = cfg.history.summary_max_tokens
+            n = count(summary_text)
+            summary = head_tail(summary_text, limit, count) if n > limit else summary_text
+            dropped = plan.pending_summary or []
+            decisions.append(Decision(component="summary", action="summarized",
+                                      item=f"{len(dropped)} message(s)",
+                                      tokens_before=sum(self._tokens(m) for m in dropped),
+                                      tokens_after=count(summary),
+                                      reason="messages dropped by the cut were folded into "
+                                             "the summary"))
+        epoch = tuple(t for t in (plan.memory, summary) if t)
+        table, msgs = plan.table, plan.msgs
+        kept_units = [*plan.table.extras(plan.cut_unit), *range(plan.cut_unit, len(table))]
+        kept_msgs: list[Message] = []
+        for u in kept_units:
+            unit = table.units[u]
+            kept_msgs.extend(msgs[unit.start:unit.end])
+        hist_dropped = len(table) - len(kept_units)
+        if hist_dropped:
+            first = table.units[plan.cut_unit].start if plan.cut_unit < len(table) else len(msgs)
+            extras = table.extras(plan.cut_unit)
+            note = ""
+            if extras:
+                note = "; kept " + ", ".join(
+                    f"message {table.units[e].start} ("
+                    + ("pinned first user message" if e == table.first_user and table.pin
+                       and e != table.anchor(plan.cut_unit) else "the user message that "
+                       "started this turn") + ")" for e in extras)
+            decisions.append(Decision(
+                component="history", action="dropped",
+                item=f"{hist_dropped} unit(s) before message {first}",
+                tokens_before=table.suffix[0],
+                tokens_after=table.kept(plan.cut_unit),
+                reason="before the session's cut point (sliding window with hysteresis; "
+                       "tool rounds kept whole)" + note))
+        # blocks, in render order
+        blocks: list[Block] = []
+        for t in plan.tools:
+            text = t.canonical_text()
+            blocks.append(Block(group="tools", component="tools", tokens=count(text),
+                                hash=block_hash("tool", text)))
+        extra_ov = ov
+        for i, p in enumerate(plan.system):
+            comp = "system" if i == 0 and plan.has_system else "docs"
+            blocks.append(Block(group="system", component=comp, tokens=count(p) + extra_ov,
+                                hash=block_hash(comp, p)))
+            extra_ov = 0
+        for text, comp in ((plan.memory, "memory"), (summary, "summary")):
+            if text:
+                blocks.append(Block(group="epoch", component=comp,
+                                    tokens=count(text) + extra_ov,
+                                    hash=block_hash(comp, text)))
+                extra_ov = 0
+        for m in kept_msgs:
+            h, api = self._hash(m)
+            blocks.append(Block(group="history",
+                                component="tool_outputs" if m.role == "tool" else "history",
+                                tokens=self._tokens(m), hash=h, api_blocks=api))
+        chunk_texts = [x.text for x in (edge_order(plan.chunks) if cfg.retrieval.edges
+                                        else sorted(plan.chunks, key=lambda x: x.rank))]
+        final: list[tuple[str, str]] = []
+        if plan.volatile:
+            final.append(("volatile", plan.volatile))
+        final += [("retrieved", t) for t in chunk_texts]
+        if plan.user:
+            final.append(("user", plan.user))
+        extra_ov = ov
+        for comp, text in final:
+            blocks.append(Block(group="volatile", component=comp, tokens=count(text) + extra_ov,
+                                hash=block_hash(comp, text)))
+            extra_ov = 0
+        return self._ledger_and_commit(plan, blocks, epoch, summary, tuple(kept_msgs),
+                                       tuple(t for _, t in final))
+
+    def _ledger_and_commit(self, plan: _Plan, blocks: list[Block], epoch: tuple[str, ...],
+                           summary: str | None, kept_msgs: tuple[Message, ...],
+                           final: tuple[str, ...]) -> Packed:
+        cfg = self.config
+        s = self._s
+        cum: list[int] = []
+        api_cum: list[int] = []
+        acc = api = 0
+        last_of: dict[str, int] = {}
+        components = dict.fromkeys(STABILITY, 0)
+        for i, b in enumerate(blocks):
+            acc += b.tokens
+            api += b.api_blocks
+            cum.append(acc)
+            api_cum.append(api)
+            last_of[b.group] = i
+            components[b.component] += b.tokens
+        hashes = tuple(b.hash for b in blocks)
+        static_hash = block_hash("static", *(b.hash for b in blocks
+                                             if b.group in ("tools", "system")))
+        static_changed = s.static_hash is not None and static_hash != s.static_hash
+        # Anthropic breakpoints: end of each stable group (prefix >= model minimum),
+        # the rolling history breakpoint, and the previous one if beyond the lookback.
+        breakpoints: list[int] = []
+        if cfg.provider == "anthropic":
+            cand: list[tuple[int, int]] = []  # (priority, block index); lower drops first
+            for prio, g in ((1, "tools"), (3, "system"), (2, "epoch"), (5, "history")):
+                i = last_of.get(g, -1)
+                if i >= 0 and cum[i] >= self._min_cache:
+                    cand.append((prio, i))
+            h_end = last_of.get("history", -1)
+            if h_end >= 0 and s.prev_hashes:
+                common = 0
+                prev = s.prev_hashes
+                n = min(len(prev), len(hashes))
+                while common < n and prev[common] == hashes[common]:
+                    common += 1
+                prev_h = [p for p in s.prev_breakpoints if p < common and p < h_end]
+                if prev_h:
+                    p = max(prev_h)
+                    if api_cum[h_end] - api_cum[p] > 20 and cum[p] >= self._min_cache:
+                        cand.append((4, p))
+            chosen = sorted(set(cand), key=lambda x: -x[0])
+            uniq: dict[int, int] = {}
+            for prio, i in chosen:
+                uniq.setdefault(i, prio)
+            breakpoints = sorted(sorted(uniq, key=lambda i: -uniq[i])[:4])
+        read, common = expected_cache_read(
+            provider=cfg.provider, prev_hashes=s.prev_hashes,
+            prev_breakpoints=s.prev_breakpoints, hashes=hashes, cum_tokens=cum,
+            api_blocks_cum=api_cum, breakpoints=breakpoints, min_tokens=self._min_cache)
+        comp_before = dict(plan.before)
+        total = acc
+        if total > cfg.limit:  # defensive: _plan guarantees this never happens
+            raise ContextOverflow(total, cfg.limit, components)
+        for bucket, comps in BUCKET_COMPONENTS.items():
+            used = sum(components[c] for c in comps)
+            if bucket in ("system_tools", "user_output") and used > plan.budgets[bucket] \
+                    and bucket in cfg.budgets:
+                plan.decisions.append(Decision(
+                    component=bucket, action="over_budget", item=bucket, tokens_after=used,
+                    reason=f"uses {used} of its {plan.budgets[bucket]} budget; not trimmable, "
+                           "fits the window"))
+        cut_msg = (plan.table.units[plan.cut_unit].start if plan.cut_unit < len(plan.table)
+                   else plan.history_len)
+        ledger = Ledger(
+            components=components, components_before=comp_before, budgets=plan.budgets,
+            total_tokens=total, limit=cfg.limit, window=cfg.window,
+            output_reserve=cfg.output_reserve, decisions=tuple(plan.decisions),
+            prefix_fingerprint=hashes, block_tokens=tuple(b.tokens for b in blocks),
+            groups=tuple(b.group for b in blocks), breakpoints=tuple(breakpoints),
+            expected_cache_read_tokens=read, common_prefix_blocks=common, history_cut=cut_msg,
+            cut_moved=plan.cut_moved, call_index=s.calls, static_changed=static_changed,
+            extra={"min_cacheable_tokens": self._min_cache, "provider": cfg.provider})
+        # commit the session state
+        s.cut = cut_msg
+        s.cleared = plan.new_cleared
+        s.summary = summary
+        if plan.tool_names is not None:
+            s.tool_names = plan.tool_names
+        s.static_hash = static_hash
+        s.prev_hashes = hashes
+        s.prev_breakpoints = tuple(breakpoints)
+        s.calls += 1
+        s.history_len = plan.history_len
+        s.first_key = plan.first_key
+        return Packed(tools=plan.tools, system=plan.system, epoch=epoch, messages=kept_msgs,
+                      final=final, ledger=ledger, config=cfg, session_id=self.session_id)
+
+
+async def _await(x: Any) -> Any:
+    return await x

@@ -1,0 +1,185 @@
+"""Renderers: a :class:`Packed` call -> a request body for the provider SDK's ``create``.
+
+Every body is built from canonical (key-sorted) dicts, so the SDK serializes the same
+bytes for the same content. Order follows stability: tools, system (static then epoch),
+history, then the closing user message (volatile context, chunks, user message).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._canon import block_hash, canonical
+from ._model import Message, ToolDef
+from ._packer import Packed
+
+__all__ = ["render_anthropic", "render_openai_chat", "render_openai_responses"]
+
+
+def _args(call_arguments: str) -> Any:
+    try:
+        value = json.loads(call_arguments)
+    except json.JSONDecodeError:
+        return {"arguments": call_arguments}
+    return canonical(value) if isinstance(value, dict) else {"value": value}
+
+
+def _cache_key(packed: Packed) -> str:
+    if packed.config.prompt_cache_key:
+        return packed.config.prompt_cache_key
+    led = packed.ledger
+    static = [h for h, g in zip(led.prefix_fingerprint, led.groups, strict=True)
+              if g in ("tools", "system")]
+    return "ctxb-" + block_hash("static", *static)
+
+
+def render_anthropic(packed: Packed, *, model: str | None = None, max_tokens: int | None = None,
+                     **extra: Any) -> dict[str, Any]:
+    """Anthropic Messages body: ``tools`` -> ``system`` -> ``messages``, with
+    ``cache_control`` on the blocks the packer chose (at most 4)."""
+    cfg = packed.config
+    bps = set(packed.ledger.breakpoints)
+    cc: dict[str, str] = {"type": "ephemeral"}
+    if cfg.cache_ttl == "1h":
+        cc["ttl"] = "1h"
+    idx = 0
+    tools: list[dict[str, Any]] = []
+    for t in packed.tools:
+        d: dict[str, Any] = {"name": t.name}
+        if t.description:
+            d["description"] = t.description
+        d["input_schema"] = canonical(t.schema)
+        if idx in bps:
+            d["cache_control"] = dict(cc)
+        tools.append(d)
+        idx += 1
+    system: list[dict[str, Any]] = []
+    for text in (*packed.system, *packed.epoch):
+        b: dict[str, Any] = {"type": "text", "text": text}
+        if idx in bps:
+            b["cache_control"] = dict(cc)
+        system.append(b)
+        idx += 1
+    messages: list[dict[str, Any]] = []
+    pending_results: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if pending_results:
+            messages.append({"role": "user", "content": list(pending_results)})
+            pending_results.clear()
+
+    for m in packed.messages:
+        mark = idx in bps
+        idx += 1
+        if m.role == "tool":
+            r: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id}
+            if m.text:
+                r["content"] = m.text
+            if m.is_error:
+                r["is_error"] = True
+            if mark:
+                r["cache_control"] = dict(cc)
+            pending_results.append(r)
+            continue
+        flush()
+        content: list[dict[str, Any]] = []
+        if m.text:
+            content.append({"type": "text", "text": m.text})
+        for call in m.tool_calls:
+            content.append({"type": "tool_use", "id": call.id, "name": call.name,
+                            "input": _args(call.arguments)})
+        if mark and content:
+            content[-1]["cache_control"] = dict(cc)
+        messages.append({"role": m.role, "content": content})
+    flush()
+    if packed.final:
+        messages.append({"role": "user",
+                         "content": [{"type": "text", "text": t} for t in packed.final]})
+    body: dict[str, Any] = {"model": model or cfg.model or "claude-sonnet-4-5",
+                            "max_tokens": max_tokens or cfg.output_reserve}
+    if tools:
+        body["tools"] = tools
+    if system:
+        body["system"] = system
+    body["messages"] = messages
+    body.update(extra)
+    return body
+
+
+def _openai_tool(t: ToolDef, flat: bool) -> dict[str, Any]:
+    fn: dict[str, Any] = {"name": t.name}
+    if t.description:
+        fn["description"] = t.description
+    fn["parameters"] = canonical(t.schema)
+    return {"type": "function", **fn} if flat else {"type": "function", "function": fn}
+
+
+def _chat_message(m: Message) -> dict[str, Any]:
+    if m.role == "tool":
+        return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.text}
+    if m.role == "user":
+        return {"role": "user", "content": m.text}
+    d: dict[str, Any] = {"role": "assistant", "content": m.text or None}
+    if m.tool_calls:
+        d["tool_calls"] = [{"id": c.id, "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments}}
+                           for c in m.tool_calls]
+    return d
+
+
+def render_openai_chat(packed: Packed, *, model: str | None = None,
+                       max_tokens: int | None = None, **extra: Any) -> dict[str, Any]:
+    """OpenAI Chat Completions body in stable order, with ``prompt_cache_key``."""
+    cfg = packed.config
+    messages: list[dict[str, Any]] = []
+    sys_parts = (*packed.system, *packed.epoch)
+    if sys_parts:
+        messages.append({"role": "system",
+                         "content": [{"type": "text", "text": p} for p in sys_parts]})
+    messages += [_chat_message(m) for m in packed.messages]
+    if packed.final:
+        messages.append({"role": "user",
+                         "content": [{"type": "text", "text": t} for t in packed.final]})
+    body: dict[str, Any] = {"model": model or cfg.model or "gpt-4.1",
+                            "max_completion_tokens": max_tokens or cfg.output_reserve}
+    if packed.tools:
+        body["tools"] = [_openai_tool(t, flat=False) for t in packed.tools]
+    body["messages"] = messages
+    body["prompt_cache_key"] = _cache_key(packed)
+    body.update(extra)
+    return body
+
+
+def render_openai_responses(packed: Packed, *, model: str | None = None,
+                            max_tokens: int | None = None, **extra: Any) -> dict[str, Any]:
+    """OpenAI Responses body (``input`` items, flat function tools, ``prompt_cache_key``)."""
+    cfg = packed.config
+    items: list[dict[str, Any]] = []
+    sys_parts = (*packed.system, *packed.epoch)
+    if sys_parts:
+        items.append({"role": "system",
+                      "content": [{"type": "input_text", "text": p} for p in sys_parts]})
+    for m in packed.messages:
+        if m.role == "tool":
+            items.append({"type": "function_call_output", "call_id": m.tool_call_id,
+                          "output": m.text})
+        elif m.role == "user":
+            items.append({"role": "user", "content": [{"type": "input_text", "text": m.text}]})
+        else:
+            if m.text:
+                items.append({"role": "assistant", "content": m.text})
+            for c in m.tool_calls:
+                items.append({"type": "function_call", "call_id": c.id, "name": c.name,
+                              "arguments": c.arguments})
+    if packed.final:
+        items.append({"role": "user",
+                      "content": [{"type": "input_text", "text": t} for t in packed.final]})
+    body: dict[str, Any] = {"model": model or cfg.model or "gpt-4.1",
+                            "max_output_tokens": max_tokens or cfg.output_reserve}
+    if packed.tools:
+        body["tools"] = [_openai_tool(t, flat=True) for t in packed.tools]
+    body["input"] = items
+    body["prompt_cache_key"] = _cache_key(packed)
+    body.update(extra)
+    return body
