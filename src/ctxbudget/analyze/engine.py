@@ -166,7 +166,7 @@ def spark_session(master: str = "local[2]") -> Any:
 
 def price_data(engine: Engine, f: Filters, book: PriceBook) -> PriceTable:
     """Resolve the distinct price keys of the data and install the price table."""
-    keys = [tuple(r) for r in engine.query(price_keys_sql(f)).rows]
-    table = build_price_table(keys, book)  # type: ignore[arg-type]
+    keys: list[Any] = [tuple(r) for r in engine.query(price_keys_sql(f)).rows]
+    table = build_price_table(keys, book)
     engine.set_prices(table)
     return table

@@ -66,7 +66,7 @@ class DataSource:
 def _ingest_spool(store: Any) -> None:
     """Fold the tracker's spool into the default store when that module exists."""
     try:
-        from ..store.spool import ingest_spool  # type: ignore[attr-defined]
+        from ..store.spool import ingest_spool
     except ImportError:
         return
     try:
@@ -105,8 +105,8 @@ def open_source(
             for n in names
         )
         con.execute(f"CREATE VIEW calls AS SELECT {cols} FROM read_parquet('{q}')")
-        tp = tasks_sibling(p)
-        if tp.exists():
+        tp: Path | None = tasks_sibling(p)
+        if tp is not None and tp.exists():
             tq = str(tp).replace("'", "''")
             tcols = ", ".join(f"CAST({n} AS {t}) AS {n}" for n, t in TASK_COLUMNS)
             try:

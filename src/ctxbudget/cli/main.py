@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ctxbudget.cli.core",
     "ctxbudget.cli.count",
     "ctxbudget.cli.plan",
+    "ctxbudget.cli.report",
 )
 
 app = typer.Typer(

@@ -1,0 +1,257 @@
+"""Analysis commands: ``report``, ``signals``, ``check``, ``baseline save``, ``demo``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ._common import EXIT_CHECK_FAILED, console, fail, handles_errors, print_json
+
+_DB = typer.Option(None, "--db", help="Usage store (default: $CTXBUDGET_HOME/usage.duckdb).")
+_DATA = typer.Option(None, "--data", help="Read calls from a Parquet file instead of a store "
+                     "(a sibling NAME.tasks.parquet supplies task outcomes).")
+_SINCE = typer.Option(None, "--since", help="First day or time to include (UTC, ISO 8601).")
+_UNTIL = typer.Option(None, "--until", help="Last day to include (a date includes that whole "
+                      "day; a time is exclusive).")
+_TZ = typer.Option("UTC", "--tz", help="Time zone of the day buckets (IANA name).")
+_ENGINE = typer.Option("duckdb", "--engine", help="duckdb (default) or spark.")
+_MASTER = typer.Option("local[2]", "--spark-master", help="Spark master URL for --engine spark.")
+_PRICES = typer.Option(None, "--prices", help="Price overrides YAML (repeatable).")
+_JSON = typer.Option(False, "--json", help="Print JSON.")
+_HTML = typer.Option(None, "--html", help="Also write the HTML report here.")
+_LIMIT = typer.Option(50, "--limit", help="Rows shown in the terminal table (0: all).")
+_RULES = typer.Option(None, "--rules", help="Alert rules YAML.")
+_BASELINE = typer.Option(None, "--baseline", help="Baseline JSON to compare.")
+_TOLERANCE = typer.Option("10%", "--tolerance", help="Allowed rise over the baseline.")
+_BASEFILE = typer.Argument(..., help="Where to write the baseline JSON.")
+_OUT = typer.Option(Path("ctxbudget-demo"), "--out", help="Output folder.")
+
+
+def _when(value: str | None, option: str, *, end: bool = False) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            d = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            return d + timedelta(days=1) if end else d
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: {value!r} is not a date or time (YYYY-MM-DD or ISO 8601)")
+        raise AssertionError from None  # unreachable: fail exits
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _filters(since: str | None, until: str | None, tz: str) -> Any:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from ..analyze.sql import Filters
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"--tz: unknown time zone {tz!r} (use an IANA name like Europe/Paris)")
+    return Filters(since=_when(since, "--since"), until=_when(until, "--until", end=True), tz=tz)
+
+
+@contextmanager
+def _open(db: Path | None, data: Path | None, engine: str, master: str) -> Iterator[Any]:
+    from ..analyze.engine import DuckDBEngine, SparkEngine
+    from ..analyze.source import open_source
+
+    if db is not None and data is not None:
+        fail("--db and --data are exclusive: give one")
+    if engine not in ("duckdb", "spark"):
+        fail(f"--engine: {engine!r} is not duckdb or spark")
+    src = open_source(db=db, data=data)
+    try:
+        if engine == "spark":
+            try:
+                import pyspark  # noqa: F401
+            except ImportError:
+                fail("--engine spark needs pyspark: pip install 'ctxbudget[spark]'")
+            yield SparkEngine(src, master=master)
+        else:
+            yield DuckDBEngine(src)
+    finally:
+        src.close()
+
+
+def _book(prices: list[Path] | None) -> Any:
+    from ..prices import PriceBook, default_pricebook
+
+    return PriceBook(overrides=tuple(prices)) if prices else default_pricebook()
+
+
+def report(
+    by: str = typer.Option("task", "--by", help="task, type, model, day or session."),
+    since: str | None = _SINCE, until: str | None = _UNTIL, tz: str = _TZ,
+    db: Path | None = _DB, data: Path | None = _DATA,
+    html: Path | None = _HTML,
+    engine: str = _ENGINE, spark_master: str = _MASTER, prices: list[Path] | None = _PRICES,
+    limit: int = _LIMIT,
+    as_json: bool = _JSON,
+) -> None:
+    """Cost and cache metrics per task, type, model, day or session (priced per call date)."""
+    from ..analyze.metrics import compute_report
+    from ..analyze.sql import DIMENSIONS
+
+    if by not in DIMENSIONS:
+        fail(f"--by: {by!r} is not one of {', '.join(DIMENSIONS)}")
+    f = _filters(since, until, tz)
+    book = _book(prices)
+    with _open(db, data, engine, spark_master) as eng:
+        rep = compute_report(eng, by, f, book, source=eng.source.label)
+        if html is not None:
+            _write_html(eng, f, book, html)
+    if as_json:
+        from ..report.json import to_jsonable
+
+        print_json(to_jsonable(rep))
+    else:
+        from ..report.terminal import ReportView
+
+        console().print(ReportView(rep, limit=limit or None))
+    if html is not None:
+        sys.stderr.write(f"HTML report: {html}\n")
+
+
+def _write_html(eng: Any, f: Any, book: Any, path: Path) -> None:
+    from ..analyze.dashboard import compute_dashboard
+    from ..report.html import render_html
+
+    d = compute_dashboard(eng, f, book, source=eng.source.label)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_html(d), encoding="utf-8")
+    tmp.replace(path)
+
+
+def signals(
+    since: str | None = _SINCE, until: str | None = _UNTIL, tz: str = _TZ,
+    db: Path | None = _DB, data: Path | None = _DATA,
+    engine: str = _ENGINE, spark_master: str = _MASTER, prices: list[Path] | None = _PRICES,
+    alpha: float = typer.Option(0.01, "--alpha", help="Significance of the rising-cost test."),
+    min_tasks: int = typer.Option(20, "--min-tasks", help="Minimum tasks per window."),
+    max_output_ratio: float = typer.Option(3.0, "--max-output-ratio",
+                                           help="Output / prompt tokens that counts as heavy."),
+    as_json: bool = _JSON,
+) -> None:
+    """The four warning signals, each with evidence and a suggested fix."""
+    from ..analyze.signals import SignalConfig, compute_signals
+
+    cfg = SignalConfig(alpha=alpha, min_tasks=min_tasks, max_output_ratio=max_output_ratio)
+    with _open(db, data, engine, spark_master) as eng:
+        found = compute_signals(eng, _filters(since, until, tz), _book(prices), cfg)
+    if as_json:
+        from ..report.json import to_jsonable
+
+        print_json({"signals": to_jsonable(found)})
+        return
+    from ..report.terminal import SignalsView
+
+    console().print(SignalsView(found))
+
+
+def check(
+    rules: Path | None = _RULES,
+    baseline: Path | None = _BASELINE,
+    tolerance: str = _TOLERANCE,
+    min_samples: int = typer.Option(1, "--min-samples",
+                                    help="Baseline: skip types with fewer tasks."),
+    webhook: str | None = typer.Option(None, "--webhook",
+                                       help="POST the result as JSON here when a check fails."),
+    since: str | None = _SINCE, until: str | None = _UNTIL,
+    db: Path | None = _DB, data: Path | None = _DATA,
+    engine: str = _ENGINE, spark_master: str = _MASTER, prices: list[Path] | None = _PRICES,
+    as_json: bool = _JSON,
+) -> None:
+    """Evaluate alert rules and/or a baseline; exit 1 when any is breached (CI gate)."""
+    from ..analyze.rules import (
+        CheckResult,
+        check_baseline,
+        check_rules,
+        load_rules,
+        parse_tolerance,
+        task_metrics,
+    )
+
+    if rules is None and baseline is None:
+        fail("give --rules FILE and/or --baseline FILE")
+    loaded = load_rules(rules) if rules is not None else []
+    tol = parse_tolerance(tolerance)
+    with _open(db, data, engine, spark_master) as eng:
+        tasks = task_metrics(eng, _filters(since, until, "UTC"), _book(prices))
+    parts = []
+    if loaded:
+        parts.append(check_rules(loaded, tasks))
+    if baseline is not None:
+        parts.append(check_baseline(baseline, tasks, tol, min_samples))
+    result = CheckResult(breaches=tuple(b for p in parts for b in p.breaches),
+                         evaluated=tuple(e for p in parts for e in p.evaluated))
+    if as_json:
+        from ..report.json import to_jsonable
+
+        print_json(to_jsonable(result))
+    else:
+        from ..report.terminal import CheckView
+
+        console().print(CheckView(result))
+    if not result.ok:
+        if webhook:
+            from ..analyze.notify import post_webhook
+            from ..report.json import to_jsonable
+
+            post_webhook(webhook, {"source": "ctxbudget check", **to_jsonable(result)})
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def baseline_save(
+    file: Path = _BASEFILE,
+    since: str | None = _SINCE, until: str | None = _UNTIL,
+    db: Path | None = _DB, data: Path | None = _DATA,
+    engine: str = _ENGINE, spark_master: str = _MASTER, prices: list[Path] | None = _PRICES,
+    as_json: bool = _JSON,
+) -> None:
+    """Store p50 / p95 cost and tokens per task, per task type, for `check --baseline`."""
+    from ..analyze.rules import save_baseline, task_metrics
+
+    with _open(db, data, engine, spark_master) as eng:
+        tasks = task_metrics(eng, _filters(since, until, "UTC"), _book(prices))
+    if not tasks:
+        fail("no tasks in the selected data: nothing to save as a baseline")
+    doc = save_baseline(file, tasks)
+    if as_json:
+        print_json(doc)
+    else:
+        console().print(f"baseline of {doc['created_from_tasks']:,} tasks "
+                        f"({len(doc['types'])} types) written to {file}")
+
+
+def demo(
+    out: Path = _OUT,
+    seed: int = typer.Option(7, "--seed", help="Simulation seed."),
+    as_json: bool = _JSON,
+) -> None:
+    """Simulate a week of an example agent with a mid-week regression, then analyze it."""
+    from .demo import run_demo
+
+    code = run_demo(out, seed=seed, as_json=as_json)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(handles_errors(report))
+    app.command("signals")(handles_errors(signals))
+    app.command("check")(handles_errors(check))
+    app.command("demo")(handles_errors(demo))
+    base = typer.Typer(name="baseline", help="Save cost baselines for `check --baseline`.",
+                       no_args_is_help=True)
+    base.command("save")(handles_errors(baseline_save))
+    app.add_typer(base, name="baseline")
