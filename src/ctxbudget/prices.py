@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PriceFileError, PricingError, UnpricedModel
-from .usage import Usage
+from .usage import BUCKETS, Usage
 
 __all__ = [
     "MILLION",
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 MILLION = Decimal(1_000_000)
+_ZERO = Decimal(0)
 
 #: Rate fields of :class:`Rates`, one per billed bucket, in bucket order.
 RATE_FIELDS: tuple[str, ...] = (
@@ -82,6 +83,13 @@ class Rates:
     """Rate for 1-hour cache writes."""
     output_mtok: Decimal
     """Rate for output tokens (reasoning included)."""
+    _zeros: tuple[Decimal, ...] = field(init=False, repr=False, compare=False)
+    """``0 × rate / 1e6`` per bucket, precomputed: what :func:`_formula` yields for an
+    empty bucket (same value *and* exponent as computing it), without the arithmetic."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_zeros", tuple(
+            0 * getattr(self, r) / MILLION for r in RATE_FIELDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,24 +180,44 @@ class Cost:
         }
 
 
-def cost_of(usage: Usage, price: Price, *, requests: int = 1) -> Cost:
-    """THE cost formula: tokens × rate / 1e6 per bucket, tier chosen by the whole prompt.
+def _formula(
+    usage: Usage, price: Price, requests: int
+) -> tuple[Rates, tuple[Decimal, Decimal, Decimal, Decimal, Decimal], Decimal, Decimal]:
+    """THE cost formula, shared by :func:`cost_of` and :meth:`PriceBook.total_usd`.
 
-    ``requests`` counts per-request fees (1 for a single call). Exact ``Decimal``.
+    Returns (rates applied, USD per bucket in :data:`BUCKETS` order, per-request fees,
+    total). Tokens × rate / 1e6 per bucket; the tier is chosen by the whole prompt.
     """
     rates = price.rates_for(usage.prompt_tokens)
-    b = {
-        "input_tokens": usage.input_tokens * rates.input_mtok / MILLION,
-        "cache_read_tokens": usage.cache_read_tokens * rates.cache_read_mtok / MILLION,
-        "cache_write_5m_tokens": usage.cache_write_5m_tokens * rates.cache_write_5m_mtok / MILLION,
-        "cache_write_1h_tokens": usage.cache_write_1h_tokens * rates.cache_write_1h_mtok / MILLION,
-        "output_tokens": usage.output_tokens * rates.output_mtok / MILLION,
-    }
-    total = sum(b.values(), Decimal(0))
+    z = rates._zeros  # empty buckets (most calls have some) skip two Decimal operations
+    i, r, w5, w1, o = (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_5m_tokens,
+                       usage.cache_write_1h_tokens, usage.output_tokens)
+    b = (
+        i * rates.input_mtok / MILLION if i else z[0],
+        r * rates.cache_read_mtok / MILLION if r else z[1],
+        w5 * rates.cache_write_5m_mtok / MILLION if w5 else z[2],
+        w1 * rates.cache_write_1h_mtok / MILLION if w1 else z[3],
+        o * rates.output_mtok / MILLION if o else z[4],
+    )
+    total = b[0] + b[1] + b[2] + b[3] + b[4]
+    fees = _ZERO
     if price.per_request_usd and requests:
-        b["requests"] = price.per_request_usd * requests
-        total += b["requests"]
-    return Cost(price=price, rates=rates, usage=usage, requests=requests, buckets=b,
+        fees = price.per_request_usd * requests
+        total += fees
+    return rates, b, fees, total
+
+
+def cost_of(usage: Usage, price: Price, *, requests: int = 1) -> Cost:
+    """The cost of ``usage`` under ``price``, per bucket and in total (exact ``Decimal``).
+
+    ``requests`` counts per-request fees (1 for a single call). The arithmetic is
+    :func:`_formula`, the only cost formula in Python.
+    """
+    rates, b, fees, total = _formula(usage, price, requests)
+    buckets = dict(zip(BUCKETS, b, strict=True))
+    if fees:
+        buckets["requests"] = fees
+    return Cost(price=price, rates=rates, usage=usage, requests=requests, buckets=buckets,
                 total_usd=total)
 
 
@@ -293,6 +321,9 @@ class PriceBook:
     _memo: dict[tuple[str | None, str, date | None, str | None], Price] = field(
         default_factory=dict, init=False, repr=False
     )
+    _built: dict[tuple[Any, ...], Price] = field(default_factory=dict, init=False, repr=False)
+    """Catalog prices already built, keyed by (provider, model, tier, which of the
+    model's dated / time-of-day constraints are active): a new day costs no rebuild."""
 
     def __post_init__(self) -> None:
         for path in self.overrides:
@@ -310,7 +341,9 @@ class PriceBook:
     ) -> Price:
         """The price in force for ``model`` at ``at`` (default: now, UTC)."""
         if isinstance(at, datetime):
-            day: date | None = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).date()
+            if at.tzinfo is not UTC:
+                at = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+            day: date | None = at.date()
         elif isinstance(at, date):
             day = at
         else:
@@ -349,8 +382,8 @@ class PriceBook:
         at: datetime | date | None = None,
         service_tier: str | None = None,
     ) -> Decimal:
-        """Shortcut for ``cost(...).total_usd``."""
-        return cost_of(usage, self.resolve(model, provider, at, service_tier)).total_usd
+        """``cost(...).total_usd`` without building the :class:`Cost` (the scalar fast path)."""
+        return _formula(usage, self.resolve(model, provider, at, service_tier), 1)[3]
 
     def _resolve_override(
         self, model: str, provider: str | None, day: date, service_tier: str | None
@@ -397,14 +430,20 @@ class PriceBook:
         ctx = _price_context(service_tier)
         if ctx and not any(info is m for m in prov.models):
             ctx = None  # as genai-prices: variants only apply to the provider's own models
-        mp = info.get_prices(ts, ctx)  # type: ignore[arg-type]
-        price = _price_from_genai(prov.id, info, mp, service_tier, _effective_from(info, ts, ctx))
+        conds = [c.constraint for c in info.prices] if isinstance(info.prices, list) else []
+        conds += [v.constraint for v in info.price_variants or ()]
+        state = tuple(c is None or c.active(ts) for c in conds)
+        bkey = (prov.id, info.id, service_tier, state)
+        price = self._built.get(bkey)
         if price is None:
-            raise UnpricedModel(model, provider, self.near_matches(model, provider))
+            mp = info.get_prices(ts, ctx)  # type: ignore[arg-type]
+            built = _price_from_genai(prov.id, info, mp, service_tier,
+                                      _effective_from(info, ts, ctx))
+            if built is None:
+                raise UnpricedModel(model, provider, self.near_matches(model, provider))
+            price = self._built[bkey] = built
         # time-of-day (off-peak) prices cannot be memoized per day
-        time_varying = isinstance(info.prices, list) and any(
-            type(c.constraint).__name__ == "TimeOfDateConstraint" for c in info.prices
-        )
+        time_varying = any(type(c).__name__ == "TimeOfDateConstraint" for c in conds)
         return price, not time_varying
 
     # -- listing -----------------------------------------------------------
