@@ -34,6 +34,13 @@ _LAZY: dict[str, str] = {
     "count_tools": "ctxbudget.tokens:count_tools",
     "TokenCount": "ctxbudget.tokens:TokenCount",
     "Calibration": "ctxbudget.tokens:Calibration",
+    # tracking (ctxbudget.track is a callable module: ctxbudget.track(client))
+    "track": "ctxbudget.track:MODULE",
+    "task": "ctxbudget.track:task",
+    "current_task": "ctxbudget.track:current_task",
+    "use_ledger": "ctxbudget.track:use_ledger",
+    "flush": "ctxbudget.track:flush",
+    "ingest_spool": "ctxbudget.store.spool:ingest_spool",
 }
 
 
@@ -80,4 +87,10 @@ __all__ = [
     "cost_of",
     "default_pricebook",
     "open_store",
+    "track",
+    "task",
+    "current_task",
+    "use_ledger",
+    "flush",
+    "ingest_spool",
 ]

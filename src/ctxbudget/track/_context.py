@@ -1,0 +1,360 @@
+"""Task context: which task, session and task type the current code is working for.
+
+``task(...)`` returns a :class:`TaskSpec`, usable as a (sync or async) context
+manager and as a decorator; entering it creates a fresh :class:`TaskContext` and
+makes it current in a :class:`contextvars.ContextVar`. Tasks nest: a task entered
+while another is current becomes its child (``parent``), inherits its session id
+and task type unless given, and every call it makes is also charged to all of
+its ancestors.
+
+Propagation: asyncio tasks copy the context automatically, so ``asyncio.gather``
+and ``create_task`` inside a task block see it. Plain threads do not: submit work
+with :class:`TaskThreadPoolExecutor`, wrap the callable with :func:`propagate`, or
+use ``contextvars.copy_context().run`` yourself (``asyncio.to_thread`` already does).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal, TypeVar, cast
+
+from ..usage import Outcome, Usage
+
+__all__ = [
+    "Limits",
+    "TaskContext",
+    "TaskSpec",
+    "TaskThreadPoolExecutor",
+    "current_task",
+    "propagate",
+    "task",
+    "use_ledger",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+OnExceed = Literal["raise", "warn"]
+_OUTCOMES = ("success", "partial", "failure")
+
+_CURRENT: ContextVar[TaskContext | None] = ContextVar("ctxbudget_task", default=None)
+_LEDGER: ContextVar[Any] = ContextVar("ctxbudget_ledger", default=None)
+
+#: One lock guards every task's counters: updates are a few additions, so a single
+#: lock costs less than one per task and makes ancestor roll-ups atomic.
+SPEND_LOCK = threading.Lock()
+
+#: Called with a finished TaskContext (set by the tracker: enqueues the task record).
+_on_task_exit: list[Callable[[TaskContext], None]] = []
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """A task's budget caps. ``None`` means no cap for that metric."""
+
+    max_cost_usd: Decimal | None = None
+    """USD, priced with the tracker's PriceBook (all buckets, cache writes at their rates)."""
+    max_input_tokens: int | None = None
+    """Prompt tokens: input + cache read + cache writes (``Usage.prompt_tokens``)."""
+    max_calls: int | None = None
+    """API calls attempted, failed ones included."""
+    on_exceed: OnExceed = "raise"
+
+    @property
+    def any(self) -> bool:
+        return self.max_cost_usd is not None or self.max_input_tokens is not None \
+            or self.max_calls is not None
+
+    @property
+    def needs_estimate(self) -> bool:
+        return self.max_cost_usd is not None or self.max_input_tokens is not None
+
+
+class TaskContext:
+    """One running (or finished) task: identity, outcome and spend so far.
+
+    Spend counters include every call made inside this task *and its child tasks*.
+    ``reserved_*`` hold pre-call estimates of calls in flight (released when they end).
+    """
+
+    __slots__ = (
+        "_outcome",
+        "_token",
+        "calls",
+        "ended_at",
+        "input_tokens",
+        "limits",
+        "meta",
+        "outcome_set",
+        "overrun",
+        "parent",
+        "reserved_calls",
+        "reserved_input_tokens",
+        "reserved_usd",
+        "session_id",
+        "spent_usd",
+        "started_at",
+        "task_id",
+        "task_type",
+        "unpriced_calls",
+        "usage",
+    )
+    task_id: str
+    task_type: str | None
+    session_id: str | None
+    parent: TaskContext | None
+
+    def __init__(
+        self,
+        task_id: str,
+        *,
+        task_type: str | None = None,
+        session_id: str | None = None,
+        parent: TaskContext | None = None,
+        limits: Limits | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.parent = parent
+        self.task_type = task_type if task_type is not None else (parent.task_type if parent
+                                                                  else None)
+        self.session_id = session_id if session_id is not None else (parent.session_id if parent
+                                                                     else None)
+        self.limits = limits or Limits()
+        self.meta = meta
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self._outcome: Outcome | None = None
+        self.outcome_set = False
+        #: True once a call's actual spend pushed this task past one of its caps.
+        self.overrun = False
+        self.spent_usd = Decimal(0)
+        """USD of priced calls so far (unpriced calls are counted in ``unpriced_calls``)."""
+        self.input_tokens = 0
+        """Prompt tokens so far (input + cache read + cache writes)."""
+        self.calls = 0
+        """Calls made so far, failed ones included."""
+        self.usage = Usage()
+        self.unpriced_calls = 0
+        self.reserved_usd = Decimal(0)
+        self.reserved_input_tokens = 0
+        self.reserved_calls = 0
+        self._token: contextvars.Token[TaskContext | None] | None = None
+
+    # -- outcome -------------------------------------------------------------
+    @property
+    def outcome(self) -> Outcome | None:
+        """``success`` / ``partial`` / ``failure``; set it inside the block.
+
+        Left unset, a block that ends normally records ``success`` and one that
+        raises records ``failure``."""
+        return self._outcome
+
+    @outcome.setter
+    def outcome(self, value: Outcome | None) -> None:
+        if value is not None and value not in _OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(_OUTCOMES)}, got {value!r}")
+        self._outcome = value
+        self.outcome_set = True
+
+    def chain(self) -> Iterator[TaskContext]:
+        """This task, then its parent, up to the root."""
+        t: TaskContext | None = self
+        while t is not None:
+            yield t
+            t = t.parent
+
+    @property
+    def root(self) -> TaskContext:
+        t = self
+        while t.parent is not None:
+            t = t.parent
+        return t
+
+    # -- lifecycle -----------------------------------------------------------
+    def _enter(self) -> TaskContext:
+        self.started_at = datetime.now(UTC)
+        self._token = _CURRENT.set(self)
+        return self
+
+    def _exit(self, exc: BaseException | None) -> None:
+        self.ended_at = datetime.now(UTC)
+        if exc is not None and isinstance(exc, Exception):
+            self._outcome = "failure"
+        elif self._outcome is None:
+            self._outcome = "success"
+        token, self._token = self._token, None
+        try:
+            if token is not None:
+                _CURRENT.reset(token)
+        except ValueError:  # exited in another context (e.g. a generator moved threads)
+            _CURRENT.set(self.parent)
+        for hook in _on_task_exit:
+            hook(self)
+
+    def __repr__(self) -> str:
+        return (f"TaskContext({self.task_id!r}, type={self.task_type!r}, "
+                f"outcome={self._outcome!r}, calls={self.calls}, spent_usd={self.spent_usd})")
+
+
+class TaskSpec:
+    """What ``ctxbudget.task(...)`` returns: a context manager and a decorator.
+
+    Each ``with`` / decorated invocation creates a new :class:`TaskContext`."""
+
+    def __init__(
+        self,
+        task_id: str | None,
+        *,
+        task_type: str | None,
+        session_id: str | None,
+        limits: Limits,
+        meta: dict[str, Any] | None,
+    ) -> None:
+        self.task_id = task_id
+        self.task_type = task_type
+        self.session_id = session_id
+        self.limits = limits
+        self.meta = meta
+        self._active: list[TaskContext] = []
+
+    def new_context(self) -> TaskContext:
+        return TaskContext(
+            self.task_id or uuid.uuid4().hex,
+            task_type=self.task_type,
+            session_id=self.session_id,
+            parent=_CURRENT.get(),
+            limits=self.limits,
+            meta=self.meta,
+        )
+
+    def __enter__(self) -> TaskContext:
+        ctx = self.new_context()._enter()
+        self._active.append(ctx)
+        return ctx
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self._active.pop()._exit(exc)
+
+    async def __aenter__(self) -> TaskContext:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                ctx = self.new_context()._enter()
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    ctx._exit(exc)
+                    raise
+                ctx._exit(None)
+                return result
+
+            return cast(F, awrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = self.new_context()._enter()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                ctx._exit(exc)
+                raise
+            ctx._exit(None)
+            return result
+
+        return cast(F, wrapper)
+
+
+def task(
+    task_id: str | None = None,
+    *,
+    type: str | None = None,
+    session_id: str | None = None,
+    max_cost_usd: Decimal | float | str | None = None,
+    max_input_tokens: int | None = None,
+    max_calls: int | None = None,
+    on_exceed: OnExceed = "raise",
+    meta: dict[str, Any] | None = None,
+) -> TaskSpec:
+    """A unit of user-visible work, optionally with budget caps.
+
+    ``task_id=None`` gives every invocation a fresh random id (use that with the
+    decorator form unless one id per invocation is what you want). Caps are checked
+    before each tracked call (``spent + in flight + this call's estimate > cap``
+    blocks it) and after it (actual spend); see ``docs/budgets.md``.
+    """
+    if on_exceed not in ("raise", "warn"):
+        raise ValueError(f"on_exceed must be 'raise' or 'warn', got {on_exceed!r}")
+    for name, v in (("max_input_tokens", max_input_tokens), ("max_calls", max_calls)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    cost: Decimal | None = None
+    if max_cost_usd is not None:
+        cost = max_cost_usd if isinstance(max_cost_usd, Decimal) else Decimal(str(max_cost_usd))
+        if not cost.is_finite() or cost < 0:
+            raise ValueError(f"max_cost_usd must be a non-negative amount, got {max_cost_usd!r}")
+    limits = Limits(max_cost_usd=cost, max_input_tokens=max_input_tokens, max_calls=max_calls,
+                    on_exceed=on_exceed)
+    return TaskSpec(task_id, task_type=type, session_id=session_id, limits=limits, meta=meta)
+
+
+def current_task() -> TaskContext | None:
+    """The innermost task of the calling context, or ``None``."""
+    return _CURRENT.get()
+
+
+class _LedgerScope:
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self._token: contextvars.Token[Any] | None = None
+
+    def __enter__(self) -> Any:
+        self._token = _LEDGER.set(self.ledger)
+        return self.ledger
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _LEDGER.reset(self._token)
+
+
+def use_ledger(ledger: Any) -> _LedgerScope:
+    """``with use_ledger(ledger): client.messages.create(...)`` — attach the packer's ledger
+    (``.components``, ``.prefix_fingerprint``, ``.expected_cache_read_tokens``) to the tracked
+    calls made inside the block. The ``ctxbudget_ledger=`` keyword on a call wins over it."""
+    return _LedgerScope(ledger)
+
+
+def propagate(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``fn`` so it runs in a copy of the *current* context (task, ledger) wherever it is
+    called from — e.g. in another thread. Each invocation gets its own copy, so the wrapper
+    may run in several threads at once."""
+    ctx = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    return run
+
+
+class TaskThreadPoolExecutor(ThreadPoolExecutor):
+    """A ``ThreadPoolExecutor`` whose ``submit`` (and so ``map``) carries the submitter's
+    context (current task, ledger) into the worker thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        ctx = contextvars.copy_context()
+        return super().submit(ctx.run, fn, *args, **kwargs)

@@ -1,0 +1,190 @@
+"""The one recording path every integration shares: before a call, after a call.
+
+``before_call`` captures the context (task, ledger), runs the budget pre-check —
+the only thing in tracking that may raise into the app, and only
+:class:`~ctxbudget.errors.BudgetExceeded` — and starts the clock. ``finish_call``
+turns the outcome into a :class:`~ctxbudget.usage.Call`, charges the task chain and
+enqueues the record. Any other failure inside tracking is logged and counted
+(``stats()["tracking_errors"]``), never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ..adapters import AdaptedUsage
+from ..errors import BudgetExceeded
+from ..usage import Call, Usage
+from . import _budget
+from ._context import _CURRENT, _LEDGER, TaskContext
+from ._writer import put_call
+
+__all__ = ["PendingCall", "before_call", "finish_call", "internal_error", "record_call"]
+
+log = logging.getLogger("ctxbudget.track")
+
+_err_lock = threading.Lock()
+counters: dict[str, int] = {"tracking_errors": 0, "usage_missing": 0, "api_errors": 0}
+_last_log = [0.0]
+
+
+def internal_error(exc: BaseException, where: str) -> None:
+    """Count a failure inside tracking and log it (at most one full log line per 10 s)."""
+    with _err_lock:
+        counters["tracking_errors"] += 1
+        now = time.monotonic()
+        loud = now - _last_log[0] >= 10.0
+        if loud:
+            _last_log[0] = now
+    if loud:
+        log.warning("ctxbudget: tracking error in %s (ignored, the call is unaffected): %r",
+                    where, exc)
+
+
+def count(name: str) -> None:
+    with _err_lock:
+        counters[name] = counters.get(name, 0) + 1
+
+
+@dataclass(slots=True)
+class PendingCall:
+    """A call in flight: what was captured before it was sent."""
+
+    provider: str
+    api: str
+    model: str
+    ts: datetime
+    t0: float
+    ctx: TaskContext | None
+    ledger: Any = None
+    reservation: _budget.Reservation | None = None
+    estimate: _budget.Estimate | None = None
+    done: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def before_call(provider: str, api: str, kwargs: dict[str, Any]) -> PendingCall:
+    """Pop ``ctxbudget_ledger`` from ``kwargs`` (so the SDK never sees it), check budgets.
+
+    Raises :class:`BudgetExceeded` when a cap blocks the call; nothing else."""
+    ledger = kwargs.pop("ctxbudget_ledger", None)
+    if ledger is None:
+        ledger = _LEDGER.get()
+    ctx = _CURRENT.get()
+    p = PendingCall(provider=provider, api=api, model=str(kwargs.get("model") or ""),
+                    ts=datetime.now(UTC), t0=0.0, ctx=ctx, ledger=ledger)
+    if ctx is not None and any(t.limits.any for t in ctx.chain()):
+        est = None
+        if _budget.needs_estimate(ctx):
+            try:
+                est = _budget.estimate_request(provider, api, p.model, kwargs, ledger)
+            except Exception as exc:
+                internal_error(exc, "budget estimate")
+        p.estimate = est
+        try:
+            p.reservation = _budget.precheck(ctx, est)
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            internal_error(exc, "budget check")
+    p.t0 = time.perf_counter()
+    return p
+
+
+def _ledger_fields(ledger: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    comps = getattr(ledger, "components", None)
+    if isinstance(comps, Mapping) and comps:
+        out["components"] = {str(k): int(v) for k, v in comps.items()}
+    fp = getattr(ledger, "prefix_fingerprint", None)
+    if fp:
+        out["prefix_fingerprint"] = tuple(str(x) for x in fp)
+    ecr = getattr(ledger, "expected_cache_read_tokens", None)
+    if ecr is not None:
+        out["expected_cache_read_tokens"] = int(ecr)
+    return out
+
+
+def finish_call(
+    p: PendingCall,
+    adapted: AdaptedUsage | None,
+    *,
+    status: str = "ok",
+    error: BaseException | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Call | None:
+    """Record the call once: charge the task chain, build the Call, enqueue it."""
+    if p.done:
+        return None
+    p.done = True
+    try:
+        latency_ms = (time.perf_counter() - p.t0) * 1000.0
+        usage = adapted.usage if adapted is not None else Usage()
+        model = (adapted.model if adapted is not None and adapted.model else None) or p.model
+        m: dict[str, Any] = dict(p.meta)
+        if meta:
+            m.update(meta)
+        if error is not None:
+            status = "error"
+            counters["api_errors"] += 1
+            m["error"] = type(error).__name__
+            code = getattr(error, "status_code", None)
+            if isinstance(code, int):
+                m["http_status"] = code
+        elif adapted is None:
+            count("usage_missing")
+            m.setdefault("usage_missing", True)
+        ctx = p.ctx
+        if ctx is not None:
+            cost: Decimal | None = Decimal(0)
+            if usage:
+                cost = _budget.price_usage(usage, model, p.provider, p.ts)
+            over = _budget.charge(ctx, p.reservation, usage, cost)
+            if over:
+                m["overrun"] = over
+        if p.estimate is not None:
+            m["estimate"] = {"prompt_tokens": p.estimate.usage.prompt_tokens,
+                             "output_tokens": p.estimate.usage.output_tokens,
+                             "source": p.estimate.source}
+        call = Call(
+            ts=p.ts, provider=p.provider, model=model, usage=usage,
+            task_id=ctx.task_id if ctx else None,
+            session_id=ctx.session_id if ctx else None,
+            task_type=ctx.task_type if ctx else None,
+            request_id=adapted.request_id if adapted is not None else None,
+            latency_ms=latency_ms, status=status,
+            service_tier=adapted.service_tier if adapted is not None else None,
+            input_inclusive=adapted.input_inclusive if adapted is not None else None,
+            meta=m or None,
+            **_ledger_fields(p.ledger),
+        )
+        put_call(call)
+        return call
+    except Exception as exc:
+        internal_error(exc, "recording a call")
+        return None
+
+
+def adapt_guarded(adapter: Callable[[Any], AdaptedUsage], body: Any) -> AdaptedUsage | None:
+    try:
+        return adapter(body)
+    except Exception as exc:
+        internal_error(exc, "usage adapter")
+        return None
+
+
+def record_call(call: Call) -> None:
+    """Enqueue an already-built :class:`Call` (importers, custom clients, tests).
+
+    Does not check or charge budgets; never raises."""
+    try:
+        put_call(call)
+    except Exception as exc:  # pragma: no cover - put never raises
+        internal_error(exc, "record_call")

@@ -1,0 +1,198 @@
+"""``track(client)``: instrument one Anthropic or OpenAI client instance.
+
+We replace the ``create`` (and Anthropic's ``stream``) *instance attributes* of the
+client's resource objects — never the SDK classes — so other clients in the same
+process stay untouched. The same client is returned. Covered:
+
+* ``anthropic.Anthropic`` / ``AsyncAnthropic``: ``messages.create`` (incl.
+  ``stream=True``), ``messages.stream(...)``, and the same on ``beta.messages``;
+* ``openai.OpenAI`` / ``AsyncOpenAI`` (and SDK-compatible providers, pass
+  ``provider=``): ``chat.completions.create`` (incl. ``stream=True``) and
+  ``responses.create`` (incl. ``stream=True``).
+
+Not covered (call through a tracked ``create`` instead): ``with_raw_response`` /
+``with_streaming_response``, ``with_options(...)`` copies, batch APIs.
+
+Every wrapped call accepts ``ctxbudget_ledger=`` (removed before the SDK sees it).
+API exceptions are recorded as ``status="error"`` and re-raised unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..adapters import AdaptedUsage, from_anthropic, from_openai_chat, from_openai_responses
+from ._core import PendingCall, adapt_guarded, before_call, finish_call, internal_error
+from ._streams import AsyncStreamProxy, StreamProxy, make_observer
+
+__all__ = ["track"]
+
+_ADAPTERS: dict[str, Callable[[Any], AdaptedUsage]] = {
+    "anthropic": from_anthropic,
+    "openai-chat": from_openai_chat,
+    "openai-responses": from_openai_responses,
+}
+
+
+def _body(resp: Any) -> dict[str, Any]:
+    return {"usage": resp.usage, "id": getattr(resp, "id", None),
+            "model": getattr(resp, "model", None),
+            "service_tier": getattr(resp, "service_tier", None)}
+
+
+def _after(p: PendingCall, resp: Any, stream: bool, is_async: bool) -> Any:
+    try:
+        if stream:
+            obs = make_observer(p.api, p)
+            return AsyncStreamProxy(resp, obs) if is_async else StreamProxy(resp, obs)
+        usage = getattr(resp, "usage", None)
+        adapted = adapt_guarded(_ADAPTERS[p.api], _body(resp)) if usage is not None else None
+        finish_call(p, adapted)
+    except Exception as exc:
+        internal_error(exc, "after call")
+    return resp
+
+
+def _wrap_create(orig: Callable[..., Any], provider: str, api: str, is_async: bool
+                 ) -> Callable[..., Any]:
+    if is_async or inspect.iscoroutinefunction(orig):
+        @functools.wraps(orig)
+        async def acreate(*args: Any, **kwargs: Any) -> Any:
+            p = before_call(provider, api, kwargs)
+            try:
+                resp = await orig(*args, **kwargs)
+            except Exception as exc:
+                finish_call(p, None, error=exc)
+                raise
+            return _after(p, resp, kwargs.get("stream") is True, True)
+
+        acreate.__ctxbudget_wrapped__ = orig  # type: ignore[attr-defined]
+        return acreate
+
+    @functools.wraps(orig)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        p = before_call(provider, api, kwargs)
+        try:
+            resp = orig(*args, **kwargs)
+        except Exception as exc:
+            finish_call(p, None, error=exc)
+            raise
+        return _after(p, resp, kwargs.get("stream") is True, False)
+
+    create.__ctxbudget_wrapped__ = orig  # type: ignore[attr-defined]
+    return create
+
+
+class _MessageStreamManager:
+    """Proxy for Anthropic's ``MessageStreamManager`` / ``AsyncMessageStreamManager``:
+    records the call from the stream's accumulated message snapshot on exit."""
+
+    def __init__(self, mgr: Any, p: PendingCall) -> None:
+        self._mgr = mgr
+        self._p = p
+        self._stream: Any = None
+
+    def __enter__(self) -> Any:
+        try:
+            self._stream = self._mgr.__enter__()
+        except Exception as exc:
+            finish_call(self._p, None, error=exc)
+            raise
+        return self._stream
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return self._mgr.__exit__(*exc)
+        finally:
+            self._record(exc[1])
+
+    async def __aenter__(self) -> Any:
+        try:
+            self._stream = await self._mgr.__aenter__()
+        except Exception as exc:
+            finish_call(self._p, None, error=exc)
+            raise
+        return self._stream
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        try:
+            return await self._mgr.__aexit__(*exc)
+        finally:
+            self._record(exc[1])
+
+    def _record(self, exc: BaseException | None) -> None:
+        try:
+            snap = None
+            getter = getattr(self._stream, "_current_snapshot_or_none", None)
+            if callable(getter):
+                snap = getter()
+            elif self._stream is not None:
+                snap = self._stream.current_message_snapshot
+            adapted = None
+            if snap is not None and getattr(snap, "usage", None) is not None:
+                adapted = adapt_guarded(from_anthropic, _body(snap))
+            meta: dict[str, Any] = {"stream": True}
+            complete = snap is not None and getattr(snap, "stop_reason", None) is not None
+            if not complete:
+                meta["stream_incomplete"] = True
+            api_error = exc if exc is not None and type(exc).__module__.startswith(
+                "anthropic") else None
+            finish_call(self._p, adapted, error=api_error, meta=meta)
+        except Exception as e:
+            internal_error(e, "anthropic messages.stream")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mgr, name)
+
+
+def _wrap_stream_helper(orig: Callable[..., Any], provider: str) -> Callable[..., Any]:
+    @functools.wraps(orig)
+    def stream(*args: Any, **kwargs: Any) -> Any:
+        p = before_call(provider, "anthropic", kwargs)
+        return _MessageStreamManager(orig(*args, **kwargs), p)
+
+    stream.__ctxbudget_wrapped__ = orig  # type: ignore[attr-defined]
+    return stream
+
+
+def _patch(resource: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]
+           ) -> None:
+    orig = getattr(resource, name, None)
+    if orig is None or hasattr(orig, "__ctxbudget_wrapped__"):
+        return
+    setattr(resource, name, make(orig))
+
+
+def track(client: Any, *, provider: str | None = None) -> Any:
+    """Instrument ``client`` in place and return it. Idempotent.
+
+    ``provider`` overrides the provider id used for pricing (e.g. ``"deepseek"`` for an
+    OpenAI-SDK client pointed at DeepSeek); default ``anthropic`` / ``openai``."""
+    root = type(client).__module__.split(".", 1)[0]
+    is_async = type(client).__name__.startswith("Async")
+    if root == "anthropic":
+        prov = provider or "anthropic"
+        resources = [client.messages]
+        beta = getattr(client, "beta", None)
+        if beta is not None and getattr(beta, "messages", None) is not None:
+            resources.append(beta.messages)
+        for res in resources:
+            _patch(res, "create", lambda f: _wrap_create(f, prov, "anthropic", is_async))
+            _patch(res, "stream", lambda f: _wrap_stream_helper(f, prov))
+    elif root == "openai":
+        prov = provider or "openai"
+        _patch(client.chat.completions, "create",
+               lambda f: _wrap_create(f, prov, "openai-chat", is_async))
+        responses = getattr(client, "responses", None)
+        if responses is not None:
+            _patch(responses, "create", lambda f: _wrap_create(f, prov, "openai-responses",
+                                                       is_async))
+    else:
+        raise TypeError(
+            f"ctxbudget.track() supports anthropic and openai SDK clients, got "
+            f"{type(client).__module__}.{type(client).__name__}; use the LiteLLM callback, the "
+            "OpenTelemetry span processor or ctxbudget.track.record_call() for others")
+    return client

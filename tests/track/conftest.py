@@ -1,0 +1,40 @@
+"""Fixtures for the track tests: a fresh spool per test and the local fake API."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakeapi import FakeAPI
+
+import ctxbudget.track as tr
+from ctxbudget.store.spool import read_spool
+from ctxbudget.usage import Call, Task
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Iterator[Path]:
+    d = tmp_path / "spool"
+    tr.configure(spool_dir=d, flush_interval=0.05)
+    yield d
+    tr.configure()
+
+
+@pytest.fixture
+def api(data_dir: Path) -> Iterator[FakeAPI]:
+    with FakeAPI(data_dir / "api-responses") as server:
+        yield server
+    assert not server.errors, server.errors
+
+
+def recorded(spool_dir: Path) -> tuple[list[Call], list[Task]]:
+    """Flush this process's writer and read every record back from the spool."""
+    tr.flush()
+    calls, tasks, report = read_spool(spool_dir)
+    assert report.rejected == 0, report.rejected_at
+    return calls, tasks
