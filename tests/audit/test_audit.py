@@ -1,0 +1,253 @@
+"""Cache audit: sequences that break the cache on purpose, built from recorded requests."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ctxbudget.analyze.audit import (
+    AuditReport,
+    Request,
+    audit_requests,
+    build_request,
+    byte_diff,
+    load_requests,
+)
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+TOOL_A = {"name": "get_weather", "description": "Current weather for a city.",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}}
+TOOL_B = {"name": "search_docs", "description": "Search the product documentation.",
+          "input_schema": {"type": "object", "properties": {"query": {"type": "string"},
+                                                             "k": {"type": "integer"}}}}
+
+
+@pytest.fixture(scope="module")
+def anthropic_bodies(data_dir: Path) -> list[dict[str, Any]]:
+    doc = yaml.safe_load((data_dir / "api-responses" / "test_anthropic_cache_real_api.yaml")
+                         .read_text())
+    return [it["request"]["parsed_body"] for it in doc["interactions"]]
+
+
+@pytest.fixture(scope="module")
+def convo(anthropic_bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """The recorded 3-message conversation, with two tools added."""
+    body = copy.deepcopy(anthropic_bodies[1])
+    body["tools"] = [copy.deepcopy(TOOL_A), copy.deepcopy(TOOL_B)]
+    return body
+
+
+def turn(base: Mapping[str, Any], n_messages: int, **changes: Any) -> dict[str, Any]:
+    """``base`` with its conversation grown/cut to ``n_messages`` (alternating turns)."""
+    body = copy.deepcopy(dict(base))
+    msgs = body["messages"]
+    while len(msgs) < n_messages:
+        role = "assistant" if len(msgs) % 2 else "user"
+        msgs.append({"role": role, "content": [
+            {"type": "text", "text": f"{role} turn {len(msgs)}: " + "details " * 40}]})
+    body["messages"] = msgs[:n_messages]
+    body.update(changes)
+    return body
+
+
+def run(bodies: list[dict[str, Any]], gaps_s: list[float] | None = None) -> tuple[
+        AuditReport, list[Request]]:
+    ts = T0
+    reqs = []
+    for i, b in enumerate(bodies):
+        if i:
+            ts += timedelta(seconds=(gaps_s or [30.0] * len(bodies))[i - 1])
+        reqs.append(build_request(b, index=i, where=f"seq#{i}", ts=ts, uri="https://api.anthropic.com/v1/messages"))
+    return audit_requests(reqs), reqs
+
+
+def tokens_of(req: Request, pred: Callable[[Any], bool]) -> int:
+    return sum(b.tokens for b in req.blocks if pred(b))
+
+
+def test_stable_sequence_reports_nothing(convo: dict[str, Any]) -> None:
+    seq = [turn(convo, 1), turn(convo, 3), turn(convo, 5), turn(convo, 7)]
+    rep, reqs = run(seq)
+    assert rep.findings == ()
+    assert all(r.breakpoints for r in reqs)
+
+
+def test_recorded_cassettes_report_nothing(data_dir: Path) -> None:
+    for f in sorted((data_dir / "api-responses").glob("*.yaml")):
+        reqs, notes = load_requests(f)
+        rep = audit_requests(reqs, notes=notes)
+        assert rep.findings == (), f.name
+
+
+def test_timestamp_in_system_prompt(convo: dict[str, Any]) -> None:
+    sys0 = convo["system"]
+    seq = [turn(convo, 1, system=f"{sys0} Current time: 2026-11-28T09:00:00Z."),
+           turn(convo, 3, system=f"{sys0} Current time: 2026-11-28T09:00:30Z.")]
+    rep, reqs = run(seq)
+    (f,) = rep.findings
+    assert f.cause == "system_changed"
+    assert f.block == "system[0]" and f.component == "system"
+    assert "timestamp" in f.flags
+    # the changed system block plus the first user message (cached by call 0) were lost
+    expected = tokens_of(reqs[1], lambda b: b.label in ("system[0]", "messages[0].content[0]"))
+    assert f.lost_tokens == expected > 1000
+    assert f.diff is not None and f.diff["redacted"] and "2026" not in f.diff["this"]
+    assert f.lost_usd is not None and f.lost_usd > 0
+
+
+def test_tools_reordered(convo: dict[str, Any]) -> None:
+    seq = [turn(convo, 1), turn(convo, 3, tools=[TOOL_B, TOOL_A])]
+    rep, reqs = run(seq)
+    (f,) = rep.findings
+    assert f.cause == "tools_reordered" and f.block == "tools[0]"
+    expected = tokens_of(reqs[1], lambda b: b.component in ("tools", "system")
+                         or b.label == "messages[0].content[0]")
+    assert f.lost_tokens == expected
+
+
+def test_tool_schema_reserialized(convo: dict[str, Any]) -> None:
+    reordered = {"input_schema": TOOL_A["input_schema"], "name": TOOL_A["name"],
+                 "description": TOOL_A["description"]}
+    assert json.dumps(reordered, sort_keys=True) == json.dumps(TOOL_A, sort_keys=True)
+    seq = [turn(convo, 1), turn(convo, 3, tools=[reordered, TOOL_B])]
+    rep, reqs = run(seq)
+    (f,) = rep.findings
+    assert f.cause == "tools_reserialized" and f.block == "tools[0]"
+    assert "get_weather" in f.detail
+    assert f.diff is not None and f.diff["offset"] == 2  # '{"' then the first key differs
+    expected = tokens_of(reqs[1], lambda b: b.component in ("tools", "system")
+                         or b.label == "messages[0].content[0]")
+    assert f.lost_tokens == expected
+
+
+def test_front_trimmed_history(convo: dict[str, Any]) -> None:
+    full = turn(convo, 5)
+    trimmed = turn(convo, 7)
+    trimmed["messages"] = trimmed["messages"][2:]  # drop the first exchange
+    rep, reqs = run([full, trimmed])
+    (f,) = rep.findings
+    assert f.cause == "history_truncated" and f.component == "messages"
+    assert "2 blocks dropped" in f.detail
+    # the three messages both calls share (old messages 2..4) were re-sent uncached
+    expected = tokens_of(reqs[1], lambda b: b.label in (
+        "messages[0].content[0]", "messages[1].content[0]", "messages[2].content[0]"))
+    assert f.lost_tokens == expected
+
+
+def test_six_minute_gap(convo: dict[str, Any]) -> None:
+    rep, reqs = run([turn(convo, 1), turn(convo, 3)], gaps_s=[360])
+    (f,) = rep.findings
+    assert f.cause == "ttl_expired"
+    assert "360 s" in f.detail and "TTL 300 s" in f.detail
+    assert f.lost_tokens == reqs[0].prompt_tokens  # everything call 0 had written
+    # 4 minutes is within the 5-minute TTL; a 1h TTL survives 6 minutes
+    assert run([turn(convo, 1), turn(convo, 3)], gaps_s=[240])[0].findings == ()
+    one_h = {"type": "ephemeral", "ttl": "1h"}
+    rep_1h, _ = run([turn(convo, 1, cache_control=one_h), turn(convo, 3, cache_control=one_h)],
+                    gaps_s=[360])
+    assert rep_1h.findings == ()
+
+
+def test_ttl_is_refreshed_on_hit(convo: dict[str, Any]) -> None:
+    # 4 + 4 minutes: each call refreshes the prefix, so nothing expires
+    rep, _ = run([turn(convo, 1), turn(convo, 3), turn(convo, 5)], gaps_s=[240, 240])
+    assert rep.findings == ()
+
+
+def test_model_changed(convo: dict[str, Any]) -> None:
+    rep, reqs = run([turn(convo, 1), turn(convo, 3, model="claude-haiku-4-5")])
+    (f,) = rep.findings
+    assert f.cause == "model_changed" and "claude-haiku-4-5" in f.detail
+    expected = tokens_of(reqs[1], lambda b: b.component in ("tools", "system")
+                         or b.label == "messages[0].content[0]")
+    assert f.lost_tokens == expected
+
+
+def test_below_minimum_cacheable(convo: dict[str, Any]) -> None:
+    short = dict(convo, messages=[{"role": "user", "content": "Hi!"}])
+    rep, reqs = run([turn(short, 1), turn(short, 3)])
+    (f,) = rep.findings
+    assert f.cause == "below_min_cacheable" and "1024" in f.detail
+    assert f.lost_tokens == reqs[0].prompt_tokens < 1024
+
+
+def test_breakpoint_beyond_lookback(convo: dict[str, Any]) -> None:
+    # an agent loop appends 24 blocks between two calls; the only breakpoint is the last block
+    rep, reqs = run([turn(convo, 1), turn(convo, 25)])
+    (f,) = rep.findings
+    assert f.cause == "beyond_lookback"
+    assert f.lost_tokens == reqs[0].prompt_tokens
+    assert run([turn(convo, 1), turn(convo, 19)])[0].findings == ()
+
+
+def test_no_cache_control(convo: dict[str, Any]) -> None:
+    plain = {k: v for k, v in convo.items() if k != "cache_control"}
+    rep, reqs = run([turn(plain, 1), turn(plain, 3)])
+    (f,) = rep.findings
+    assert f.cause == "no_cache_breakpoint"
+    assert f.lost_tokens == reqs[0].prompt_tokens
+
+
+def test_provider_diagnostic_wins(convo: dict[str, Any]) -> None:
+    a = build_request(turn(convo, 1), index=0, where="a", ts=T0)
+    b = build_request(turn(convo, 3, system="You are a terse assistant."), index=1, where="b",
+                      ts=T0 + timedelta(seconds=5),
+                      response={"diagnostics": {"cache_miss_reason": {
+                          "type": "tools_changed", "cache_missed_input_tokens": 1200}}})
+    (f,) = audit_requests([a, b]).findings
+    assert f.cause == "tools_changed" and f.provider_reason == "tools_changed"
+
+
+def test_openai_chat_tools_reordered(data_dir: Path) -> None:
+    doc = yaml.safe_load((data_dir / "api-responses" / "test_openai_chat_prompt_cache_e2e.yaml")
+                         .read_text())
+    body = doc["interactions"][0]["request"]["parsed_body"]
+    fa = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    fb = {"type": "function", "function": {"name": "shelve", "parameters": {"type": "object"}}}
+    b1 = dict(copy.deepcopy(body), tools=[fa, fb])
+    b2 = dict(copy.deepcopy(body), tools=[fb, fa])
+    uri = "https://api.openai.com/v1/chat/completions"
+    reqs = [build_request(b, index=i, where=str(i), ts=T0 + timedelta(seconds=i), uri=uri)
+            for i, b in enumerate([b1, b2])]
+    (f,) = audit_requests(reqs).findings
+    assert f.cause == "tools_reordered"
+    assert f.group == "key:pydantic-ai-prompt-cache-e2e-chat"
+    # explicit mode: the earlier call cached up to its breakpoint (not the trailing
+    # "Reply with exactly: OK" part), so that is what the reorder lost
+    assert reqs[0].breakpoints == (3,)
+    assert f.lost_tokens == sum(b.tokens for b in reqs[1].blocks[:-1]) > 1024
+
+
+def test_byte_diff_show_bytes_and_flags() -> None:
+    a = "Today is 2026-11-28, session 1b4e28ba-2fa1-11d2-883f-0016d3cca427."
+    b = "Today is 2026-11-29, session 6fa459ea-ee8a-3ca4-894e-db77e160355e."
+    d = byte_diff(a, b, show_bytes=True)
+    assert d["offset"] == a.index("28,") + 1
+    assert "2026-11-29" in d["this"] and set(d["flags"]) >= {"date", "uuid"}
+    assert "2026" not in byte_diff(a, b)["this"]
+
+
+def test_jsonl_input_and_errors(tmp_path: Path, convo: dict[str, Any]) -> None:
+    p = tmp_path / "calls.jsonl"
+    lines = [{"timestamp": (T0 + timedelta(seconds=s)).isoformat(), "request": b,
+              "session_id": "s1"}
+             for s, b in ((0, turn(convo, 1)), (400, turn(convo, 3)))]
+    p.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    reqs, _ = load_requests(p)
+    (f,) = audit_requests(reqs).findings
+    assert f.cause == "ttl_expired" and f.where.endswith("calls.jsonl:2")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(lines[0]) + "\n{oops\n")
+    from ctxbudget.errors import InputFormatError
+
+    with pytest.raises(InputFormatError, match=r"bad.jsonl:2"):
+        load_requests(bad)
