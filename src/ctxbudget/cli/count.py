@@ -48,6 +48,12 @@ def _read_text(f: Path) -> str:
     raise AssertionError("unreachable")
 
 
+def want_progress(total_bytes: int, n_files: int) -> bool:
+    """A progress bar only on a terminal, and only for large inputs."""
+    big = total_bytes > PROGRESS_BYTES or n_files > PROGRESS_FILES
+    return big and sys.stderr.isatty()
+
+
 def _batches(files: list[Path], sizes: list[int]) -> list[list[int]]:
     out: list[list[int]] = [[]]
     acc = 0
@@ -79,7 +85,7 @@ def count(
     cal = Calibration.load(calibration) if calibration is not None else None
     sizes = _check(files)
     total_bytes = sum(sizes)
-    show = sys.stderr.isatty() and (total_bytes > PROGRESS_BYTES or len(files) > PROGRESS_FILES)
+    show = want_progress(total_bytes, len(files))
     rows: list[dict[str, Any]] = []
     progress: Any = None
     task: Any = None

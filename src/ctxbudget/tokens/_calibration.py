@@ -181,7 +181,7 @@ class Calibration:
                 raise TokenizerError(f"{p}: missing calibration field {key!r}")
         try:
             return cls(**raw)
-        except TypeError as exc:
+        except (TypeError, TokenizerError) as exc:
             raise TokenizerError(f"{p}: invalid calibration ({exc})") from None
 
     def with_source(self, source: str) -> Calibration:

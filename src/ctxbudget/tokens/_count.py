@@ -97,8 +97,10 @@ def count_tokens(
 
 
 def _finish(counter: Counter, lay: Layout) -> TokenCount:
-    units = sum(cached_units(counter, t) for t in lay.texts)
-    content_tokens = counter.tokens(units, with_intercept=False) + lay.extra
+    # rounded per text, so a structure's count is the sum of its parts' counts
+    content_tokens = lay.extra + sum(
+        counter.tokens(cached_units(counter, t), with_intercept=False) for t in lay.texts
+    )
     exact = counter.exact and lay.exact
     notes = [n for n in (counter.note, *lay.notes) if n]
     return TokenCount(tokens=content_tokens + lay.framing, exact=exact, method=counter.method,

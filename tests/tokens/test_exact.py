@@ -1,0 +1,92 @@
+"""Exact counts equal tiktoken; model -> encoding; memo never changes a number."""
+
+from __future__ import annotations
+
+import pytest
+import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctxbudget.tokens import count_many, count_tokens, encoding_for_model, provider_for_model
+
+
+@pytest.mark.parametrize(("model", "encoding"),
+                         [("gpt-4o", "o200k_base"), ("gpt-4", "cl100k_base")])
+def test_equals_tiktoken_on_real_text(real_texts: dict[str, str], model: str,
+                                      encoding: str) -> None:
+    enc = tiktoken.get_encoding(encoding)
+    assert real_texts
+    for name, text in real_texts.items():
+        c = count_tokens(text, model)
+        assert c.tokens == len(enc.encode(text, disallowed_special=())), name
+        assert c.exact is True
+        assert c.method == f"tiktoken:{encoding}"
+        assert c.framing_tokens == 0 and c.note == ""
+    # cl100k and o200k disagree on real text, so the right encoding was chosen
+    joined = "\n".join(real_texts.values())
+    assert count_tokens(joined, "gpt-4o").tokens != count_tokens(joined, "gpt-4").tokens
+
+
+@pytest.mark.parametrize(
+    ("model", "encoding"),
+    [
+        ("gpt-4o", "o200k_base"), ("gpt-4o-mini-2024-07-18", "o200k_base"),
+        ("gpt-4.1-nano", "o200k_base"), ("gpt-5", "o200k_base"), ("gpt-5.6-sol", "o200k_base"),
+        ("o1", "o200k_base"), ("o3-mini", "o200k_base"), ("o4-mini-2025-04-16", "o200k_base"),
+        ("gpt-4", "cl100k_base"), ("gpt-4-0613", "cl100k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"), ("text-embedding-3-small", "cl100k_base"),
+        ("openai/gpt-4o", "o200k_base"),
+        ("claude-sonnet-4-5", None), ("gemini-2.5-flash", None), ("o1xyz", None),
+    ],
+)
+def test_encoding_for_model(model: str, encoding: str | None) -> None:
+    assert encoding_for_model(model) == encoding
+
+
+def test_provider_for_model() -> None:
+    assert provider_for_model("claude-sonnet-4-5") == "anthropic"
+    assert provider_for_model("anthropic.claude-3-haiku-20240307-v1:0", "bedrock") == "anthropic"
+    assert provider_for_model("gemini-2.5-flash") == "google"
+    assert provider_for_model("gpt-4o", "azure") == "openai"
+    assert provider_for_model("llama-3.1-8b") == "generic"
+
+
+_texts = st.lists(
+    st.one_of(st.text(max_size=20),
+              st.sampled_from(["<|endoftext|>", "  ", "\n\n", "🙂", "é", "<|im_start|>"])),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=_texts)
+def test_any_text_equals_encode_ordinary(text: str) -> None:
+    enc = tiktoken.get_encoding("o200k_base")
+    expected = len(enc.encode_ordinary(text))
+    assert count_tokens(text, "gpt-4o").tokens == expected
+    assert count_tokens(text, "gpt-4o").tokens == expected  # memoized: same number
+
+
+@settings(max_examples=30, deadline=None)
+@given(texts=st.lists(_texts, max_size=12), threads=st.integers(1, 3))
+def test_count_many_matches_count_tokens_in_order(texts: list[str], threads: int) -> None:
+    many = count_many(texts, "gpt-4", threads=threads)
+    assert [c.tokens for c in many] == [count_tokens(t, "gpt-4").tokens for t in texts]
+    assert all(c.exact and c.method == "tiktoken:cl100k_base" for c in many)
+
+
+def test_count_many_threads_on_real_text(real_texts: dict[str, str]) -> None:
+    enc = tiktoken.get_encoding("o200k_base")
+    texts = [t[i:] for t in real_texts.values() for i in range(0, 2000, 97)]
+    got = [c.tokens for c in count_many(texts, "gpt-4o", threads=2)]
+    assert got == [len(x) for x in enc.encode_ordinary_batch(texts)]
+
+
+def test_import_ctxbudget_does_not_import_tiktoken() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, ctxbudget, ctxbudget.tokens; f = ctxbudget.count_tokens; "
+            "print('tiktoken' in sys.modules, 'tokenizers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
