@@ -1,9 +1,11 @@
 """The ledger of one packed call, prefix fingerprints and the expected cache reads.
 
 Minimum cacheable prompt lengths (Anthropic prompt-caching docs, "Cache limitations", as
-quoted in anthropics/anthropic-sdk-python#1194, 2026): 4096 tokens for Claude Opus 4.6,
-Opus 4.5 and Haiku 4.5; 1024 for Sonnet 4.6, Sonnet 4.5, Opus 4.1, Opus 4, Sonnet 4 and
-Sonnet 3.7; 2048 for Haiku 3.5 and Haiku 3. A breakpoint whose prefix is shorter caches
+quoted in anthropics/anthropic-sdk-python#1194 and later 2026 summaries of the docs):
+4096 tokens for Claude Opus 4.7, Opus 4.6, Opus 4.5, Haiku 4.5 and Mythos Preview; 1024
+for Opus 4.8, Sonnet 4.6, Sonnet 4.5, Opus 4.1, Opus 4, Sonnet 4 and Sonnet 3.7; 2048 for
+Haiku 3.5 and Haiku 3. Models not listed (the 5 family) use 1024 until confirmed; set
+``PackerConfig.min_cacheable_tokens`` to override. A breakpoint whose prefix is shorter caches
 nothing (no error), so the packer does not spend one of the 4 breakpoints there.
 OpenAI caches automatically from 1024 tokens, in 128-token steps.
 """
@@ -26,6 +28,7 @@ __all__ = [
 
 #: Model-name fragment -> minimum cacheable prefix (tokens); the longest match wins.
 MIN_CACHEABLE: Mapping[str, int] = {
+    "claude-opus-4-7": 4096, "claude-mythos-preview": 4096, "claude-opus-4-8": 1024,
     "claude-opus-4-6": 4096, "claude-opus-4-5": 4096, "claude-haiku-4-5": 4096,
     "claude-sonnet-4-6": 1024, "claude-sonnet-4-5": 1024, "claude-opus-4-1": 1024,
     "claude-opus-4": 1024, "claude-sonnet-4": 1024, "claude-3-7-sonnet": 1024,

@@ -96,7 +96,7 @@ def render_anthropic(packed: Packed, *, model: str | None = None, max_tokens: in
     if packed.final:
         messages.append({"role": "user",
                          "content": [{"type": "text", "text": t} for t in packed.final]})
-    body: dict[str, Any] = {"model": model or cfg.model or "claude-sonnet-4-5",
+    body: dict[str, Any] = {"model": model or cfg.model or "claude-sonnet-4-6",
                             "max_tokens": max_tokens or cfg.output_reserve}
     if tools:
         body["tools"] = tools
