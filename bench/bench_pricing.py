@@ -106,11 +106,8 @@ def timed(name: str, fn: Callable[[], tuple[list[Any], int]]) -> Result:
     t0 = time.perf_counter()
     totals, errors = fn()
     dt = time.perf_counter() - t0
-    s: Decimal | float
-    if totals and isinstance(totals[0], Decimal):
-        s = sum(totals, Decimal(0))
-    else:
-        s = float(sum(totals))
+    exact = bool(totals) and isinstance(totals[0], Decimal)
+    s: Decimal | float = sum(totals, Decimal(0)) if exact else float(sum(totals))
     return Result(name, dt, s, totals, errors)
 
 
@@ -196,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.name:<{w}}  {r.seconds:8.2f}  {rate:11,.0f}  {ratio:7.1f}x  {r.total}{err}")
 
     mismatches = sum(1 for a, b in zip(ours.totals, genai.totals, strict=True) if a != b)
-    print(f"\nctxbudget vs genai-prices: totals {'IDENTICAL' if ours.total == genai.total else 'DIFFER'}"
-          f" ({ours.total} vs {genai.total}), {mismatches:,} per-record mismatches")
+    same = "IDENTICAL" if ours.total == genai.total else "DIFFER"
+    print(f"\nctxbudget vs genai-prices: totals {same} ({ours.total} vs {genai.total}),"
+          f" {mismatches:,} per-record mismatches")
     if len(results) > 2:
         lite = results[2]
         by_model: dict[str, list[float]] = {}

@@ -169,7 +169,8 @@ def from_openai_chat(raw: Any) -> AdaptedUsage:
     cached = _int(ptd, "cached_tokens", "usage.prompt_tokens_details.")
     write = _int(ptd, "cache_write_tokens", "usage.prompt_tokens_details.")
     reasoning = _int(ctd, "reasoning_tokens", "usage.completion_tokens_details.")
-    uncached = _sub(prompt, cached, "usage.prompt_tokens", "usage.prompt_tokens_details.cached_tokens")
+    uncached = _sub(prompt, cached, "usage.prompt_tokens",
+                    "usage.prompt_tokens_details.cached_tokens")
     uncached = _sub(uncached, write, "usage.prompt_tokens - cached_tokens",
                     "usage.prompt_tokens_details.cache_write_tokens")
     if reasoning > out:
@@ -200,7 +201,8 @@ def from_openai_responses(raw: Any) -> AdaptedUsage:
     cached = _int(itd, "cached_tokens", "usage.input_tokens_details.")
     write = _int(itd, "cache_write_tokens", "usage.input_tokens_details.")
     reasoning = _int(otd, "reasoning_tokens", "usage.output_tokens_details.")
-    uncached = _sub(prompt, cached, "usage.input_tokens", "usage.input_tokens_details.cached_tokens")
+    uncached = _sub(prompt, cached, "usage.input_tokens",
+                    "usage.input_tokens_details.cached_tokens")
     uncached = _sub(uncached, write, "usage.input_tokens - cached_tokens",
                     "usage.input_tokens_details.cache_write_tokens")
     if reasoning > out:
@@ -294,7 +296,8 @@ def from_deepseek(raw: Any) -> AdaptedUsage:
     uncached = miss if miss_given else _sub(prompt, hit, "usage.prompt_tokens",
                                             "usage.prompt_cache_hit_tokens")
     if reasoning > out:
-        raise UsageError("usage.completion_tokens_details.reasoning_tokens exceeds completion_tokens",
+        raise UsageError(f"usage.completion_tokens_details.reasoning_tokens ({reasoning}) "
+                         f"exceeds usage.completion_tokens ({out})",
                          field="usage.completion_tokens_details.reasoning_tokens")
     return AdaptedUsage(
         Usage(input_tokens=uncached, cache_read_tokens=hit, output_tokens=out,
@@ -328,7 +331,8 @@ def from_otel(raw: Any) -> AdaptedUsage:
     read = _int(a, "gen_ai.usage.cache_read.input_tokens", "")
     write = _int(a, "gen_ai.usage.cache_creation.input_tokens", "")
     reasoning = _int(a, "gen_ai.usage.reasoning.output_tokens", "")
-    uncached = _sub(prompt, read, "gen_ai.usage.input_tokens", "gen_ai.usage.cache_read.input_tokens")
+    uncached = _sub(prompt, read, "gen_ai.usage.input_tokens",
+                    "gen_ai.usage.cache_read.input_tokens")
     uncached = _sub(uncached, write, "gen_ai.usage.input_tokens - cache_read",
                     "gen_ai.usage.cache_creation.input_tokens")
     if reasoning > out:

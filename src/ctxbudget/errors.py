@@ -65,7 +65,8 @@ class UnpricedModel(PricingError, LookupError):
         hint = f"; near matches: {', '.join(self.near)}" if self.near else ""
         super().__init__(
             f"no price known for model {model!r}{where}{hint}; "
-            "add it to a prices overrides file (see examples/prices-2026.yaml) and pass --prices FILE"
+            "add it to a prices overrides file (see examples/prices-2026.yaml) "
+            "and pass --prices FILE"
         )
 
 

@@ -271,7 +271,8 @@ def _rates_from_mapping(m: Mapping[str, Any], where: str, fallback: Rates | None
     w1 = get("cache_write_1h_mtok")
     if fallback is not None:
         read = read if read is not None else fallback.cache_read_mtok
-        w5 = w5 if w5 is not None else (write if write is not None else fallback.cache_write_5m_mtok)
+        if w5 is None:
+            w5 = write if write is not None else fallback.cache_write_5m_mtok
         w1 = w1 if w1 is not None else fallback.cache_write_1h_mtok
     generic_write = w5 if w5 is not None else write
     return Rates(
@@ -436,7 +437,7 @@ class PriceBook:
         bkey = (prov.id, info.id, service_tier, state)
         price = self._built.get(bkey)
         if price is None:
-            mp = info.get_prices(ts, ctx)  # type: ignore[arg-type]
+            mp = info.get_prices(ts, ctx)
             built = _price_from_genai(prov.id, info, mp, service_tier,
                                       _effective_from(info, ts, ctx))
             if built is None:
@@ -500,7 +501,9 @@ def _effective_from(info: Any, ts: datetime, ctx: Mapping[str, str] | None) -> d
             if c.constraint is None or c.constraint.active(ts):
                 start = getattr(c.constraint, "start_date", None)
                 break
-    for v in (info.price_variants or ()) if ctx else ():
+    if not ctx:
+        return start
+    for v in info.price_variants or ():
         if v.constraint is not None and not v.constraint.active(ts):
             continue
         if not all(ctx.get(k) == val for k, val in v.when.items()):
@@ -579,11 +582,13 @@ def _load_overrides(path: Path) -> list[_OverrideEntry]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise PriceFileError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", exc)
+        raise PriceFileError(f"{path}{line}: not valid YAML ({problem})") from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("prices"), list):
         raise PriceFileError(f"{path}: expected a mapping with a 'prices' list")
     allowed = {"model", "provider", "aliases", "effective_from", "source", "tiers",
-               "per_request_usd", "service_tier", "context_window", "cache_write_mtok", *RATE_FIELDS}
+               "per_request_usd", "service_tier", "context_window", "cache_write_mtok",
+               *RATE_FIELDS}
     entries: list[_OverrideEntry] = []
     for i, item in enumerate(doc["prices"]):
         where = f"{path}: prices[{i}]"
@@ -622,7 +627,8 @@ def _load_overrides(path: Path) -> list[_OverrideEntry]:
             tiers=tuple(tiers),
             per_request_usd=_dec(item.get("per_request_usd", 0), f"{where}.per_request_usd"),
             effective_from=eff,
-            source=f"overrides:{path.name}" + (f" ({item['source']})" if item.get("source") else ""),
+            source=f"overrides:{path.name}"
+            + (f" ({item['source']})" if item.get("source") else ""),
             service_tier=item.get("service_tier"),
             context_window=item.get("context_window"),
         )
@@ -646,7 +652,9 @@ def default_pricebook() -> PriceBook:
     return _DEFAULT
 
 
-def iter_models(book: PriceBook, pairs: Iterable[tuple[str | None, str]]) -> dict[tuple[str | None, str], Price | PricingError]:
+def iter_models(
+    book: PriceBook, pairs: Iterable[tuple[str | None, str]]
+) -> dict[tuple[str | None, str], Price | PricingError]:
     """Resolve many (provider, model) pairs at once, keeping errors as values."""
     out: dict[tuple[str | None, str], Price | PricingError] = {}
     for prov, model in pairs:

@@ -66,11 +66,10 @@ class Usage:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if type(v) is not int:
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise UsageError(
-                        f"{f.name} must be an integer token count, got {v!r}", field=f.name
-                    )
+            if type(v) is not int and (isinstance(v, bool) or not isinstance(v, int)):
+                raise UsageError(
+                    f"{f.name} must be an integer token count, got {v!r}", field=f.name
+                )
             if v < 0:
                 raise UsageError(f"{f.name} is negative ({v})", field=f.name)
         if self.reasoning_tokens > self.output_tokens:
