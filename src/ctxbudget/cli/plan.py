@@ -159,5 +159,78 @@ def plan(
         console().print(f"chart written to {chart}")
 
 
+@handles_errors
+def simulate(
+    spec: Annotated[Path, typer.Argument(help="Budget spec YAML.")],
+    tasks: int = typer.Option(..., "--tasks", min=0, help="Number of tasks (sessions)."),
+    days: float = typer.Option(1.0, "--days", min=0.0, help="Days the tasks are spread over."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same logs)."),
+    failure_rate: float = typer.Option(0.0, "--failure-rate", min=0.0, max=1.0,
+                                       help="Share of tasks whose outcome is failure."),
+    inject: Annotated[list[str] | None, typer.Option(
+        "--inject", help="Regression, e.g. 'system_prompt+30%@day5[:TYPE]', "
+                         "'cache-break@day3-3' (see docs/plan.md).")] = None,
+    task_types: str | None = typer.Option(
+        None, "--task-types", help="Task types and shares: 'support:3,research:1'."),
+    start: str | None = typer.Option(None, "--start", help="Day 1 (YYYY-MM-DD, default "
+                                                           "2026-01-01)."),
+    model: str | None = typer.Option(None, "--model", help="Which spec model (default: first)."),
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write calls to FILE.parquet (tasks to FILE.tasks.parquet).")] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="Insert into a DuckDB store.")] = None,
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Generate synthetic call logs from a spec (Parquet or a store)."""
+    import time
+    from datetime import UTC, datetime
+
+    from ..plan.simulate import iter_simulate, write_parquet
+    from ._common import parse_day
+
+    if (out is None) == (db is None):
+        fail("give exactly one of --out FILE.parquet or --db DB")
+    day = parse_day(start, "--start")
+    t0 = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
+    began = time.perf_counter()
+    chunks, tasks_fn = iter_simulate(spec, tasks=tasks, days=days, seed=seed,
+                                     failure_rate=failure_rate, inject=list(inject or []),
+                                     task_types=task_types, start=t0, model=model)
+    if out is not None:
+        _, tasks_path, rows = write_parquet(chunks, tasks_fn, out)
+        where = {"calls_file": str(out), "tasks_file": str(tasks_path)}
+    else:
+        assert db is not None
+        rows = _write_store(chunks, tasks_fn, db)
+        where = {"db": str(db)}
+    secs = time.perf_counter() - began
+    summary = {**where, "tasks": tasks, "calls": rows, "seconds": round(secs, 3),
+               "calls_per_second": round(rows / secs) if secs > 0 else None}
+    if as_json:
+        print_json(summary)
+    else:
+        console().print(f"{rows:,} calls of {tasks:,} tasks written to "
+                        f"{', '.join(where.values())} in {secs:.2f} s")
+
+
+def _write_store(chunks: Any, tasks_fn: Any, db: Path) -> int:
+    """Insert simulated calls (Store.insert_arrow, per chunk) and tasks into a store."""
+    from ..store import open_store
+
+    rows = 0
+    with open_store(db) as store:
+        for table in chunks:
+            rows += store.insert_arrow(table)
+        store.con.register("_sim_tasks", tasks_fn())
+        try:
+            store.con.execute(
+                "INSERT OR REPLACE INTO tasks (task_id, task_type, outcome, started_at, "
+                "ended_at, session_id, parent_id, source) SELECT task_id, task_type, outcome, "
+                "started_at, ended_at, session_id, parent_id, source FROM _sim_tasks")
+        finally:
+            store.con.unregister("_sim_tasks")
+    return rows
+
+
 def register(app: typer.Typer) -> None:
     app.command("plan")(plan)
+    app.command("simulate")(simulate)

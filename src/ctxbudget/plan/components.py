@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .spec import ALLOCATION_BUCKETS, LoadedSpec
+from .spec import ALLOCATION_BUCKETS, BudgetSpec, LoadedSpec
 
 __all__ = ["ALLOCATION_OF", "FixedTokens", "history_growth", "resolve_fixed"]
 
@@ -108,13 +108,12 @@ def resolve_fixed(loaded: LoadedSpec, model: str, provider: str | None) -> list[
     return out
 
 
-def history_growth(loaded: LoadedSpec, turns: int) -> list[int]:
+def history_growth(spec: BudgetSpec, turns: int) -> list[int]:
     """Tokens each completed turn adds to the history: ``growth[k-1]`` for turn k.
 
     With ``reaches: R, at_turn: T`` the history at turn t is round(R·(t-1)/(T-1)) and
     the growth is the difference of consecutive values (so it adds up exactly).
     """
-    spec = loaded.spec
     h = spec.variable.history
     v = spec.variable
     k_calls = spec.session.calls_per_turn

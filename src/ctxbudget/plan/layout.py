@@ -64,11 +64,14 @@ def layout_session(
     turns: int,
     *,
     fixed_versions: Mapping[str, Hashable] | None = None,
+    break_cache: bool = False,
 ) -> list[CallLayout]:
     """All calls of a ``turns``-turn session, in time order (summaries before their turn).
 
     ``fixed_versions`` gives a fixed component a content version (a changed prompt);
-    ``growth[k-1]`` is what turn k adds to the history.
+    ``growth[k-1]`` is what turn k adds to the history. ``break_cache`` makes the first
+    prompt segment differ on every call (e.g. a timestamp interpolated into the system
+    prompt), so no call can read another's cached prefix.
     """
     v = spec.variable
     s = spec.session
@@ -124,6 +127,8 @@ def layout_session(
             if j > 0:
                 now += gap_calls
             segs = [*fixed_segs, *history, (("call", t, j), retrieved + tool_out + user)]
+            if break_cache and segs:
+                segs[0] = ((segs[0][0], "broken", t, j), segs[0][1])
             bps: list[int] = []
             if n_cacheable:
                 bps.append(n_cacheable)

@@ -21,7 +21,7 @@ from .caching import cache_mode_for, min_cacheable_tokens, replay
 from .components import FixedTokens, history_growth, resolve_fixed
 from .distribution import TurnsDistribution, turns_distribution
 from .layout import CallLayout, layout_session, policy_label
-from .spec import LoadedSpec, ModelSpec
+from .spec import BudgetSpec, LoadedSpec, ModelSpec
 
 __all__ = ["ModelRun", "TurnCost", "price_book_for", "run_model", "session_of"]
 
@@ -126,16 +126,34 @@ def run_model(
     *,
     fixed_versions: Mapping[str, Hashable] | None = None,
     cache_salt: Hashable = None,
+    break_cache: bool = False,
+    fixed_scale: Mapping[str, float] | None = None,
+    variable_scale: Mapping[str, float] | None = None,
 ) -> ModelRun:
-    """Lay out, replay the cache and price a ``turns``-turn session for ``model``."""
+    """Lay out, replay the cache and price a ``turns``-turn session for ``model``.
+
+    ``fixed_scale`` / ``variable_scale`` multiply component sizes (rounded half-up; a
+    scaled fixed component is new content, so its cached prefix no longer matches);
+    ``break_cache`` changes the prompt prefix on every call (simulate's injections).
+    """
     spec = loaded.spec
+    if variable_scale:
+        spec = _scaled_spec(spec, variable_scale)
+    if fixed_scale:
+        fixed = [FixedTokens(name=f.name, tokens=_scale(f.tokens, fixed_scale[f.name]),
+                             source=f.source, exact=f.exact, parts=f.parts)
+                 if f.name in fixed_scale else f for f in fixed]
+        fixed_versions = {**(fixed_versions or {}),
+                          **{n: ("scaled", x) for n, x in fixed_scale.items()}}
     provider = model.provider or price.provider
     mode = cache_mode_for(provider, spec.caching.mode) if spec.caching.enabled else "none"
     min_tok = (spec.caching.min_cacheable_tokens if spec.caching.min_cacheable_tokens is not None
                else min_cacheable_tokens(provider, price.model or model.model))
-    growth = history_growth(loaded, turns)
+    growth = history_growth(spec, turns)
+    if variable_scale and "history" in variable_scale:
+        growth = [_scale(g, variable_scale["history"]) for g in growth]
     calls = layout_session(spec, [(f.name, f.tokens) for f in fixed], growth, policy, turns,
-                           fixed_versions=fixed_versions)
+                           fixed_versions=fixed_versions, break_cache=break_cache)
     from .caching import PromptCall
 
     prompt_calls = [PromptCall(at=c.at, segments=c.segments, breakpoints=c.breakpoints,
@@ -176,6 +194,24 @@ def run_model(
     return ModelRun(model=model, price=price, policy=policy_label(policy), mode=mode,
                     ttl=spec.caching.ttl, min_cacheable_tokens=min_tok, turns=tuple(rows),
                     calls=tuple(calls), usages=tuple(usages))
+
+
+def _scale(tokens: int, factor: float) -> int:
+    return int(Decimal(tokens) * Decimal(repr(factor)) + Decimal("0.5"))
+
+
+def _scaled_spec(spec: BudgetSpec, scale: Mapping[str, float]) -> BudgetSpec:
+    """A copy of ``spec`` with per-call variable components scaled."""
+    v = spec.variable
+    upd: dict[str, object] = {}
+    for name in ("tool_outputs", "user_message", "output"):
+        if name in scale:
+            upd[name] = getattr(v, name).model_copy(
+                update={"tokens": _scale(getattr(v, name).tokens, scale[name])})
+    if "retrieved" in scale:
+        upd["retrieved"] = v.retrieved.model_copy(
+            update={"tokens": _scale(v.retrieved.total, scale["retrieved"])})
+    return spec.model_copy(update={"variable": v.model_copy(update=upd)})
 
 
 def _is_openai(provider: str) -> bool:
