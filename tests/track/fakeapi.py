@@ -26,6 +26,7 @@ Reusable by any test::
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import threading
 from collections import deque
@@ -45,6 +46,7 @@ ENDPOINTS = {
 }
 
 
+@functools.lru_cache(maxsize=8)
 def _load(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in ENDPOINTS.values()}
     for f in sorted(Path(data_dir).glob("*.yaml")):

@@ -65,6 +65,7 @@ __all__ = [
     "audit_requests",
     "load_requests",
     "normalize_request",
+    "requests_from_store",
 ]
 
 LOOKBACK_BLOCKS = 20
@@ -472,6 +473,54 @@ def load_requests(path: Path | str, *, ttl_s: float | None = None
     return out, notes
 
 
+def requests_from_store(path: Path | str, *, ttl_s: float | None = None) -> list[Request]:
+    """Calls of the store that carry a ``prefix_fingerprint``, as :class:`Request` objects.
+
+    Without text, blocks are labeled ``block[k]`` (component ``prefix``); tokens per
+    block come from ``meta.block_tokens`` or an even split of the prompt; breakpoints
+    from ``meta.breakpoints``, else every block (OpenAI) or the last block (Anthropic).
+    """
+    from ..store import open_store
+
+    with open_store(path, read_only=True) as st:
+        rows = st.con.execute(
+            "SELECT ts, provider, model, session_id, prefix_fingerprint, input_tokens, "
+            "cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, "
+            "meta, call_key FROM calls WHERE prefix_fingerprint IS NOT NULL "
+            "ORDER BY ts, call_key").fetchall()
+    out: list[Request] = []
+    for i, (ts, prov, model, sess, fp_json, inp, cr, w5, w1, o, meta_json, key) in \
+            enumerate(rows):
+        where = f"{path}: call {key}"
+        try:
+            fp = [str(h) for h in json.loads(fp_json)]
+            meta = json.loads(meta_json) if meta_json else {}
+        except json.JSONDecodeError:
+            raise InputFormatError(f"{where}: prefix_fingerprint / meta is not JSON") from None
+        usage = Usage(input_tokens=inp or 0, cache_read_tokens=cr or 0,
+                      cache_write_5m_tokens=w5 or 0, cache_write_1h_tokens=w1 or 0,
+                      output_tokens=o or 0)
+        n = len(fp)
+        bt = meta.get("block_tokens") if isinstance(meta, Mapping) else None
+        if not (isinstance(bt, list) and len(bt) == n):
+            p = usage.prompt_tokens
+            bt = [p // n + (1 if k < p % n else 0) for k in range(n)] if n else []
+        provider = "openai" if prov == "openai" else "anthropic"
+        mbp = meta.get("breakpoints") if isinstance(meta, Mapping) else None
+        if isinstance(mbp, list) and all(isinstance(x, int) for x in mbp):
+            bps = tuple(x for x in mbp if 0 <= x < n)
+        else:
+            bps = tuple(range(n)) if provider == "openai" else ((n - 1,) if n else ())
+        blocks = tuple(Block(label=f"block[{k}]", component="prefix", raw=h, canon=h,
+                             tokens=int(bt[k]), breakpoint=k in bps) for k, h in enumerate(fp))
+        group = f"session:{sess}" if sess else "all"
+        out.append(Request(index=i, where=where, ts=ts, api=provider, provider=provider,
+                           model=str(model), group=group, blocks=blocks,
+                           chain=_chain(blocks, f"{group}|{model}"), breakpoints=bps,
+                           ttl_s=ttl_s if ttl_s is not None else 300.0, usage=usage))
+    return out
+
+
 # --------------------------------------------------------------------------- findings
 
 
@@ -595,6 +644,12 @@ def _classify(cur: Request, prev: Request, d: int, show_bytes: bool
     bc = cur.blocks[d] if d < len(cur.blocks) else None
     bp = prev.blocks[d] if d < len(prev.blocks) else None
     comp = (bc or bp).component if (bc or bp) else "messages"  # type: ignore[union-attr]
+    if d == 0 and cur.model != prev.model:
+        return "model_changed", "params", f"model {prev.model} -> {cur.model}", None, ()
+    if comp == "prefix":  # fingerprints only: no text to tell what changed
+        return ("prefix_changed", "prefix",
+                f"block {d} of the prefix differs (fingerprints only: the store keeps no text "
+                "to classify it)", None, ())
     if comp == "params" and bc and bp:
         a, b = json.loads(bp.canon), json.loads(bc.canon)
         keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))

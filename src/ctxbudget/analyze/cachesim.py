@@ -27,8 +27,10 @@ Ratios (all reported, named by what they divide):
 * ``requests_with_hit`` = requests with at least one hit block.
 
 Engines: a numpy-vectorized one for unlimited capacity (with or without TTL), a
-numba kernel (optional dependency, imported lazily) for every case, and a
-pure-Python ``OrderedDict`` LRU as the fallback. They give identical results
+numba kernel (optional dependency ``ctxbudget[sim]``, imported lazily) for every
+case, and a pure-Python ``OrderedDict`` LRU as the fallback. ``engine="auto"``
+picks numpy for unlimited capacity and, for an LRU, numba on big traces (it costs
+1-2 s to load) else the Python LRU. They give identical results
 (tests check that on random traces).
 """
 
@@ -55,6 +57,9 @@ __all__ = [
     "CacheSimResult",
     "Trace",
     "load_mooncake",
+    "load_requests_trace",
+    "load_store_trace",
+    "load_trace",
     "parse_ttl",
     "price_simulation",
     "simulate_cache",
@@ -267,16 +272,22 @@ def _hits_numpy(tr: Trace, ttl_s: float | None) -> Any:
     req = np.repeat(np.arange(R, dtype=_I64), lens)
     if nb == 0:
         return np.zeros(R, dtype=_I64)
-    order = np.argsort(tr.blocks, kind="stable")
-    sb = tr.blocks[order]
-    same = sb[1:] == sb[:-1]
-    cached = np.zeros(nb, dtype=bool)
-    prev_req = req[order[:-1]]
-    cur = order[1:]
-    ok = same & (prev_req < req[cur])
-    if ttl_s is not None:
+    if ttl_s is None:
+        # cached iff the block first appeared in an earlier request
+        first = np.full(tr.n_ids, R, dtype=_I64)
+        np.minimum.at(first, tr.blocks, req)
+        cached = first[tr.blocks] < req
+    else:
+        # cached iff its previous occurrence was in an earlier request, within the TTL
+        order = np.argsort(tr.blocks, kind="stable")
+        sb = tr.blocks[order]
+        same = sb[1:] == sb[:-1]
+        cached = np.zeros(nb, dtype=bool)
+        prev_req = req[order[:-1]]
+        cur = order[1:]
+        ok = same & (prev_req < req[cur])
         ok &= (tr.ts_s[req[cur]] - tr.ts_s[prev_req]) <= ttl_s
-    cached[cur[ok]] = True
+        cached[cur[ok]] = True
     pos = np.arange(nb, dtype=_I64) - np.repeat(tr.offsets[:-1], lens)
     big = np.iinfo(_I64).max
     val = np.where(cached, big, pos)
@@ -322,6 +333,9 @@ def _hits_python(tr: Trace, ttl_s: float | None, capacity: int | None) -> Any:
             used -= n
     return hits
 
+
+#: ``engine="auto"`` uses numba for an LRU from this many blocks on.
+NUMBA_MIN_BLOCKS = 2_000_000
 
 _NUMBA_KERNEL: Callable[..., Any] | None = None
 _NUMBA_TRIED = False
@@ -395,11 +409,12 @@ def _numba_kernel() -> Callable[..., Any] | None:
 
 def _hits(tr: Trace, ttl_s: float | None, capacity: int | None, engine: str) -> tuple[Any, str]:
     if engine == "auto":
-        kernel = _numba_kernel()
-        if kernel is not None:
-            engine = "numba"
-        elif capacity is None:
+        # numpy for unlimited capacity; the numba kernel for an LRU when installed and the
+        # trace is big enough to repay its load / JIT time (~1-2 s), else the Python LRU
+        if capacity is None:
             engine = "numpy"
+        elif len(tr.blocks) >= NUMBA_MIN_BLOCKS and _numba_kernel() is not None:
+            engine = "numba"
         else:
             engine = "python"
     if engine == "numpy":
@@ -582,3 +597,92 @@ def price_simulation(trace: Trace, res: CacheSimResult, price: Price) -> CacheCo
         wo_total += wo
     return CacheCost(price=price, with_cache=w_total, without_cache=wo_total,
                      with_cache_usd=w_usd, without_cache_usd=wo_usd)
+
+
+# --------------------------------------------------------------------------- other inputs
+
+
+def _fingerprint_rows(path: Path | str) -> list[tuple[Any, ...]]:
+    """``(ts, provider, model, session, fingerprint JSON, prompt, output, meta JSON)`` rows of
+    the store's calls that carry a prefix fingerprint, in time order."""
+    from ..store import open_store
+
+    with open_store(path, read_only=True) as st:
+        rows: list[tuple[Any, ...]] = st.con.execute(
+            "SELECT ts, provider, model, session_id, prefix_fingerprint, "
+            "input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens, "
+            "output_tokens, meta FROM calls WHERE prefix_fingerprint IS NOT NULL "
+            "ORDER BY ts, call_key").fetchall()
+    return rows
+
+
+def load_store_trace(path: Path | str) -> Trace:
+    """A trace from the store's calls with a ``prefix_fingerprint`` (JSON list of block hashes).
+
+    Block ids are chained per model (a block is equal only if the model and every block
+    before it are). Tokens per block: ``meta.block_tokens`` when recorded, else the
+    call's prompt tokens split evenly over its blocks.
+    """
+    rows = _fingerprint_rows(path)
+    if not rows:
+        raise InputFormatError(f"{path}: no calls with a prefix_fingerprint in the store")
+    chained: dict[tuple[Any, str], int] = {}
+    out: list[tuple[float, list[int], list[int], int, int]] = []
+    for ts, _prov, model, _sess, fp_json, prompt, output, meta_json in rows:
+        try:
+            fp = json.loads(fp_json)
+        except json.JSONDecodeError:
+            raise InputFormatError(f"{path}: a prefix_fingerprint is not JSON") from None
+        meta = json.loads(meta_json) if meta_json else {}
+        prev: Any = ("model", model)
+        keys = []
+        for h in fp:
+            prev = chained.setdefault((prev, str(h)), len(chained))
+            keys.append(prev)
+        bt = meta.get("block_tokens") if isinstance(meta, dict) else None
+        if not (isinstance(bt, list) and len(bt) == len(keys)):
+            n = max(len(keys), 1)
+            bt = [int(prompt) // n + (1 if i < int(prompt) % n else 0) for i in range(len(keys))]
+        out.append((ts.timestamp(), keys, [int(x) for x in bt], int(prompt), int(output or 0)))
+    return trace_from_blocks(out, source=str(path))
+
+
+def load_requests_trace(path: Path | str) -> Trace:
+    """A trace from logged request bodies (JSONL or cassette; see :mod:`.audit`): each
+    labeled block is one cache block with its counted tokens; ids are chained hashes.
+    Prompt / output tokens come from the logged usage when present."""
+    from .audit import load_requests
+
+    reqs, _ = load_requests(path)
+    if not reqs:
+        raise InputFormatError(f"{path}: no request bodies found")
+    rows = []
+    for r in reqs:
+        toks = [b.tokens for b in r.blocks]
+        prompt = r.usage.prompt_tokens if r.usage else sum(toks)
+        out = r.usage.output_tokens if r.usage else 0
+        rows.append((r.ts.timestamp(), list(r.chain), toks, max(prompt, sum(toks)), out))
+    return trace_from_blocks(rows, source=str(path))
+
+
+def load_trace(path: Path | str, fmt: str = "auto", *, block_size: int = 512) -> Trace:
+    """Load ``path`` as ``mooncake``, ``store`` or ``requests`` (``auto``: by content)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFormatError(f"{p}: file not found")
+    if fmt == "auto":
+        if p.suffix.lower() in (".duckdb", ".db"):
+            fmt = "store"
+        elif p.suffix.lower() in (".yaml", ".yml"):
+            fmt = "requests"
+        else:
+            with p.open(encoding="utf-8", errors="replace") as fh:
+                head = fh.readline()
+            fmt = "mooncake" if '"hash_ids"' in head else "requests"
+    if fmt == "mooncake":
+        return load_mooncake(p, block_size=block_size)
+    if fmt == "store":
+        return load_store_trace(p)
+    if fmt == "requests":
+        return load_requests_trace(p)
+    raise InputFormatError(f"--format: {fmt!r} is not mooncake, store, requests or auto")

@@ -1,0 +1,167 @@
+"""Audit commands: ``audit``, ``simulate-cache``, ``whatif``, ``checklist``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ._common import EXIT_CHECK_FAILED, console, fail, handles_errors, print_json
+
+
+def _book(prices: list[Path] | None) -> Any:
+    from ..prices import PriceBook
+
+    return PriceBook(overrides=tuple(prices or ()))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+# --------------------------------------------------------------------------- simulate-cache
+
+
+def simulate_cache_cmd(
+    trace: Path = typer.Argument(..., help="Mooncake JSONL, DuckDB store, or request-body "
+                                           "JSONL / cassette YAML."),
+    fmt: str = typer.Option("auto", "--format", "-f",
+                            help="mooncake, store, requests or auto (by content)."),
+    ttl: str = typer.Option("none", "--ttl",
+                            help="none, 5m, 1h, 24h or seconds: blocks expire this long "
+                                 "after their last use (refreshed on hit)."),
+    capacity_tokens: int | None = typer.Option(None, "--capacity-tokens", min=0,
+                                               help="LRU capacity in tokens (default: "
+                                                    "unlimited)."),
+    block: int = typer.Option(512, "--block", min=1,
+                              help="Tokens per hash id (mooncake format)."),
+    price_model: str | None = typer.Option(None, "--price-model",
+                                           help="Price the replay with this model's rates."),
+    provider: str | None = typer.Option(None, "--provider", help="Provider of --price-model."),
+    prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
+    engine: str = typer.Option("auto", "--engine", help="auto, numba, numpy or python."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Replay a trace's prefix blocks through a prompt cache (TTL and/or LRU capacity).
+
+    A request's hit is the longest prefix of its blocks already cached; every block
+    is then touched (hit: TTL refreshed; miss: written). Reports token-, block- and
+    request-weighted hit ratios and, with --price-model, cost with and without caching.
+    """
+    from ..analyze.cachesim import load_trace, parse_ttl, price_simulation, simulate_cache
+
+    ttl_s = parse_ttl(ttl)
+    t0 = time.perf_counter()
+    tr = load_trace(trace, fmt, block_size=block)
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = simulate_cache(tr, ttl_s=ttl_s, capacity_tokens=capacity_tokens, engine=engine)
+    t_sim = time.perf_counter() - t0
+    d: dict[str, Any] = {"trace": str(trace), **res.as_dict(),
+                         "load_seconds": round(t_load, 4), "simulate_seconds": round(t_sim, 4)}
+    cost = None
+    if price_model:
+        price = _book(prices).resolve(price_model, provider)
+        cost = price_simulation(tr, res, price)
+        d["cost"] = cost.as_dict()
+    if as_json:
+        print_json(d)
+        return
+    from rich.table import Table
+
+    cap = f"{capacity_tokens:,} tokens" if capacity_tokens is not None else "unlimited"
+    t = Table(title=f"prefix-cache replay of {trace.name}: TTL {ttl}, capacity {cap}")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("requests", f"{res.requests:,}")
+    t.add_row("blocks", f"{res.blocks:,}")
+    t.add_row("prompt tokens", f"{res.prompt_tokens:,}")
+    t.add_row("hit tokens", f"{res.hit_tokens:,}")
+    t.add_row("token hit ratio (hit / prompt tokens)", _pct(res.token_hit_ratio))
+    t.add_row("block hit ratio (hit / all blocks)", _pct(res.block_hit_ratio))
+    t.add_row("request hit ratio (mean per request)", _pct(res.request_hit_ratio))
+    t.add_row("requests with a hit", f"{res.requests_with_hit:,}")
+    rate = res.requests / t_sim if t_sim > 0 else float("inf")
+    t.add_row("engine / time", f"{res.engine}, {t_sim * 1e3:.1f} ms ({rate:,.0f} requests/s)")
+    if cost is not None:
+        t.add_row(f"cost with caching ({cost.price.model})", f"${cost.with_cache_usd:.4f}")
+        t.add_row("cost without caching", f"${cost.without_cache_usd:.4f}")
+        t.add_row("saved", f"${cost.saved_usd:.4f}")
+    console().print(t)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def audit_cmd(
+    files: list[Path] | None = typer.Argument(None, help="Request logs: JSONL of {timestamp, "
+                                                         "request, response} or cassette "
+                                                         "YAML."),
+    db: Path | None = typer.Option(None, "--db", help="Audit the store's prefix fingerprints."),
+    ttl: str | None = typer.Option(None, "--ttl", help="Override the TTL (5m, 1h...); default: "
+                                                      "what each request asked for."),
+    show_bytes: bool = typer.Option(False, "--show-bytes",
+                                    help="Show the differing bytes (redacted by default)."),
+    prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Explain prompt-cache misses: where each call's prefix diverged, why, and the cost."""
+    from ..analyze.audit import audit_requests, load_requests, requests_from_store
+    from ..analyze.cachesim import parse_ttl
+
+    if not files and db is None:
+        fail("give request log files, or --db DB")
+    ttl_s = parse_ttl(ttl) if ttl else None
+    reqs: list[Any] = []
+    notes: list[str] = []
+    for f in files or []:
+        r, n = load_requests(f, ttl_s=ttl_s)
+        reqs.extend(replace(x, index=len(reqs) + i) for i, x in enumerate(r))
+        notes.extend(n)
+    if db is not None:
+        r = requests_from_store(db, ttl_s=ttl_s)
+        reqs.extend(replace(x, index=len(reqs) + i) for i, x in enumerate(r))
+    rep = audit_requests(reqs, book=_book(prices), show_bytes=show_bytes, notes=notes)
+    if as_json:
+        print_json(rep.as_dict())
+        return
+    from rich.table import Table
+
+    c = console()
+    if not rep.findings:
+        c.print(f"{rep.requests} calls audited: no cache miss explained by a prefix change, "
+                "TTL or cache rule.")
+    else:
+        t = Table(title=f"cache misses in {rep.requests} calls")
+        for col in ("call", "cause", "component", "lost tokens", "lost $", "detail"):
+            t.add_column(col, justify="right" if col.startswith("lost") else "left")
+        for f in rep.findings:
+            t.add_row(f.where, f.cause, f.block or f.component, f"{f.lost_tokens:,}",
+                      "unpriced" if f.lost_usd is None else f"{f.lost_usd:.6f}",
+                      f.detail + (f"  [provider: {f.provider_reason}]"
+                                  if f.provider_reason else ""))
+        c.print(t)
+        s = Table(title="by cause")
+        for col in ("cause", "findings", "lost tokens", "lost $"):
+            s.add_column(col, justify="left" if col == "cause" else "right")
+        for cause, v in sorted(rep.by_cause().items(), key=lambda kv: -kv[1]["lost_tokens"]):
+            s.add_row(cause, str(v["findings"]), f"{v['lost_tokens']:,}",
+                      "unpriced" if v["lost_usd"] is None else f"{v['lost_usd']:.6f}")
+        c.print(s)
+        for f in rep.findings:
+            if f.diff:
+                c.print(f"{f.where} {f.block}: first difference at byte {f.diff['offset']}: "
+                        f"{f.diff['earlier']!r} -> {f.diff['this']!r}", markup=False)
+    for n in rep.notes:
+        c.print(f"note: {n}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate-cache")(handles_errors(simulate_cache_cmd))
+    app.command("audit")(handles_errors(audit_cmd))
+
+
+__all__ = ["EXIT_CHECK_FAILED", "register"]
