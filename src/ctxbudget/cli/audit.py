@@ -117,13 +117,13 @@ def audit_cmd(
     ttl_s = parse_ttl(ttl) if ttl else None
     reqs: list[Any] = []
     notes: list[str] = []
-    for f in files or []:
-        r, n = load_requests(f, ttl_s=ttl_s)
-        reqs.extend(replace(x, index=len(reqs) + i) for i, x in enumerate(r))
-        notes.extend(n)
+    for path in files or []:
+        loaded, file_notes = load_requests(path, ttl_s=ttl_s)
+        reqs.extend(replace(x, index=len(reqs) + i) for i, x in enumerate(loaded))
+        notes.extend(file_notes)
     if db is not None:
-        r = requests_from_store(db, ttl_s=ttl_s)
-        reqs.extend(replace(x, index=len(reqs) + i) for i, x in enumerate(r))
+        stored = requests_from_store(db, ttl_s=ttl_s)
+        reqs.extend(replace(x, index=len(reqs) + i) for i, x in enumerate(stored))
     rep = audit_requests(reqs, book=_book(prices), show_bytes=show_bytes, notes=notes)
     if as_json:
         print_json(rep.as_dict())
@@ -155,8 +155,8 @@ def audit_cmd(
             if f.diff:
                 c.print(f"{f.where} {f.block}: first difference at byte {f.diff['offset']}: "
                         f"{f.diff['earlier']!r} -> {f.diff['this']!r}", markup=False)
-    for n in rep.notes:
-        c.print(f"note: {n}", markup=False)
+    for note in rep.notes:
+        c.print(f"note: {note}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

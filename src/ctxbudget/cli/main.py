@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ctxbudget.cli.count",
     "ctxbudget.cli.plan",
     "ctxbudget.cli.report",
+    "ctxbudget.cli.audit",
 )
 
 app = typer.Typer(
