@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..prices import PriceBook
 from ..store.schema import CALL_COLUMNS
 from .pricing import PRICE_COLUMNS, PriceTable, build_price_table
-from .source import DataSource
+from .source import TASK_COLUMNS, DataSource
 from .sql import Filters, price_keys_sql, to_dialect
 
 _SPARK_TYPES = {"VARCHAR": "STRING", "BIGINT": "BIGINT", "INTEGER": "INT", "DOUBLE": "DOUBLE",
-                "BOOLEAN": "BOOLEAN", "TIMESTAMPTZ": "TIMESTAMP"}
+                "BOOLEAN": "BOOLEAN", "TIMESTAMPTZ": "TIMESTAMP", "DATE": "DATE"}
 
 __all__ = ["DuckDBEngine", "Engine", "Rows", "SparkEngine", "price_data"]
 
@@ -71,8 +72,9 @@ class DuckDBEngine:
 class SparkEngine:
     """Runs the transpiled queries on a Spark session (``local[2]`` unless ``master``).
 
-    ``calls`` and ``tasks`` come from Parquet files (read by Spark itself) or, for a
-    DuckDB store, from an Arrow export of its tables. Decimal arithmetic runs with
+    ``calls`` and ``tasks`` are Parquet files read by Spark itself (a DuckDB store is
+    exported to Parquet first), cast to the store's column types. The price table is
+    a small DataFrame. Decimal arithmetic runs with
     ``spark.sql.decimalOperations.allowPrecisionLoss=false`` so money stays exact.
     """
 
@@ -81,30 +83,40 @@ class SparkEngine:
     name: str = "spark"
     dialect: str = "spark"
     spark: Any = field(default=None, repr=False)
+    _tmp: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        import tempfile
+
         if self.spark is None:
             self.spark = spark_session(self.master)
         self.spark.conf.set("spark.sql.decimalOperations.allowPrecisionLoss", "false")
         self.spark.conf.set("spark.sql.session.timeZone", "UTC")
         src = self.source
-        if src.parquet is not None:
-            # Spark reads the file itself; the view casts to the store's types.
-            self.spark.read.parquet(str(src.parquet)).createOrReplaceTempView("calls_raw")
-            have = set(self.spark.table("calls_raw").columns)
-            cols = ", ".join(
-                f"CAST({n} AS {_SPARK_TYPES[t]}) AS {n}" if n in have
-                else f"CAST(NULL AS {_SPARK_TYPES[t]}) AS {n}"
-                for n, t in CALL_COLUMNS)
-            calls = self.spark.sql(f"SELECT {cols} FROM calls_raw")
-        else:
-            calls = self._from_duck("SELECT * FROM calls")
-        calls.createOrReplaceTempView("calls")
-        self._from_duck("SELECT * FROM tasks").createOrReplaceTempView("tasks")
+        self._tmp = tempfile.TemporaryDirectory(prefix="ctxbudget-spark-")
+        calls_file = src.parquet if src.parquet is not None else self._export("calls")
+        self._view("calls", calls_file, CALL_COLUMNS)
+        tasks_file = src.tasks_parquet if src.parquet is not None else None
+        self._view("tasks", tasks_file or self._export("tasks"), TASK_COLUMNS)
 
-    def _from_duck(self, sql: str) -> Any:
-        table = self.source.con.execute(sql).fetch_arrow_table()
-        return _arrow_to_spark(self.spark, table)
+    def _view(self, name: str, path: Path, columns: tuple[tuple[str, str], ...]) -> None:
+        raw = self.spark.read.parquet(str(path))
+        have = set(raw.columns)
+        raw.createOrReplaceTempView(f"{name}_raw")
+        cols = ", ".join(
+            f"CAST({n} AS {_SPARK_TYPES[t]}) AS {n}" if n in have
+            else f"CAST(NULL AS {_SPARK_TYPES[t]}) AS {n}"
+            for n, t in columns)
+        self.spark.sql(f"SELECT {cols} FROM {name}_raw").createOrReplaceTempView(name)
+
+    def _export(self, table: str) -> Path:
+        out = Path(self._tmp.name) / f"{table}.parquet"
+        self.source.con.execute(f"COPY (SELECT * FROM {table}) TO '{out}' (FORMAT parquet)")
+        return out
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     def query(self, sql: str) -> Rows:
         df = self.spark.sql(to_dialect(sql, "spark"))
@@ -112,31 +124,21 @@ class SparkEngine:
         return Rows(cols, [tuple(r) for r in df.collect()])
 
     def set_prices(self, table: PriceTable) -> None:
-        _arrow_to_spark(self.spark, table.to_arrow()).createOrReplaceTempView("prices")
+        from pyspark.sql.types import (
+            BooleanType,
+            DateType,
+            DecimalType,
+            LongType,
+            StringType,
+            StructField,
+            StructType,
+        )
 
-
-def _arrow_to_spark(spark: Any, table: Any) -> Any:
-    import pyarrow as pa
-
-    # Spark wants naive-UTC or tz timestamps in microseconds; cast for safety.
-    fields = []
-    for f in table.schema:
-        t = f.type
-        if pa.types.is_timestamp(t):
-            t = pa.timestamp("us", tz="UTC")
-        fields.append(pa.field(f.name, t))
-    table = table.cast(pa.schema(fields))
-    if table.num_rows == 0:
-        from pyspark.sql.pandas.types import from_arrow_schema
-
-        return spark.createDataFrame([], from_arrow_schema(table.schema))
-    return spark.createDataFrame(table.to_pandas(), schema=_spark_schema(table.schema))
-
-
-def _spark_schema(schema: Any) -> Any:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(schema)
+        types = {"VARCHAR": StringType(), "DATE": DateType(), "BIGINT": LongType(),
+                 "BOOLEAN": BooleanType(), "DECIMAL(18,9)": DecimalType(18, 9)}
+        schema = StructType([StructField(n, types[t], True) for n, t in PRICE_COLUMNS])
+        df = self.spark.createDataFrame([list(r) for r in table.rows], schema=schema)
+        df.createOrReplaceTempView("prices")
 
 
 _SESSIONS: dict[str, Any] = {}
@@ -148,7 +150,11 @@ def spark_session(master: str = "local[2]") -> Any:
         return _SESSIONS[master]
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
+    import warnings
+
+    with warnings.catch_warnings():  # pyspark warns about pandas >= 3 on import
+        warnings.simplefilter("ignore", FutureWarning)
+        from pyspark.sql import SparkSession
 
     spark = (
         SparkSession.builder.master(master)
@@ -156,7 +162,6 @@ def spark_session(master: str = "local[2]") -> Any:
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "2g")
         .getOrCreate()
     )

@@ -8,7 +8,7 @@ are listed in ``docs/metrics.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -212,12 +212,19 @@ def _group_row(d: dict[str, Any]) -> GroupRow:
             "partial_tasks")
     kw = {k: int(d[k] or 0) for k in ints}
     return GroupRow(
-        key=str(d["key"]), **kw, cost_usd=_dec(d["cost_usd"]), first_ts=d["first_ts"],
-        last_ts=d["last_ts"],
+        key=str(d["key"]), **kw, cost_usd=_dec(d["cost_usd"]), first_ts=_utc(d["first_ts"]),
+        last_ts=_utc(d["last_ts"]),
         latency_ms=None if d["latency_ms"] is None else float(d["latency_ms"]),
         failed_cost_usd=_dec(d["failed_cost_usd"]), task_type=d.get("task_type"),
         outcome=d.get("outcome"),
     )
+
+
+def _utc(v: datetime | None) -> datetime | None:
+    """Engines return aware (DuckDB) or naive UTC (Spark session in UTC) timestamps."""
+    if v is None:
+        return None
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
 
 def _dec(v: Any) -> Decimal | None:

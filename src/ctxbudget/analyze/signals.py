@@ -6,8 +6,10 @@
    with the tasks before it (baseline window) by a one-sided Mann-Whitney U test.
    The day with the smallest p-value is the reported start; the signal fires only
    when that p-value is below ``alpha / candidate days`` (Bonferroni), both windows
-   hold at least ``min_tasks`` tasks, and the recent median is at least
-   ``min_increase`` above the baseline median.
+   hold at least ``min_tasks`` tasks, the recent median is above the baseline median,
+   and either the increase is at least ``min_increase`` or a context component
+   (from the calls' ``components`` ledger) grew by at least ``min_component_increase``
+   tokens per call — the evidence names the components that grew.
 2. ``low_cache_hit`` — cache reads observed vs cache reads expected on the fixed,
    cacheable prefix. Expected per call: the packer's ``expected_cache_read_tokens``
    when recorded, else — for a call that follows a call of the same session and
@@ -22,6 +24,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -62,6 +65,7 @@ class SignalConfig:
     alpha: float = 0.01
     min_tasks: int = 20
     min_increase: float = 0.10
+    min_component_increase: float = 0.10
     min_hit_ratio: float = 0.5
     min_calls: int = 30
     max_failed_share: float = 0.25
@@ -100,7 +104,47 @@ def _worst(tasks: list[dict[str, Any]], n: int) -> tuple[dict[str, Any], ...]:
                   "outcome": t["outcome"], "day": t["day"]} for t in priced[:n])
 
 
-def rising_cost(by_type: dict[str, list[dict[str, Any]]], cfg: SignalConfig) -> list[Signal]:
+def _component_growth(engine: Engine, f: Filters, ttype: str, start: date
+                      ) -> dict[str, dict[str, float]]:
+    """Mean tokens per call of each context component, before vs from ``start``."""
+    q = (f"{base_cte(f, engine.dialect, wasted=False)}\n"
+         "SELECT pc.components AS components FROM pc WHERE pc.components IS NOT NULL "
+         f"AND COALESCE(pc.ttype, '(none)') = {_lit(ttype)} LIMIT 1")
+    sample = engine.query(q).rows
+    if not sample:
+        return {}
+    try:
+        names = [n for n, v in json.loads(sample[0][0]).items() if isinstance(v, int | float)]
+    except (ValueError, AttributeError):
+        return {}
+    if not names:
+        return {}
+    sums = ", ".join(
+        f"SUM(CAST(json_extract_string(pc.components, {_lit('$.' + json.dumps(n))}) AS BIGINT))"
+        f" AS c{i}" for i, n in enumerate(names))
+    q = (f"{base_cte(f, engine.dialect, wasted=False)}\n"
+         f"SELECT CASE WHEN pc.day >= CAST('{start.isoformat()}' AS DATE) THEN 1 ELSE 0 END"
+         f" AS recent, COUNT(*) AS n, {sums} FROM pc WHERE pc.components IS NOT NULL "
+         f"AND COALESCE(pc.ttype, '(none)') = {_lit(ttype)} "
+         f"GROUP BY CASE WHEN pc.day >= CAST('{start.isoformat()}' AS DATE) THEN 1 ELSE 0 END")
+    rows = {int(r[0]): r for r in engine.query(q).rows}
+    if 0 not in rows or 1 not in rows:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for i, n in enumerate(names):
+        b = float(rows[0][2 + i] or 0) / int(rows[0][1])
+        r = float(rows[1][2 + i] or 0) / int(rows[1][1])
+        out[n] = {"baseline_tokens_per_call": b, "recent_tokens_per_call": r,
+                  "change": (r / b - 1) if b else (0.0 if r == 0 else float("inf"))}
+    return out
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def rising_cost(by_type: dict[str, list[dict[str, Any]]], cfg: SignalConfig,
+                engine: Engine | None = None, f: Filters | None = None) -> list[Signal]:
     out: list[Signal] = []
     for ttype, tasks in sorted(by_type.items()):
         pts = [(t["day"], float(t["cost_usd"]) / t["calls"], t) for t in tasks
@@ -122,23 +166,41 @@ def rising_cost(by_type: dict[str, list[dict[str, Any]]], cfg: SignalConfig) -> 
         assert best is not None
         d, p, base, recent = best
         mb, mr = median(base), median(recent)
+        mean_b, mean_r = sum(base) / len(base), sum(recent) / len(recent)
         increase = mr / mb - 1 if mb > 0 else 0.0
-        if p >= cfg.alpha / len(candidates) or increase < cfg.min_increase:
+        if p >= cfg.alpha / len(candidates) or mr <= mb:
             continue
+        grown: dict[str, dict[str, float]] = {}
+        if increase < cfg.min_increase:
+            comps = _component_growth(engine, f or Filters(), ttype, d) if engine else {}
+            grown = {k: v for k, v in comps.items()
+                     if v["change"] >= cfg.min_component_increase}
+            if not grown:
+                continue
+        elif engine is not None:
+            grown = {k: v for k, v in _component_growth(engine, f or Filters(), ttype, d).items()
+                     if v["change"] >= cfg.min_component_increase}
         calls_b = median([t["calls"] for dd, _, t in pts if dd < d])
         calls_r = median([t["calls"] for dd, _, t in pts if dd >= d])
         recent_tasks = [t for dd, _, t in pts if dd >= d]
+        why = ""
+        if grown:
+            why = "; grew: " + ", ".join(
+                f"{k} {v['baseline_tokens_per_call']:,.0f} -> {v['recent_tokens_per_call']:,.0f}"
+                f" tokens/call ({v['change']:+.0%})" for k, v in grown.items())
         out.append(Signal(
             kind="rising_cost", task_type=ttype,
-            title=(f"{ttype}: cost per call up {increase:+.0%} since {d} "
-                   f"(median ${mb:.6f} -> ${mr:.6f} per call)"),
+            title=(f"{ttype}: cost per call up {increase:+.1%} since {d} "
+                   f"(median ${mb:.6f} -> ${mr:.6f}){why}"),
             started=d,
             evidence={"baseline_median_cost_per_call_usd": mb,
                       "recent_median_cost_per_call_usd": mr, "increase": increase,
+                      "baseline_mean_cost_per_call_usd": mean_b,
+                      "recent_mean_cost_per_call_usd": mean_r,
                       "p_value": p, "test": "Mann-Whitney U, one-sided, Bonferroni over "
                       f"{len(candidates)} candidate days", "baseline_tasks": len(base),
                       "recent_tasks": len(recent), "baseline_median_calls_per_task": calls_b,
-                      "recent_median_calls_per_task": calls_r},
+                      "recent_median_calls_per_task": calls_r, "grown_components": grown},
             fix=FIXES["rising_cost"], worst_tasks=_worst(recent_tasks, cfg.worst),
         ))
     return out
@@ -278,5 +340,5 @@ def compute_signals(
     by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in _task_rows(engine, f):
         by_type[t["task_type"] or "(none)"].append(t)
-    return [*rising_cost(by_type, c), *low_cache_hit(engine, f, c),
+    return [*rising_cost(by_type, c, engine, f), *low_cache_hit(engine, f, c),
             *failed_task_cost(by_type, c), *output_heavy(by_type, c)]

@@ -17,6 +17,7 @@ Definitions used throughout:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -205,4 +206,11 @@ def to_dialect(sql: str, dialect: str) -> str:
         return sql
     import sqlglot
 
-    return str(sqlglot.transpile(sql, read="duckdb", write=dialect)[0])
+    out = str(sqlglot.transpile(sql, read="duckdb", write=dialect)[0])
+    if dialect == "spark":
+        # sqlglot writes PERCENTILE_DISC(x, q); Spark only has the ordered-set form.
+        out = _PCT_DISC.sub(r"PERCENTILE_DISC(\2) WITHIN GROUP (ORDER BY \1)", out)
+    return out
+
+
+_PCT_DISC = re.compile(r"PERCENTILE_DISC\(([^()]+?), ([0-9.]+)\)")
