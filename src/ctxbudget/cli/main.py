@@ -14,6 +14,7 @@ import typer
 
 COMMAND_MODULES: tuple[str, ...] = (
     "ctxbudget.cli.core",
+    "ctxbudget.cli.importer",
     "ctxbudget.cli.count",
     "ctxbudget.cli.plan",
     "ctxbudget.cli.report",

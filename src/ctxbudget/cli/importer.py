@@ -1,0 +1,121 @@
+"""``ctxbudget import FORMAT PATH...``: load external usage logs into the store."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ._common import EXIT_USER_ERROR, console, handles_errors, print_json
+
+#: Inputs at least this large get a progress bar (on a terminal only).
+PROGRESS_MIN_BYTES = 32 * 1024 * 1024
+
+
+def import_(
+    fmt: str = typer.Argument(..., metavar="FORMAT",
+                              help="claude-code, codex, openai-batch, anthropic-batch, otel, "
+                                   "litellm, langfuse, table (or a plugin's format)."),
+    paths: list[str] = typer.Argument(..., metavar="PATH...",
+                                      help="Files, folders (searched recursively) or '-'."),
+    db: Path | None = typer.Option(None, "--db", help="Store file (default "
+                                   "$CTXBUDGET_HOME/usage.duckdb)."),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Stop with exit 2 at the first rejected line."),
+    reimport: bool = typer.Option(False, "--reimport",
+                                  help="Read files again even if already imported unchanged."),
+    mapping: str | None = typer.Option(None, "--map", help="table: FIELD=COLUMN,... "
+                                       "(e.g. input_tokens=prompt_uncached,ts=timestamp)."),
+    inclusive: bool = typer.Option(False, "--inclusive", help="table: the input column "
+                                   "includes cache reads and writes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Import usage logs; idempotent (re-importing adds nothing), rejected lines listed
+    as file:line."""
+    from ..sources import StrictStop, get_importer, import_paths
+    from ..store.db import open_store
+
+    options: dict[str, Any] = {}
+    if mapping is not None or inclusive:
+        if fmt != "table":
+            raise typer.BadParameter("--map / --inclusive apply to the table format only")
+        options = {"mapping": mapping, "inclusive": inclusive}
+    importer = get_importer(fmt, **options)
+    with ExitStack() as stack:
+        store = stack.enter_context(open_store(db))
+        bar = _progress(stack)
+        try:
+            stats = import_paths(
+                importer, [Path(p) for p in paths], store, strict=strict, reimport=reimport,
+                progress=bar.advance if bar else None, on_total=bar.start if bar else None)
+        except StrictStop as exc:
+            sys.stderr.write(f"error: rejected {exc.rejection} (--strict)\n")
+            raise typer.Exit(EXIT_USER_ERROR) from None
+    if as_json:
+        print_json(stats.as_dict())
+        return
+    _print_summary(stats)
+
+
+class _Bar:
+    def __init__(self, stack: ExitStack) -> None:
+        self.stack = stack
+        self.progress: Any = None
+        self.task: Any = None
+
+    def start(self, total: int) -> None:
+        if total < PROGRESS_MIN_BYTES:
+            return
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        from ._common import err_console
+
+        self.progress = self.stack.enter_context(Progress(
+            TextColumn("importing"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=err_console(), transient=True))
+        self.task = self.progress.add_task("import", total=total)
+
+    def advance(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, n)
+
+
+def _progress(stack: ExitStack) -> _Bar | None:
+    return _Bar(stack) if sys.stderr.isatty() else None
+
+
+def _print_summary(stats: Any) -> None:
+    out = sys.stderr
+    for r in stats.rejections:
+        out.write(f"rejected {r}\n")
+    if stats.rejected > len(stats.rejections):
+        out.write(f"... and {stats.rejected - len(stats.rejections)} more rejected lines\n")
+    from rich.table import Table
+
+    t = Table(title=f"import {stats.format}", show_header=False)
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    t.add_row("files read", f"{stats.files:,}")
+    if stats.unchanged_files:
+        t.add_row("files unchanged (skipped)", f"{stats.unchanged_files:,}")
+    t.add_row("lines", f"{stats.lines:,}")
+    t.add_row("calls accepted", f"{stats.accepted:,}")
+    t.add_row("duplicates collapsed", f"{stats.duplicates:,}")
+    for reason, n in sorted(stats.skipped.items()):
+        t.add_row(f"skipped: {reason}", f"{n:,}")
+    t.add_row("rejected", f"{stats.rejected:,}", style="bold red" if stats.rejected else None)
+    console().print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(handles_errors(import_))

@@ -1,0 +1,168 @@
+"""Importers: one module per external log format, all registered through one hook.
+
+Built-in importers register exactly the way a third-party one does: a module (or
+any object) exposes ``register(registry: Registry) -> None`` and calls
+``registry.add(MyImporter)``. Built-ins are listed in :data:`BUILTIN_MODULES`;
+third-party packages declare an entry point in the ``ctxbudget.importers`` group
+pointing at their ``register`` function::
+
+    [project.entry-points."ctxbudget.importers"]
+    myformat = "my_pkg.ctxbudget_importer:register"
+
+Then ``ctxbudget import myformat PATH`` works, with the same de-duplication,
+rejection reporting, ``--strict`` and progress bar as the built-ins.
+
+Every importer is idempotent: calls are keyed ``<source>:<request id>`` (see
+:func:`ctxbudget.store.db.call_key`) and written with ``INSERT OR REPLACE``, so
+importing the same data again adds nothing; copies of one call met in the input
+collapse into the final one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputFormatError
+from ._base import (
+    STDIN,
+    Importer,
+    ImportStats,
+    Record,
+    Rejection,
+    Skip,
+    csv_records,
+    json_records,
+    jsonl_records,
+    parse_ts,
+)
+from ._runner import StrictStop, file_signature, import_files, imported_signatures
+
+__all__ = [
+    "BUILTIN_MODULES",
+    "STDIN",
+    "ImportStats",
+    "Importer",
+    "Record",
+    "Registry",
+    "Rejection",
+    "Skip",
+    "StrictStop",
+    "csv_records",
+    "get_importer",
+    "import_paths",
+    "importer_names",
+    "json_records",
+    "jsonl_records",
+    "parse_ts",
+    "registry",
+]
+
+#: Modules whose ``register(registry)`` adds the built-in importers.
+BUILTIN_MODULES: tuple[str, ...] = (
+    "ctxbudget.sources.claude_code",
+    "ctxbudget.sources.codex",
+    "ctxbudget.sources.batch",
+    "ctxbudget.sources.otel",
+    "ctxbudget.sources.litellm",
+    "ctxbudget.sources.langfuse",
+    "ctxbudget.sources.table",
+)
+
+
+class Registry:
+    """Importer classes by format name."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, type[Importer]] = {}
+
+    def add(self, cls: type[Importer]) -> None:
+        if not cls.name:
+            raise ValueError(f"importer {cls.__name__} has no name")
+        self._by_name[cls.name] = cls
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def get(self, name: str) -> type[Importer]:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise InputFormatError(
+                f"unknown import format {name!r}; known formats: {', '.join(self.names())}"
+            ) from None
+
+
+_REGISTRY: Registry | None = None
+
+
+def registry() -> Registry:
+    """The registry, filled on first use from built-ins and entry points."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        reg = Registry()
+        for mod in BUILTIN_MODULES:
+            importlib.import_module(mod).register(reg)
+        for ep in entry_points(group="ctxbudget.importers"):
+            hook: Callable[[Registry], None] = ep.load()
+            hook(reg)
+        _REGISTRY = reg
+    return _REGISTRY
+
+
+def importer_names() -> list[str]:
+    return registry().names()
+
+
+def get_importer(name: str, **options: Any) -> Importer:
+    """An importer instance for ``name`` configured with its options."""
+    return registry().get(name)(**options)
+
+
+def import_paths(
+    importer: Importer,
+    paths: Sequence[Path | str],
+    store: Any,
+    *,
+    strict: bool = False,
+    reimport: bool = False,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> ImportStats:
+    """Import files / folders / ``-`` (stdin) into ``store``.
+
+    Files the store's ``imports`` table already holds with the same size and mtime
+    are skipped unless ``reimport`` (re-importing them would change nothing). The
+    importer's fast path (``import_fast``), if it has one, goes first; the files it
+    hands back are read line by line. ``on_total`` receives the number of bytes to
+    read once the files are known (for a progress bar); ``progress`` the bytes read.
+    """
+    stats = ImportStats(format=importer.name)
+    files: list[Path] = []
+    seen: set[Path] = set()
+    done = {} if reimport else imported_signatures(store, importer.name)
+    for raw in paths:
+        p = Path(raw)
+        for f in importer.discover(p):
+            f = f if f == STDIN else f.resolve()
+            if f in seen:
+                continue
+            seen.add(f)
+            if done and done.get(str(f)) == file_signature(f):
+                stats.unchanged_files += 1
+                continue
+            files.append(f)
+    if on_total is not None:
+        on_total(sum(f.stat().st_size for f in files if f != STDIN))
+    fast = getattr(importer, "import_fast", None)
+    if fast is not None and files:
+        files = fast(files, store, stats, strict=strict, progress=progress)
+    if files:
+        engine = stats.engine
+        import_files(importer, files, store, stats, strict=strict, progress=progress)
+        stats.engine = "duckdb+python" if engine == "duckdb" else "python"
+    stats.accepted = stats.calls - stats.duplicates
+    return stats

@@ -1,0 +1,142 @@
+"""OpenTelemetry traces in OTLP JSON (``resourceSpans[].scopeSpans[].spans[]``).
+
+A file holds one ``ExportTraceServiceRequest`` document or JSON Lines of them (what
+the collector's file exporter writes). Each span with ``gen_ai.usage.*`` attributes
+is one call, converted by :func:`ctxbudget.adapters.from_otel` (the GenAI semantic
+conventions count ``gen_ai.usage.input_tokens`` *inclusive* of
+``gen_ai.usage.cache_read.input_tokens`` and ``cache_creation.input_tokens``).
+Spans without usage (HTTP, tool, agent spans) are skipped as ``span without
+gen_ai usage``.
+
+* provider: ``gen_ai.provider.name`` (else the older ``gen_ai.system``), mapped to
+  genai-prices ids (``aws.bedrock`` -> ``aws``, ``gcp.*`` -> ``google``...);
+* model: ``gen_ai.response.model``, else ``gen_ai.request.model``;
+* time: ``startTimeUnixNano``; latency: end - start; status ``error`` when the
+  span status code is ERROR;
+* key: ``otel:<traceId>:<spanId>``; ``task_id``: attribute ``ctxbudget.task_id``
+  else the trace id; ``session_id``: ``session.id`` / ``gen_ai.conversation.id``.
+Resource attributes apply to every span under them (span attributes win).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..adapters import from_otel
+from ..errors import InputFormatError
+from ..usage import Call
+from ._base import Importer, Record, Skip, json_records, parse_ts
+
+__all__ = ["OtelImporter", "flatten_attributes", "register"]
+
+_PROVIDERS = {
+    "aws.bedrock": "aws", "az.ai.openai": "azure", "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure", "gcp.gemini": "google", "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google", "gemini": "google", "vertex_ai": "google", "x_ai": "x-ai",
+    "mistral_ai": "mistral",
+}
+
+
+def _value(v: Any) -> Any:
+    if not isinstance(v, Mapping):
+        return v
+    for key in ("stringValue", "boolValue", "doubleValue"):
+        if key in v:
+            return v[key]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "arrayValue" in v:
+        return [_value(x) for x in v["arrayValue"].get("values", [])]
+    return None
+
+
+def flatten_attributes(attrs: Any) -> dict[str, Any]:
+    """OTLP JSON ``[{"key", "value": {"intValue": "12"}}]`` (or a plain mapping) as a dict."""
+    if isinstance(attrs, Mapping):
+        return dict(attrs)
+    out: dict[str, Any] = {}
+    for kv in attrs or ():
+        if isinstance(kv, Mapping) and "key" in kv:
+            out[str(kv["key"])] = _value(kv.get("value"))
+    return out
+
+
+class OtelImporter(Importer):
+    name = "otel"
+    description = "OTLP JSON traces with gen_ai.* span attributes"
+    patterns = ("*.json", "*.jsonl")
+
+    def records(self, path: Path) -> Iterator[Record]:
+        for doc in json_records(path):
+            if isinstance(doc.value, Exception) or not isinstance(doc.value, Mapping):
+                yield doc
+                continue
+            spans = list(_spans(doc.value))
+            if not spans:
+                yield Record(path=path, line=doc.line, value={"_empty": True},
+                             nbytes=doc.nbytes)
+            share = doc.nbytes // max(1, len(spans))
+            for where, span, res in spans:
+                yield Record(path=path, line=doc.line,
+                             value={"span": span, "resource": res, "where": where},
+                             nbytes=share)
+
+    def convert(self, rec: Record) -> Iterable[Any]:
+        v = rec.value
+        if v.get("_empty"):
+            yield Skip("document without spans")
+            return
+        span, where = v["span"], v["where"]
+        if not isinstance(span, Mapping):
+            raise InputFormatError(f"{where}: not an object")
+        attrs = {**v["resource"], **flatten_attributes(span.get("attributes"))}
+        if "gen_ai.usage.input_tokens" not in attrs and "gen_ai.usage.output_tokens" not in attrs:
+            yield Skip("span without gen_ai usage")
+            return
+        try:
+            adapted = from_otel(attrs)
+        except Exception as exc:
+            raise InputFormatError(f"{where}: {exc}") from None
+        model = adapted.model
+        if not model:
+            raise InputFormatError(f"{where}: no gen_ai.response.model / gen_ai.request.model")
+        system = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system")
+        if not system:
+            raise InputFormatError(f"{where}: no gen_ai.provider.name / gen_ai.system")
+        provider = _PROVIDERS.get(str(system), str(system))
+        start = span.get("startTimeUnixNano")
+        ts = parse_ts(int(start) if start else None, f"{where}.startTimeUnixNano")
+        end = span.get("endTimeUnixNano")
+        latency = (int(end) - int(start)) / 1e6 if end and start else None
+        status = span.get("status") or {}
+        code = status.get("code") if isinstance(status, Mapping) else None
+        trace, span_id = span.get("traceId"), span.get("spanId")
+        if not span_id:
+            raise InputFormatError(f"{where}: spanId is missing")
+        meta = {"response_id": adapted.request_id} if adapted.request_id else None
+        yield Call(
+            ts=ts, provider=provider, model=model, usage=adapted.usage,
+            task_id=str(attrs.get("ctxbudget.task_id") or trace or "") or None,
+            session_id=attrs.get("session.id") or attrs.get("gen_ai.conversation.id"),
+            task_type=attrs.get("ctxbudget.task_type"),
+            request_id=f"{trace}:{span_id}", latency_ms=latency,
+            status="error" if code in (2, "STATUS_CODE_ERROR") else "ok",
+            source="otel", input_inclusive=True, meta=meta,
+        )
+
+
+def _spans(doc: Mapping[str, Any]) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    for i, rs in enumerate(doc.get("resourceSpans") or ()):
+        if not isinstance(rs, Mapping):
+            continue
+        res = flatten_attributes((rs.get("resource") or {}).get("attributes"))
+        for j, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")
+                               or ()):
+            for k, span in enumerate((ss or {}).get("spans") or ()):
+                yield f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]", span, res
+
+
+def register(registry: Any) -> None:
+    registry.add(OtelImporter)

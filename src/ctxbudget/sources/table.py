@@ -1,0 +1,155 @@
+"""Any table of calls: CSV, JSON Lines / JSON, or Parquet, with a column mapping.
+
+Each row is one call. Target fields (the ``Call`` / ``Usage`` names): ``ts``,
+``model``, ``provider``, ``input_tokens``, ``cache_read_tokens``,
+``cache_write_5m_tokens``, ``cache_write_1h_tokens``, ``cache_write_tokens`` (=
+5-minute writes), ``output_tokens``, ``reasoning_tokens``, ``request_id``,
+``task_id``, ``session_id``, ``task_type``, ``latency_ms``, ``status``,
+``service_tier``. A column with the target's own name is used unless ``mapping``
+says otherwise: ``--map input_tokens=prompt_uncached,ts=timestamp``.
+
+``input_tokens`` is uncached input unless ``inclusive`` (``--inclusive``): then the
+input column includes the cache reads and writes, which are subtracted (a row
+where they exceed it is rejected). ``reasoning_tokens`` is a subset of output.
+Without ``provider`` the provider is guessed from the model name. Without
+``request_id`` the key is a hash of the row's content, so re-importing the same
+rows is still idempotent. Parquet files are read in record batches (streaming).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputFormatError
+from ..usage import Call, Usage
+from ._base import Importer, Record, csv_records, json_records, jsonl_records, parse_ts
+from ._guess import int_cell, provider_for
+
+__all__ = ["FIELDS", "TableImporter", "parse_mapping", "register"]
+
+FIELDS: tuple[str, ...] = (
+    "ts", "model", "provider", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+    "cache_write_1h_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+    "request_id", "task_id", "session_id", "task_type", "latency_ms", "status", "service_tier",
+)
+_TS_FALLBACKS = ("ts", "timestamp", "time", "created_at", "start_time")
+
+
+def parse_mapping(text: str | None) -> dict[str, str]:
+    """``"input_tokens=prompt_uncached,ts=timestamp"`` -> ``{"input_tokens": ...}``."""
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        target, eq, column = part.partition("=")
+        target, column = target.strip(), column.strip()
+        if not eq or not column:
+            raise InputFormatError(f"--map: {part!r} is not FIELD=COLUMN")
+        if target not in FIELDS:
+            raise InputFormatError(
+                f"--map: unknown field {target!r}; fields: {', '.join(FIELDS)}")
+        out[target] = column
+    return out
+
+
+class TableImporter(Importer):
+    name = "table"
+    description = "CSV / JSONL / Parquet table of calls with a column mapping (--map, --inclusive)"
+    patterns = ("*.csv", "*.jsonl", "*.ndjson", "*.json", "*.parquet")
+
+    def __init__(self, *, mapping: Mapping[str, str] | str | None = None,
+                 inclusive: bool = False, **options: Any) -> None:
+        super().__init__(**options)
+        self.mapping = parse_mapping(mapping) if isinstance(mapping, str) or mapping is None \
+            else dict(mapping)
+        for target in self.mapping:
+            if target not in FIELDS:
+                raise InputFormatError(f"mapping: unknown field {target!r}")
+        self.inclusive = inclusive
+
+    def records(self, path: Path) -> Iterator[Record]:
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            return csv_records(path)
+        if suffix == ".parquet":
+            return _parquet_records(path)
+        if suffix == ".json":
+            return json_records(path)
+        return jsonl_records(path)
+
+    def _get(self, row: Mapping[str, Any], target: str) -> Any:
+        col = self.mapping.get(target)
+        if col is not None:
+            if col not in row:
+                raise InputFormatError(f"column {col!r} (mapped to {target}) is missing")
+            return row[col]
+        if target == "ts":
+            for name in _TS_FALLBACKS:
+                if name in row:
+                    return row[name]
+            return None
+        return row.get(target)
+
+    def convert(self, rec: Record) -> Iterable[Any]:
+        row = rec.value
+        if not isinstance(row, Mapping):
+            raise InputFormatError(f"expected a row object, got {type(row).__name__}")
+        g = self._get
+        model = g(row, "model")
+        if not model:
+            raise InputFormatError("model is missing (map it with --map model=COLUMN)")
+        tok = {t: int_cell(g(row, t), t) for t in (
+            "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+            "cache_write_1h_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")}
+        w5 = tok["cache_write_5m_tokens"] + tok["cache_write_tokens"]
+        inp = tok["input_tokens"]
+        if self.inclusive:
+            cached = tok["cache_read_tokens"] + w5 + tok["cache_write_1h_tokens"]
+            if cached > inp:
+                raise InputFormatError(
+                    f"cache tokens ({cached}) exceed the inclusive input_tokens ({inp})")
+            inp -= cached
+        usage = Usage(input_tokens=inp, cache_read_tokens=tok["cache_read_tokens"],
+                      cache_write_5m_tokens=w5, cache_write_1h_tokens=tok["cache_write_1h_tokens"],
+                      output_tokens=tok["output_tokens"], reasoning_tokens=tok["reasoning_tokens"])
+        latency = g(row, "latency_ms")
+        rid = g(row, "request_id")
+        status = g(row, "status")
+        yield Call(
+            ts=parse_ts(g(row, "ts"), self.mapping.get("ts", "ts")), model=str(model),
+            provider=provider_for(str(model), g(row, "provider")), usage=usage,
+            request_id=str(rid) if rid not in (None, "") else None,
+            task_id=_str(g(row, "task_id")), session_id=_str(g(row, "session_id")),
+            task_type=_str(g(row, "task_type")),
+            latency_ms=float(latency) if latency not in (None, "") else None,
+            status=str(status) if status else "ok", service_tier=_str(g(row, "service_tier")),
+            source="table", input_inclusive=self.inclusive,
+        )
+
+
+def _str(v: Any) -> str | None:
+    return None if v in (None, "") else str(v)
+
+
+def _parquet_records(path: Path) -> Iterator[Record]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:
+        yield Record(path=path, line=1, value=InputFormatError(f"not a Parquet file ({exc})"))
+        return
+    size = path.stat().st_size
+    rows_total = max(1, pf.metadata.num_rows)
+    n = 0
+    for batch in pf.iter_batches(batch_size=65536):
+        for row in batch.to_pylist():
+            n += 1
+            yield Record(path=path, line=n, value=row, nbytes=size // rows_total)
+
+
+def register(registry: Any) -> None:
+    registry.add(TableImporter)
