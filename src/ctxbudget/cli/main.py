@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ctxbudget.cli.plan",
     "ctxbudget.cli.report",
     "ctxbudget.cli.audit",
+    "ctxbudget.cli.pack",
 )
 
 app = typer.Typer(

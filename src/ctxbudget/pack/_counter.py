@@ -9,7 +9,6 @@ what the window check uses, so the "never exceeds" guarantee is exact for that c
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 __all__ = ["Counter", "MemoCounter", "default_counter"]
 
@@ -40,24 +39,14 @@ class MemoCounter:
 
 
 def default_counter(model: str | None = None, provider: str | None = None) -> Counter:
-    """The project's counter for ``model`` (``ctxbudget.tokens.count_tokens``), or the
-    o200k_base tiktoken encoding when no tokens module or model is available."""
-    try:
-        from ..tokens import count_tokens as _ct  # type: ignore[attr-defined]
-    except ImportError:
-        _ct = None
-    if _ct is not None and model:
-        ct: Any = _ct
+    """``ctxbudget.tokens.count_tokens`` for ``model`` (exact for OpenAI models, a
+    calibrated estimate for Claude: give the config a ``safety_margin``); without a
+    model, the o200k_base encoding (``gpt-4o``)."""
+    from ..tokens import count_tokens
 
-        def count(text: str) -> int:
-            return int(ct(text, model, provider=provider).tokens)
+    name = model or "gpt-4o"
 
-        return count
-    import tiktoken
+    def count(text: str) -> int:
+        return count_tokens(text, name, provider=provider).tokens
 
-    enc = tiktoken.get_encoding("o200k_base")
-
-    def count_o200k(text: str) -> int:
-        return len(enc.encode(text, disallowed_special=()))
-
-    return count_o200k
+    return count

@@ -153,14 +153,14 @@ def choose_cut(table: UnitTable, cut: int, budget: int, policy: HistoryPolicy) -
     """The new cut (unit index, never before ``cut``) and why it moved ('' = it did not)."""
     c = min(cut, len(table))
     why = []
-    if policy.mode == "turns" and policy.max_turns is not None and policy.keep_turns:
-        if table.turns(c) > policy.max_turns:
-            starts = [s for s in table.turn_starts if s >= c]
-            keep_from = starts[-policy.keep_turns] if len(starts) >= policy.keep_turns else c
-            if keep_from > c:
-                why.append(f"{table.turns(c)} turns > max_turns={policy.max_turns}; "
-                           f"kept the last {policy.keep_turns}")
-                c = keep_from
+    if policy.mode == "turns" and policy.max_turns is not None and policy.keep_turns \
+            and table.turns(c) > policy.max_turns:
+        starts = [s for s in table.turn_starts if s >= c]
+        keep_from = starts[-policy.keep_turns] if len(starts) >= policy.keep_turns else c
+        if keep_from > c:
+            why.append(f"{table.turns(c)} turns > max_turns={policy.max_turns}; "
+                       f"kept the last {policy.keep_turns}")
+            c = keep_from
     high = int(budget * policy.high_watermark)
     if table.kept(c) > high:
         low = int(budget * policy.low_watermark)

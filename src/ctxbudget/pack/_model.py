@@ -100,10 +100,11 @@ def _text_of(content: Any, where: str) -> str:
 
 def _args_json(value: Any) -> str:
     if isinstance(value, str):
+        text = value
         try:
-            value = json.loads(value) if value.strip() else {}
+            value = json.loads(text) if text.strip() else {}
         except json.JSONDecodeError:
-            return value
+            return text
     return canonical_json(value)
 
 

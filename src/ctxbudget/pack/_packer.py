@@ -485,8 +485,9 @@ class Packer:
             blocks.append(Block(group="system", component=comp, tokens=count(p) + extra_ov,
                                 hash=block_hash(comp, p)))
             extra_ov = 0
-        for text, comp in ((plan.memory, "memory"), (summary, "summary")):
-            if text:
+        for opt, comp in ((plan.memory, "memory"), (summary, "summary")):
+            if opt:
+                text = opt
                 blocks.append(Block(group="epoch", component=comp,
                                     tokens=count(text) + extra_ov,
                                     hash=block_hash(comp, text)))

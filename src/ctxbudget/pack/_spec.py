@@ -29,7 +29,7 @@ def _preset(name: str) -> Mapping[str, float]:
     if name in PRESETS:
         return PRESETS[name]
     try:  # the plan may define more presets
-        from ..plan import presets as plan_presets  # type: ignore[attr-defined]
+        from ..plan import presets as plan_presets
 
         found = getattr(plan_presets, "PRESETS", {}).get(name)
     except ImportError:
