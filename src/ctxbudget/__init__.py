@@ -55,6 +55,12 @@ _LAZY: dict[str, str] = {
     "render_anthropic": "ctxbudget.pack:render_anthropic",
     "render_openai_chat": "ctxbudget.pack:render_openai_chat",
     "render_openai_responses": "ctxbudget.pack:render_openai_responses",
+    # planning (ctxbudget.plan is a callable module: ctxbudget.plan(spec) -> Plan)
+    "plan": "ctxbudget.plan:MODULE",
+    "project": "ctxbudget.plan:project",
+    "load_spec": "ctxbudget.plan:load_spec",
+    "Plan": "ctxbudget.plan:Plan",
+    "BudgetSpec": "ctxbudget.plan:BudgetSpec",
 }
 
 
@@ -71,6 +77,11 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BUCKETS",
+    "BudgetSpec",
+    "Plan",
+    "load_spec",
+    "plan",
+    "project",
     "AdaptedUsage",
     "Budget",
     "BudgetExceeded",

@@ -56,3 +56,6 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+#: This module itself (``ctxbudget.plan`` resolves lazily to it from ``ctxbudget._LAZY``).
+MODULE = sys.modules[__name__]
