@@ -103,7 +103,8 @@ class ImportStats:
     """``duckdb`` when the fast SQL path parsed the files, ``python`` otherwise (or both)."""
 
     def skip(self, reason: str, n: int = 1) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + n
+        if n:
+                self.skipped[reason] = self.skipped.get(reason, 0) + n
 
     def reject(self, r: Rejection) -> None:
         self.rejected += 1

@@ -11,9 +11,10 @@ How a line becomes a :class:`~ctxbudget.usage.Call` (matching ``ccusage@20.0.24`
   streams, with the same ``message.id`` + ``requestId`` and growing
   ``output_tokens``. The key is ``claude-code:<message.id>:<requestId>`` (a line
   without ``message.id`` is keyed by its own ``uuid``). Of the copies, the one kept
-  is the final one, i.e. the greatest by (not a sidechain, total tokens, timestamp)
-  — ccusage's rule: a main-chain copy beats a sidechain replay, then the copy with
-  the most tokens (streaming counts only grow), later timestamp on ties.
+  is the final one, i.e. the greatest by (not a sidechain, total tokens) — ccusage's
+  rule: a main-chain copy beats a sidechain replay, then the copy with the most
+  tokens (streaming counts only grow); among copies with equal counts the earliest
+  (ccusage replaces a kept copy only by a strictly greater one).
 * **time**: the kept copy's ``timestamp`` (UTC in the store). ccusage buckets days
   in the machine's local time zone (``TZ``) unless ``--timezone`` is given; the
   reference outputs in ``shared/data`` were made with ``TZ=UTC``.
@@ -82,7 +83,7 @@ class ClaudeCodeImporter(Importer):
 
     def rank(self, call: Any) -> Any:
         side = bool(call.meta and call.meta.get("sidechain"))
-        return (not side, call.usage.total_tokens, call.ts)
+        return (not side, call.usage.total_tokens, -call.ts.timestamp())
 
     def convert(self, rec: Record) -> Iterable[Any]:
         d = rec.value
@@ -240,7 +241,7 @@ SELECT GROUPING(f) AS gf, f, CASE WHEN is_call AND NOT syn THEN k END AS key,
        arg_max({{'ts': ts, 'model': model, 'sid': coalesce(sid, f), 'i': i, 'o': o, 'cr': cr,
                  'cw': cw, 'w5': w5, 'w1': w1, 'tier': tier, 'side': side}},
                {{'main': NOT side, 'tot': coalesce(i, 0) + coalesce(o, 0) + coalesce(cr, 0)
-                 + coalesce(cw, 0), 'ts': ts}})
+                 + coalesce(cw, 0), 'early': -epoch_ms(ts)}})
          FILTER (WHERE is_call AND NOT syn) AS r
 FROM t
 GROUP BY GROUPING SETS ((f), (CASE WHEN is_call AND NOT syn THEN k END))

@@ -1,0 +1,148 @@
+"""claude-code importer: totals, idempotence, both engines agree, rejections, --strict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ctxbudget.cli.main import app
+from ctxbudget.sources import get_importer, import_paths
+from ctxbudget.sources._runner import import_files
+from ctxbudget.sources._base import ImportStats
+from ctxbudget.store import open_store
+
+SUMS = ("SELECT count(*), sum(input_tokens), sum(output_tokens), "
+        "sum(cache_write_5m_tokens + cache_write_1h_tokens), sum(cache_read_tokens) FROM calls")
+TOTALS = (197, 1040, 56515, 198421, 4075332)
+
+
+def _snapshot(db: Path) -> list[tuple[object, ...]]:
+    with open_store(db) as st:
+        return st.con.execute("SELECT * FROM calls ORDER BY call_key").fetchall()
+
+
+def _sums(db: Path) -> tuple[object, ...]:
+    with open_store(db) as st:
+        return tuple(st.con.execute(SUMS).fetchall()[0])
+
+
+def test_cli_import_and_reimport_changes_nothing(data_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "u.duckdb"
+    runner = CliRunner()
+    r = runner.invoke(app, ["import", "claude-code", str(data_dir / "claude-code"), "--db", str(db),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert (s["files"], s["lines"], s["accepted"], s["duplicates"], s["rejected"]) == \
+        (3, 520, 197, 108, 0)
+    assert s["skipped"] == {"not an API call": 215}
+    assert _sums(db) == TOTALS
+    before = _snapshot(db)
+    r2 = runner.invoke(app, ["import", "claude-code", str(data_dir / "claude-code"),
+                             "--db", str(db), "--json"])
+    assert r2.exit_code == 0
+    assert json.loads(r2.stdout)["unchanged_files"] == 3
+    assert _snapshot(db) == before
+    r3 = runner.invoke(app, ["import", "claude-code", str(data_dir / "claude-code"),
+                             "--db", str(db), "--json", "--reimport"])
+    assert json.loads(r3.stdout)["accepted"] == 197
+    assert _snapshot(db) == before
+
+
+def test_python_path_equals_duckdb_path(data_dir: Path, tmp_path: Path) -> None:
+    imp = get_importer("claude-code")
+    files = imp.discover(data_dir / "claude-code")
+    with open_store(tmp_path / "fast.duckdb") as st:
+        stats = import_paths(imp, files, st)
+        assert stats.engine == "duckdb"
+    with open_store(tmp_path / "slow.duckdb") as st:
+        slow = ImportStats(format="claude-code")
+        import_files(get_importer("claude-code"), files, st, slow)
+        assert (slow.lines, slow.calls, slow.duplicates, slow.skipped) == \
+            (520, 305, 108, {"not an API call": 215})
+    assert _snapshot(tmp_path / "fast.duckdb") == _snapshot(tmp_path / "slow.duckdb")
+
+
+def _copy(data_dir: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "claude"
+    shutil.copytree(data_dir / "claude-code" / "projects", dst / "projects")
+    for f in (dst / "projects").rglob("*.jsonl"):
+        f.chmod(0o644)
+    return dst
+
+
+def test_malformed_lines_reported_and_nothing_else_lost(data_dir: Path, tmp_path: Path) -> None:
+    root = _copy(data_dir, tmp_path)
+    target = root / "projects" / "sample-project" / "5c0375b4-57a5-4f26-b12d-d022ee4e51b7.jsonl"
+    lines = target.read_text().splitlines(keepends=True)
+    good = json.loads(lines[-1])
+    bad_usage = {**good, "uuid": "x", "message": {"id": "msg_neg", "model": "claude-sonnet-4-20250514",
+                                                  "usage": {"input_tokens": -3}}}
+    # line 54: truncated JSON, line 55: negative tokens
+    target.write_text("".join(lines) + lines[3][: len(lines[3]) // 2] + "\n"
+                      + json.dumps(bad_usage) + "\n")
+    db = tmp_path / "u.duckdb"
+    r = CliRunner().invoke(app, ["import", "claude-code", str(root), "--db", str(db), "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["rejected"] == 2
+    assert [(Path(x["path"]).name, x["line"]) for x in s["rejections"]] == \
+        [(target.name, 54), (target.name, 55)]
+    assert "not valid JSON" in s["rejections"][0]["reason"]
+    assert "negative" in s["rejections"][1]["reason"]
+    assert s["engine"] == "duckdb+python"
+    assert _sums(db) == TOTALS  # every good line of the damaged file still landed
+
+
+def test_strict_stops_with_exit_2(data_dir: Path, tmp_path: Path) -> None:
+    root = _copy(data_dir, tmp_path)
+    target = next((root / "projects").rglob("1af7*.jsonl"))
+    target.write_text(target.read_text() + '{"type": "assistant", "message": {"usage": \n')
+    r = CliRunner().invoke(app, ["import", "claude-code", str(root), "--db",
+                                 str(tmp_path / "u.duckdb"), "--strict"])
+    assert r.exit_code == 2
+    assert f"{target.name}:30:" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_sidechain_synthetic_and_stdin(tmp_path: Path) -> None:
+    base = {"type": "assistant", "sessionId": "s1", "timestamp": "2025-10-01T10:00:00.000Z",
+            "uuid": "u1", "requestId": "req_1", "isSidechain": True,
+            "message": {"id": "msg_1", "model": "claude-sonnet-4-5-20250929",
+                        "usage": {"input_tokens": 5, "output_tokens": 7,
+                                  "cache_creation_input_tokens": 30,
+                                  "cache_creation": {"ephemeral_5m_input_tokens": 10,
+                                                     "ephemeral_1h_input_tokens": 20}}}}
+    synthetic = {**base, "uuid": "u2", "requestId": None, "isSidechain": False,
+                 "message": {"id": "msg_2", "model": "<synthetic>",
+                             "usage": {"input_tokens": 0, "output_tokens": 0}}}
+    text = json.dumps(base) + "\n" + json.dumps(synthetic) + "\n"
+    f = tmp_path / "s1.jsonl"
+    f.write_text(text)
+    for arg, inp in ((str(f), None), ("-", text)):
+        db = tmp_path / f"u{arg == '-'}.duckdb"
+        r = CliRunner().invoke(app, ["import", "claude-code", arg, "--db", str(db), "--json"],
+                               input=inp)
+        assert r.exit_code == 0, r.output
+        s = json.loads(r.stdout)
+        assert s["accepted"] == 1
+        assert s["skipped"] == {"synthetic message (no API call)": 1}
+        with open_store(db) as st:
+            row = st.con.execute(
+                "SELECT call_key, cache_write_5m_tokens, cache_write_1h_tokens, meta, task_id "
+                "FROM calls").fetchall()
+        assert row == [("claude-code:msg_1:req_1", 10, 20, '{"sidechain":true}', "s1")]
+
+
+@pytest.mark.parametrize("bad", ["claude", "--map"])
+def test_user_errors_exit_2(tmp_path: Path, bad: str) -> None:
+    args = ["import", bad, str(tmp_path), "--db", str(tmp_path / "u.duckdb")] if bad != "--map" \
+        else ["import", "claude-code", str(tmp_path), "--map", "x=y",
+              "--db", str(tmp_path / "u.duckdb")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    assert "Traceback" not in r.output
