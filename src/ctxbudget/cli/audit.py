@@ -159,9 +159,80 @@ def audit_cmd(
         c.print(f"note: {note}", markup=False)
 
 
+# --------------------------------------------------------------------------- whatif
+
+
+def whatif_cmd(
+    db: Path | None = typer.Option(None, "--db", help="Usage store (default: yours)."),
+    data: Path | None = typer.Option(None, "--data", help="Calls Parquet (from simulate)."),
+    model_map: list[str] | None = typer.Option(None, "--model-map",
+                                               help="TASK_TYPE=MODEL (repeatable; * = all)."),
+    ttl: str | None = typer.Option(None, "--ttl", help="5m or 1h."),
+    history_window: int | None = typer.Option(None, "--history-window", min=0,
+                                              help="Keep the last N turns of history."),
+    retrieval_k: int | None = typer.Option(None, "--retrieval-k", min=0,
+                                           help="Retrieved chunks per call."),
+    current_k: int | None = typer.Option(None, "--current-k", min=1,
+                                         help="The k the logged calls used."),
+    caching: str | None = typer.Option(None, "--caching", help="on or off."),
+    prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Re-price and re-shape stored calls under another model, TTL, window, k or caching.
+
+    Shows cost per task type before / after with the assumptions made. Quality is
+    not assessed.
+    """
+    from ..analyze.source import open_source
+    from ..analyze.whatif import QUALITY_NOTE, Scenario, parse_model_map, whatif
+
+    if ttl is not None and ttl not in ("5m", "1h"):
+        fail(f"--ttl: {ttl!r} is not 5m or 1h")
+    if caching is not None and caching not in ("on", "off"):
+        fail(f"--caching: {caching!r} is not on or off")
+    if db is not None and data is not None:
+        fail("give --db or --data, not both")
+    sc = Scenario(model_map=parse_model_map(model_map), ttl=ttl, history_window=history_window,
+                  retrieval_k=retrieval_k, current_k=current_k, caching=caching)
+    if not (sc.model_map or ttl or caching or history_window is not None
+            or retrieval_k is not None):
+        fail("nothing to change: give --model-map, --ttl, --history-window, --retrieval-k "
+             "or --caching")
+    with open_source(db, data) as src:
+        res = whatif(src.con, sc, book=_book(prices), source=src.label)
+    if as_json:
+        print_json(res.as_dict())
+        return
+    from rich.table import Table
+
+    def usd(v: Any) -> str:
+        return "unpriced" if v is None else f"{v:.4f}"
+
+    t = Table(title=f"what if: {res.source}")
+    for col in ("task type", "calls", "tasks", "model before -> after", "$ before", "$ after",
+                "delta", "$/task before", "$/task after"):
+        t.add_column(col, justify="left" if col in ("task type", "model before -> after")
+                     else "right")
+    for r in res.types:
+        t.add_row(r.task_type, f"{r.calls:,}", f"{r.tasks:,}",
+                  f"{', '.join(r.models_before)} -> {', '.join(r.models_after)}",
+                  usd(r.before_usd), usd(r.after_usd), usd(r.delta_usd),
+                  usd(r.per_task(r.before_usd)), usd(r.per_task(r.after_usd)))
+    t.add_row("total", "", "", "", usd(res.before_usd), usd(res.after_usd), "", "", "",
+              style="bold")
+    c = console()
+    c.print(t)
+    for a in sc.assumptions():
+        c.print(f"assumption: {a}", markup=False)
+    for n in (*res.notes, *(f"unpriced: {u}" for u in res.unpriced)):
+        c.print(f"note: {n}", markup=False)
+    c.print(QUALITY_NOTE, markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("simulate-cache")(handles_errors(simulate_cache_cmd))
     app.command("audit")(handles_errors(audit_cmd))
+    app.command("whatif")(handles_errors(whatif_cmd))
 
 
 __all__ = ["EXIT_CHECK_FAILED", "register"]
