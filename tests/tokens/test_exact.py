@@ -90,3 +90,25 @@ def test_import_ctxbudget_does_not_import_tiktoken() -> None:
             "print('tiktoken' in sys.modules, 'tokenizers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_count_many_many_chunks_keep_order(real_texts: dict[str, str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctxbudget.tokens import _counters
+
+    monkeypatch.setattr(_counters, "CHUNK_CHARS", 500)
+    enc = tiktoken.get_encoding("cl100k_base")
+    texts = [p for t in real_texts.values() for p in t.split("\n\n")]
+    assert len(texts) > 50
+    got = [c.tokens for c in count_many(texts, "gpt-4", threads=3)]
+    assert got == [len(enc.encode_ordinary(t)) for t in texts]
+
+
+@pytest.mark.parametrize("text", ["a\ud800b", "<|endoftext|><|im_start|>x<|fim_prefix|>", "",
+                                  "\n\n\n   \t", "🙂" * 50, "x" * 5000])
+@pytest.mark.parametrize(("model", "encoding"),
+                         [("gpt-4o", "o200k_base"), ("gpt-4", "cl100k_base")])
+def test_edge_texts_equal_encode_ordinary(text: str, model: str, encoding: str) -> None:
+    enc = tiktoken.get_encoding(encoding)
+    assert count_tokens(text, model).tokens == len(enc.encode_ordinary(text))
+    assert count_many([text, text[:7]], model)[0].tokens == len(enc.encode_ordinary(text))

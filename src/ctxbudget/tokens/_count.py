@@ -20,7 +20,7 @@ from ._framing import (
     tool_name,
     tool_text,
 )
-from ._memo import LRUMemo, text_digest
+from ._memo import LRUMemo, memo_key, text_digest
 from ._result import TokenCount
 
 __all__ = ["clear_cache", "count_many", "count_tokens", "count_tools"]
@@ -34,12 +34,6 @@ def clear_cache() -> None:
     """Forget every memoized count (text units and whole structures)."""
     units_memo.clear()
     _struct_memo.clear()
-
-
-def _text_count(counter: Counter, text: str) -> TokenCount:
-    units = cached_units(counter, text)
-    return TokenCount(tokens=counter.tokens(units), exact=counter.exact,
-                      method=counter.method, note=counter.note)
 
 
 def count_tokens(
@@ -69,7 +63,7 @@ def count_tokens(
     """
     counter, family = get_counter(model, provider, tokenizer=tokenizer, calibration=calibration)
     if isinstance(content, str):
-        return _text_count(counter, content)
+        return counter.text_count(content)
     kind = classify(content)
     try:
         digest = text_digest(canonical_json(content))
@@ -153,12 +147,13 @@ def count_many(
     counter, _ = get_counter(model, provider, tokenizer=tokenizer, calibration=calibration)
     results: list[int | None] = [None] * len(texts)
     miss_idx: list[int] = []
-    miss_keys: list[tuple[str, bytes]] = []
+    miss_keys: list[tuple[str, str | bytes]] = []
     if counter.memoize:
+        ckey = counter.key
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise InputFormatError(f"texts[{i}]: expected a str, got {type(t).__name__}")
-            k = (counter.key, text_digest(t))
+            k = (ckey, memo_key(t))
             hit = units_memo.get(k)
             if hit is None:
                 miss_idx.append(i)
@@ -166,6 +161,9 @@ def count_many(
             else:
                 results[i] = hit
     else:
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise InputFormatError(f"texts[{i}]: expected a str, got {type(t).__name__}")
         miss_idx = list(range(len(texts)))
     if miss_idx:
         units = counter.units_batch([texts[i] for i in miss_idx], max(1, threads))
@@ -173,7 +171,7 @@ def count_many(
             results[i] = u
             if counter.memoize:
                 units_memo.put(miss_keys[j], u)
-    return [TokenCount(tokens=counter.tokens(u or 0), exact=counter.exact,
-                       method=counter.method, note=counter.note) for u in results]
+    result = counter.result
+    return [result(u or 0) for u in results]
 
 

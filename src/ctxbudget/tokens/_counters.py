@@ -13,7 +13,6 @@ rewrite ``TIKTOKEN_CACHE_DIR`` and never ship encoding files.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
@@ -25,8 +24,9 @@ from typing import Any
 
 from ..errors import TokenizerError
 from ._calibration import Calibration, default_calibration
-from ._memo import LRUMemo, text_digest
+from ._memo import LRUMemo, memo_key
 from ._models import encoding_for_model, provider_for_model
+from ._result import TokenCount
 
 __all__ = [
     "Counter",
@@ -45,6 +45,7 @@ log = logging.getLogger("ctxbudget.tokens")
 units_memo: LRUMemo[int] = LRUMemo(maxsize=131_072)
 
 _lock = threading.Lock()
+_NO_SPECIAL: frozenset[str] = frozenset()
 _encodings: dict[tuple[str, str | None], Any] = {}
 _warned: set[tuple[str, str | None]] = set()
 
@@ -85,10 +86,11 @@ def load_encoding(name: str) -> Any | None:
 
 
 def _forget_encodings() -> None:
-    """Drop loaded/failed encodings and the once-only warnings (tests use this)."""
+    """Drop loaded/failed encodings, resolved counters and the once-only warnings."""
     with _lock:
         _encodings.clear()
         _warned.clear()
+        _resolved.clear()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,9 +102,25 @@ class Counter:
     exact: bool
     note: str = ""
     memoize: bool = True
+    #: units -> the TokenCount of a plain text with that many units (bounded)
+    _results: dict[int, TokenCount] = field(default_factory=dict, compare=False, repr=False)
 
     def units(self, text: str) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def text_count(self, text: str) -> TokenCount:
+        """The TokenCount of one plain text (memoized units, shared result objects)."""
+        return self.result(cached_units(self, text))
+
+    def result(self, units: int) -> TokenCount:
+        hit = self._results.get(units)
+        if hit is None:
+            if len(self._results) >= 65_536:
+                self._results.clear()
+            hit = TokenCount(tokens=self.tokens(units), exact=self.exact, method=self.method,
+                             note=self.note)
+            self._results[units] = hit
+        return hit
 
     def units_batch(self, texts: Sequence[str], threads: int) -> list[int]:
         if threads <= 1 or len(texts) < 2:
@@ -113,23 +131,30 @@ class Counter:
         return units
 
 
+#: Texts are handed to worker threads in chunks of about this many characters:
+#: big enough that scheduling costs nothing, small enough that a slow (or
+#: descheduled) worker does not leave the other idle at the end.
+CHUNK_CHARS = 262_144
+
+
 def _threaded(fn: Any, texts: Sequence[str], threads: int) -> list[int]:
-    """Run ``fn`` over ``texts`` in ``threads`` contiguous, length-balanced chunks."""
-    total = sum(len(t) for t in texts)
-    bounds = [0]
-    acc = 0
-    target = total / threads
+    """Run ``fn`` over ``texts`` with ``threads`` workers pulling chunks dynamically."""
+    chunks: list[Sequence[str]] = []
+    start = acc = 0
     for i, t in enumerate(texts):
         acc += len(t)
-        if acc >= target * len(bounds) and len(bounds) < threads:
-            bounds.append(i + 1)
-    bounds.append(len(texts))
-    chunks = [texts[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+        if acc >= CHUNK_CHARS:
+            chunks.append(texts[start:i + 1])
+            start, acc = i + 1, 0
+    if start < len(texts):
+        chunks.append(texts[start:])
 
     def run(chunk: Sequence[str]) -> list[int]:
         return [fn(t) for t in chunk]
 
-    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+    if len(chunks) == 1:
+        return run(chunks[0])
+    with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
         parts = list(pool.map(run, chunks))
     return [u for part in parts for u in part]
 
@@ -140,8 +165,31 @@ class TiktokenCounter(Counter):
     strings in user text are counted as the plain text the API also sees)."""
 
     encoding: Any = field(repr=False)
+    #: ``CoreBPE.encode_to_tiktoken_buffer`` when this tiktoken has it: the same
+    #: tokens as ``encode_ordinary`` when no special token is allowed, without
+    #: building a Python list of ints (the GIL is released while encoding).
+    _buffer: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        core = getattr(self.encoding, "_core_bpe", None)
+        fast = getattr(core, "encode_to_tiktoken_buffer", None)
+        if fast is not None:
+            try:
+                probe = fast("probe <|endoftext|>", _NO_SPECIAL)
+                ok = memoryview(probe).nbytes // 4 == len(
+                    self.encoding.encode_ordinary("probe <|endoftext|>"))
+            except Exception:  # an API change in tiktoken: use the public path
+                ok = False
+            if ok:
+                object.__setattr__(self, "_buffer", fast)
 
     def units(self, text: str) -> int:
+        fast = self._buffer
+        if fast is not None:
+            try:
+                return memoryview(fast(text, _NO_SPECIAL)).nbytes >> 2
+            except UnicodeEncodeError:  # lone surrogates: tiktoken's wrapper repairs them
+                pass
         return len(self.encoding.encode_ordinary(text))
 
 
@@ -232,6 +280,9 @@ def _hf_counter(path: str | Path) -> HFCounter:
     return counter
 
 
+_resolved: dict[tuple[str, str | None, Calibration | None, str | None], tuple[Counter, str]] = {}
+
+
 def get_counter(
     model: str,
     provider: str | None = None,
@@ -243,11 +294,25 @@ def get_counter(
 
     Order: a ``tokenizer`` file the user points to (exact); tiktoken for models
     with a known encoding (exact, or the estimator with a warning when the
-    encoding cannot be loaded); otherwise the calibrated estimator.
+    encoding cannot be loaded); otherwise the calibrated estimator. Resolved
+    once per (model, provider, calibration, TIKTOKEN_CACHE_DIR).
     """
-    family = provider_for_model(model, provider)
     if tokenizer is not None:
-        return _hf_counter(tokenizer), family
+        return _hf_counter(tokenizer), provider_for_model(model, provider)
+    key = (model, provider, calibration, os.environ.get("TIKTOKEN_CACHE_DIR"))
+    hit = _resolved.get(key)
+    if hit is None:
+        hit = _resolve(model, provider, calibration)
+        with _lock:
+            if len(_resolved) > 4096:
+                _resolved.clear()
+            _resolved[key] = hit
+    return hit
+
+
+def _resolve(model: str, provider: str | None,
+             calibration: Calibration | None) -> tuple[Counter, str]:
+    family = provider_for_model(model, provider)
     if calibration is not None:
         return _estimate_counter(calibration.family if family == "generic" else family,
                                  calibration, ""), family
@@ -281,7 +346,7 @@ def cached_units(counter: Counter, text: str) -> int:
     """``counter.units(text)`` through the content-hash memo."""
     if not counter.memoize:
         return counter.units(text)
-    key = (counter.key, text_digest(text))
+    key = (counter.key, memo_key(text))
     hit = units_memo.get(key)
     if hit is not None:
         return hit

@@ -1,8 +1,9 @@
 """A bounded, thread-safe LRU memo keyed by content hash.
 
 Keys are ``(counter_key, digest)``; ``digest`` is the 16-byte blake2b of the
-UTF-8 text (or of the canonical JSON of a structure). Re-counting the same
-content is one dict lookup; the text itself is never kept.
+UTF-8 text (or of the canonical JSON of a structure); texts under 128
+characters are their own key. Re-counting the same content is one dict lookup;
+long texts are never kept.
 """
 
 from __future__ import annotations
@@ -13,9 +14,21 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-__all__ = ["LRUMemo", "text_digest"]
+__all__ = ["SHORT_TEXT", "LRUMemo", "memo_key", "text_digest"]
 
 V = TypeVar("V")
+
+
+#: Texts shorter than this are their own memo key: hashing them costs more than
+#: keeping them (at most 128 chars x maxsize entries).
+SHORT_TEXT = 128
+
+
+def memo_key(text: str) -> str | bytes:
+    """The memo key of a text: the text itself when short, else its blake2b digest."""
+    if len(text) < SHORT_TEXT:
+        return text
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def text_digest(text: str) -> bytes:
@@ -24,7 +37,10 @@ def text_digest(text: str) -> bytes:
 
 
 class LRUMemo(Generic[V]):
-    """Least-recently-used memo bounded to ``maxsize`` entries."""
+    """Least-recently-used memo bounded to ``maxsize`` entries.
+
+    ``hits``/``misses`` are statistics (approximate under threads).
+    """
 
     __slots__ = ("_data", "_lock", "hits", "maxsize", "misses")
 
@@ -36,21 +52,25 @@ class LRUMemo(Generic[V]):
         self.misses = 0
 
     def get(self, key: Hashable) -> V | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is None:
-                self.misses += 1
-                return None
+        # Lock-free read (an OrderedDict lookup is atomic under the GIL); a
+        # concurrent eviction between lookup and move_to_end is harmless.
+        value = self._data.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        try:  # noqa: SIM105 - contextlib.suppress costs more than the lookup
             self._data.move_to_end(key)
-            self.hits += 1
-            return value
+        except KeyError:
+            pass
+        self.hits += 1
+        return value
 
     def put(self, key: Hashable, value: V) -> None:
         with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+            data = self._data
+            data[key] = value
+            if len(data) > self.maxsize:
+                data.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
