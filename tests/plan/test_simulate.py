@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -103,7 +104,7 @@ def test_deterministic_and_timestamps(write_spec: Callable[[str], Path]) -> None
     rows = a.to_pylist()
     t0 = rows[0]
     same = [r for r in rows if r["task_id"] == t0["task_id"]]
-    gaps = {(y["ts"] - x["ts"]).total_seconds() for x, y in zip(same, same[1:], strict=False)}
+    gaps = {(y["ts"] - x["ts"]).total_seconds() for x, y in itertools.pairwise(same)}
     assert gaps <= {200.0}  # one call per turn, 200 s between turns
     starts = ta.column("started_at").to_pylist()
     assert starts == sorted(starts)
