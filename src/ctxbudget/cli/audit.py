@@ -229,10 +229,59 @@ def whatif_cmd(
     c.print(QUALITY_NOTE, markup=False)
 
 
+# --------------------------------------------------------------------------- checklist
+
+
+def checklist_cmd(
+    spec: Path | None = typer.Option(None, "--spec", help="Budget spec YAML."),
+    db: Path | None = typer.Option(None, "--db", help="Usage store with the call logs."),
+    data: Path | None = typer.Option(None, "--data", help="Calls Parquet (from simulate)."),
+    rules: Path | None = typer.Option(None, "--rules", help="Alert rules YAML."),
+    baseline: Path | None = typer.Option(None, "--baseline", help="Baseline JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The seed's nine pre-deployment checks, each pass / fail / unknown with its evidence.
+
+    Exit 1 when any item fails.
+    """
+    from ..analyze.checklist import run_checklist
+
+    if db is not None and data is not None:
+        fail("give --db or --data, not both")
+    if spec is None and db is None and data is None:
+        fail("give --spec SPEC and/or call logs (--db DB or --data FILE.parquet)")
+    if db is not None or data is not None:
+        from ..analyze.source import open_source
+
+        with open_source(db, data) as src:
+            res = run_checklist(spec_path=spec, con=src.con, logs_label=src.label,
+                                rules_path=rules, baseline_path=baseline)
+    else:
+        res = run_checklist(spec_path=spec, rules_path=rules, baseline_path=baseline)
+    if as_json:
+        print_json(res.as_dict())
+    else:
+        from rich.table import Table
+
+        t = Table(title="pre-deployment token budget checklist", show_lines=True)
+        t.add_column("#", justify="right")
+        t.add_column("item")
+        t.add_column("status")
+        t.add_column("evidence")
+        style = {"pass": "green", "fail": "bold red", "unknown": "yellow"}
+        for i, it in enumerate(res.items, 1):
+            t.add_row(str(i), it.title, f"[{style[it.status]}]{it.status}[/]",
+                      "\n".join(it.evidence))
+        console().print(t)
+    if res.failed:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
 def register(app: typer.Typer) -> None:
     app.command("simulate-cache")(handles_errors(simulate_cache_cmd))
     app.command("audit")(handles_errors(audit_cmd))
     app.command("whatif")(handles_errors(whatif_cmd))
+    app.command("checklist")(handles_errors(checklist_cmd))
 
 
-__all__ = ["EXIT_CHECK_FAILED", "register"]
+__all__ = ["register"]
