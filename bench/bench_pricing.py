@@ -204,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             d[0] += float(a)
             d[1] += b
         print("\nLiteLLM vs ctxbudget, summed per model. LiteLLM uses its own price map and"
-              " float math; called this way it\nbills >200k-token prompts at the base rate (no"
-              " long-context tier), 1h cache writes at the 5m rate\n(no argument for them) and"
-              " has one price per model (no price dates):")
+              " float math;\ncalled this way it bills Claude prompts over 200k tokens at the"
+              " base rate (Gemini's tier\nmatches), 1h cache writes at the 5m rate (no argument"
+              " for them), and has one price per\nmodel (no price dates):")
         for model, (a, b) in by_model.items():
             rel = (b - a) / a * 100 if a else float("nan")
             print(f"  {model:<22} ctxbudget {a:14.6f}  litellm {b:14.6f}  {rel:+7.2f}%")
