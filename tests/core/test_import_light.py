@@ -100,7 +100,8 @@ def _isort_key(name: str) -> tuple[int, str]:
 def test_all_is_sorted_and_unique() -> None:
     names = list(ctxbudget.__all__)
     assert len(names) == len(set(names))
-    assert names == sorted(names, key=_isort_key)
+    assert names == sorted(names, key=_isort_key), \
+        "fix with: ruff check --fix --select RUF022 src/ctxbudget/__init__.py"
 
 
 def test_all_is_complete() -> None:
