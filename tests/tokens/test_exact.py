@@ -7,7 +7,13 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxbudget.tokens import count_many, count_tokens, encoding_for_model, provider_for_model
+from ctxbudget.tokens import (
+    clear_cache,
+    count_many,
+    count_tokens,
+    encoding_for_model,
+    provider_for_model,
+)
 
 
 @pytest.mark.parametrize(("model", "encoding"),
@@ -53,7 +59,8 @@ def test_provider_for_model() -> None:
 
 _texts = st.lists(
     st.one_of(st.text(max_size=20),
-              st.sampled_from(["<|endoftext|>", "  ", "\n\n", "🙂", "é", "<|im_start|>"])),
+              st.sampled_from(["<|endoftext|>", "  ", "\n\n", "🙂", "é", "<|im_start|>", " \n",
+                               "<|endoftext", "\ud800", "'s", "123"])),
     max_size=12,
 ).map("".join)
 
@@ -67,12 +74,18 @@ def test_any_text_equals_encode_ordinary(text: str) -> None:
     assert count_tokens(text, "gpt-4o").tokens == expected  # memoized: same number
 
 
-@settings(max_examples=30, deadline=None)
-@given(texts=st.lists(_texts, max_size=12), threads=st.integers(1, 3))
-def test_count_many_matches_count_tokens_in_order(texts: list[str], threads: int) -> None:
-    many = count_many(texts, "gpt-4", threads=threads)
-    assert [c.tokens for c in many] == [count_tokens(t, "gpt-4").tokens for t in texts]
-    assert all(c.exact and c.method == "tiktoken:cl100k_base" for c in many)
+@settings(max_examples=80, deadline=None)
+@given(texts=st.lists(_texts, max_size=12), threads=st.integers(1, 3),
+       model=st.sampled_from(["gpt-4", "gpt-4o"]))
+def test_count_many_equals_encode_ordinary_in_order(texts: list[str], threads: int,
+                                                    model: str) -> None:
+    """count_many joins texts with <|endoftext|> into one encode call; the split
+    counts must still be exactly each text's encode_ordinary count."""
+    clear_cache()  # no memo: the batch path must compute every number itself
+    enc = tiktoken.encoding_for_model(model)
+    many = count_many(texts, model, threads=threads)
+    assert [c.tokens for c in many] == [len(enc.encode_ordinary(t)) for t in texts]
+    assert all(c.exact and c.method == f"tiktoken:{enc.name}" for c in many)
 
 
 def test_count_many_threads_on_real_text(real_texts: dict[str, str]) -> None:

@@ -114,12 +114,13 @@ class _Spy:
 
 
 @pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> _Spy:
+def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Spy]:
     counters._forget_encodings()
     s = _Spy(tiktoken.get_encoding("o200k_base"))
     key = ("o200k_base", counters._cache_dir())
     monkeypatch.setitem(counters._encodings, key, s)
-    return s
+    yield s
+    counters._forget_encodings()  # no counter built on the spy may outlive the test
 
 
 def test_second_count_does_not_call_the_encoder(spy: _Spy, real_texts: dict[str, str]) -> None:
@@ -153,3 +154,24 @@ def test_lru_is_bounded() -> None:
     memo.put("c", 3)
     assert memo.get("b") is None and memo.get("a") == 1 and memo.get("c") == 3
     assert len(memo) == 2
+
+
+def test_count_many_encodes_a_batch_in_one_call(real_texts: dict[str, str]) -> None:
+    enc = tiktoken.get_encoding("o200k_base")
+    counter = counters.TiktokenCounter(key="test-spy", method="tiktoken:o200k_base", exact=True,
+                                       encoding=enc)
+    real = counter._buffer
+    assert real is not None and counter._sep_bytes is not None  # the fast path is active
+    calls: list[int] = []
+
+    def spy(text: str, allowed: frozenset[str]) -> Any:
+        calls.append(len(text))
+        return real(text, allowed)
+
+    object.__setattr__(counter, "_buffer", spy)  # a private counter, not the shared one
+    texts = [p for t in real_texts.values() for p in t.split("\n\n")][:60]
+    texts.append("a text quoting <|endoftext|> literally")
+    got = counters.units_many(counter, texts, threads=1)
+    assert got == [len(enc.encode_ordinary(t)) for t in texts]
+    # one joined call for the 60 plain texts, one on its own for the one quoting the separator
+    assert len(calls) == 2

@@ -36,6 +36,7 @@ __all__ = [
     "get_counter",
     "load_encoding",
     "o200k_units",
+    "units_many",
     "units_memo",
 ]
 
@@ -46,6 +47,8 @@ units_memo: LRUMemo[int] = LRUMemo(maxsize=131_072)
 
 _lock = threading.Lock()
 _NO_SPECIAL: frozenset[str] = frozenset()
+_SEP = "<|endoftext|>"
+_ALLOW_SEP: frozenset[str] = frozenset({_SEP})
 _encodings: dict[tuple[str, str | None], Any] = {}
 _warned: set[tuple[str, str | None]] = set()
 
@@ -122,66 +125,62 @@ class Counter:
             self._results[units] = hit
         return hit
 
-    def units_batch(self, texts: Sequence[str], threads: int) -> list[int]:
-        if threads <= 1 or len(texts) < 2:
-            return [self.units(t) for t in texts]
-        return _threaded(self.units, texts, threads)
+    def units_seq(self, texts: Sequence[str]) -> list[int]:
+        """Units of each text, in order, in this thread (no memo)."""
+        return [self.units(t) for t in texts]
 
     def tokens(self, units: int, *, with_intercept: bool = True) -> int:
         return units
 
 
-#: Texts are handed to worker threads in chunks of about this many characters:
-#: big enough that scheduling costs nothing, small enough that a slow (or
-#: descheduled) worker does not leave the other idle at the end.
-CHUNK_CHARS = 262_144
-
-
-def _threaded(fn: Any, texts: Sequence[str], threads: int) -> list[int]:
-    """Run ``fn`` over ``texts`` with ``threads`` workers pulling chunks dynamically."""
-    chunks: list[Sequence[str]] = []
-    start = acc = 0
-    for i, t in enumerate(texts):
-        acc += len(t)
-        if acc >= CHUNK_CHARS:
-            chunks.append(texts[start:i + 1])
-            start, acc = i + 1, 0
-    if start < len(texts):
-        chunks.append(texts[start:])
-
-    def run(chunk: Sequence[str]) -> list[int]:
-        return [fn(t) for t in chunk]
-
-    if len(chunks) == 1:
-        return run(chunks[0])
-    with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
-        parts = list(pool.map(run, chunks))
-    return [u for part in parts for u in part]
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TiktokenCounter(Counter):
     """Exact counts with a tiktoken encoding (``encode_ordinary``: special-token
-    strings in user text are counted as the plain text the API also sees)."""
+    strings in user text are counted as the plain text the API also sees).
+
+    Batches: the texts are joined with ``<|endoftext|>`` and encoded in ONE
+    call allowing only that special token. tiktoken encodes the pieces between
+    allowed special tokens independently (its regex runs on each slice), so the
+    pieces' token counts are exactly each text's ``encode_ordinary`` count; the
+    output is split at the separator's id. Texts that contain the separator
+    string, or lone surrogates, are counted one by one. One call per batch keeps
+    the GIL released for the whole batch, which is what lets 2 threads scale.
+    """
 
     encoding: Any = field(repr=False)
-    #: ``CoreBPE.encode_to_tiktoken_buffer`` when this tiktoken has it: the same
-    #: tokens as ``encode_ordinary`` when no special token is allowed, without
-    #: building a Python list of ints (the GIL is released while encoding).
+    #: ``CoreBPE.encode_to_tiktoken_buffer`` when this tiktoken has it (checked
+    #: against ``encode_ordinary`` at construction): no Python list of ints built.
     _buffer: Any = field(default=None, repr=False, compare=False)
+    #: the separator token's 4 little-endian bytes in the output buffer
+    _sep_bytes: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        core = getattr(self.encoding, "_core_bpe", None)
-        fast = getattr(core, "encode_to_tiktoken_buffer", None)
-        if fast is not None:
-            try:
-                probe = fast("probe <|endoftext|>", _NO_SPECIAL)
-                ok = memoryview(probe).nbytes // 4 == len(
-                    self.encoding.encode_ordinary("probe <|endoftext|>"))
-            except Exception:  # an API change in tiktoken: use the public path
-                ok = False
-            if ok:
-                object.__setattr__(self, "_buffer", fast)
+        enc = self.encoding
+        fast = getattr(getattr(enc, "_core_bpe", None), "encode_to_tiktoken_buffer", None)
+        if fast is None:
+            return
+        probe = ["probe <|endoftext|>", "", " tail  \n", "x"]
+        try:
+            ok = [memoryview(fast(t, _NO_SPECIAL)).nbytes // 4 for t in probe] == [
+                len(enc.encode_ordinary(t)) for t in probe]
+        except Exception:  # an API change in tiktoken: use the public path
+            ok = False
+        if not ok:
+            return
+        object.__setattr__(self, "_buffer", fast)
+        try:
+            sep_id = enc.encode_single_token(_SEP)
+        except Exception:
+            return
+        # ids < 2**24 have a zero high byte, so the separator's bytes cannot match
+        # across two tokens; checked on the probe texts before use.
+        if not 0 <= sep_id < 2**24:
+            return
+        sep_bytes = sep_id.to_bytes(4, "little")
+        object.__setattr__(self, "_sep_bytes", sep_bytes)
+        plain = [t for t in probe if _SEP not in t]
+        if self._joined(plain) != [len(enc.encode_ordinary(t)) for t in plain]:
+            object.__setattr__(self, "_sep_bytes", None)
 
     def units(self, text: str) -> int:
         fast = self._buffer
@@ -191,6 +190,32 @@ class TiktokenCounter(Counter):
             except UnicodeEncodeError:  # lone surrogates: tiktoken's wrapper repairs them
                 pass
         return len(self.encoding.encode_ordinary(text))
+
+    def _joined(self, texts: Sequence[str]) -> list[int] | None:
+        sep_bytes = self._sep_bytes
+        if sep_bytes is None:
+            return None
+        try:
+            buf = self._buffer(_SEP.join(texts), _ALLOW_SEP)
+        except UnicodeEncodeError:
+            return None
+        data = memoryview(buf).tobytes()
+        parts = data.split(sep_bytes)
+        if len(parts) != len(texts) or any(len(p) & 3 for p in parts):
+            return None
+        return [len(p) >> 2 for p in parts]
+
+    def units_seq(self, texts: Sequence[str]) -> list[int]:
+        if self._sep_bytes is None or len(texts) < 2:
+            return [self.units(t) for t in texts]
+        special = [i for i, t in enumerate(texts) if _SEP in t]
+        if not special:
+            got = self._joined(texts)
+            return got if got is not None else [self.units(t) for t in texts]
+        skip = set(special)
+        rest = [t for i, t in enumerate(texts) if i not in skip]
+        joined = iter(self.units_seq(rest))
+        return [self.units(t) if i in skip else next(joined) for i, t in enumerate(texts)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,7 +227,7 @@ class HFCounter(Counter):
     def units(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def units_batch(self, texts: Sequence[str], threads: int) -> list[int]:
+    def units_seq(self, texts: Sequence[str]) -> list[int]:
         encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
@@ -219,13 +244,61 @@ class EstimateCounter(Counter):
             return self.base.units(text)
         return len(text)
 
-    def units_batch(self, texts: Sequence[str], threads: int) -> list[int]:
+    def units_seq(self, texts: Sequence[str]) -> list[int]:
         if self.base is not None:
-            return self.base.units_batch(texts, threads)
+            return self.base.units_seq(texts)
         return [len(t) for t in texts]
 
     def tokens(self, units: int, *, with_intercept: bool = True) -> int:
         return self.calibration.estimate(units, with_intercept=with_intercept)
+
+
+#: count_many hands texts to worker threads in chunks of about this many
+#: characters: one tiktoken call each, big enough that the GIL is rarely taken,
+#: small enough that a slow (or descheduled) worker does not idle the other.
+CHUNK_CHARS = 262_144
+
+
+def _chunks(texts: Sequence[str]) -> list[tuple[int, int]]:
+    out = []
+    start = acc = 0
+    for i, t in enumerate(texts):
+        acc += len(t)
+        if acc >= CHUNK_CHARS:
+            out.append((start, i + 1))
+            start, acc = i + 1, 0
+    if start < len(texts):
+        out.append((start, len(texts)))
+    return out
+
+
+def units_many(counter: Counter, texts: Sequence[str], threads: int) -> list[int]:
+    """Units of every text, in order: memo first, misses encoded in chunks by
+    ``threads`` workers (hashing and memo lookups happen in the workers too)."""
+    memoize = counter.memoize
+    ckey = counter.key
+
+    def work(bounds: tuple[int, int]) -> list[int]:
+        sub = texts[bounds[0]:bounds[1]]
+        if not memoize:
+            return counter.units_seq(sub)
+        keys = [(ckey, memo_key(t)) for t in sub]
+        got = [units_memo.get(k) for k in keys]
+        miss = [i for i, u in enumerate(got) if u is None]
+        if miss:
+            counted = counter.units_seq([sub[i] for i in miss])
+            units_memo.put_many([(keys[i], u) for i, u in zip(miss, counted, strict=True)])
+            for i, u in zip(miss, counted, strict=True):
+                got[i] = u
+        return got  # type: ignore[return-value]
+
+    chunks = _chunks(texts)
+    if threads <= 1 or len(chunks) <= 1:
+        parts = [work(b) for b in chunks]
+    else:
+        with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
+            parts = list(pool.map(work, chunks))
+    return [u for part in parts for u in part]
 
 
 def _tiktoken_counter(encoding_name: str) -> TiktokenCounter | None:

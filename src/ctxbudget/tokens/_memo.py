@@ -72,6 +72,14 @@ class LRUMemo(Generic[V]):
             if len(data) > self.maxsize:
                 data.popitem(last=False)
 
+    def put_many(self, items: list[tuple[Hashable, V]]) -> None:
+        with self._lock:
+            data = self._data
+            for key, value in items:
+                data[key] = value
+            while len(data) > self.maxsize:
+                data.popitem(last=False)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
