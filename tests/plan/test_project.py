@@ -193,3 +193,34 @@ def test_rich_render(root_dir: Path) -> None:
     for text in ("Per turn", "Allocation at the peak turn 15", "History policies",
                  "Models (right-size)", "claude-haiku-4-5"):
         assert text in r.output
+
+
+def test_docs_walkthrough_numbers_are_current(root_dir: Path, tmp_path: Path) -> None:
+    """docs/plan.md quotes these figures; recompute them so the walkthrough cannot drift."""
+    doc = (root_dir / "docs" / "plan.md").read_text(encoding="utf-8")
+    spec = root_dir / "examples" / "seed-example.yaml"
+    p = project(spec)
+    s = p.session
+    assert (s.prompt_tokens, s.usage.input_tokens, s.usage.cache_read_tokens) == (
+        148500, 115500, 30800)
+    assert (s.input_cost_uncached_usd, s.input_cost_usd) == (Decimal("0.4455"),
+                                                             Decimal("0.36399"))
+    assert (s.cost_uncached_usd, s.cost_usd) == (Decimal("0.56115"), Decimal("0.47964"))
+    for text in ("148,500", "$0.445500", "$0.363990", "$0.561150", "$0.479640", "18.3%",
+                 "115,500 input + 30,800 read + 2,200 written", "9,186", "$0.4025", "$0.4162",
+                 "$0.1496"):
+        assert text in doc, text
+    by = {q.policy: q for q in p.policies}
+    assert max(by["sliding_window(turns=6)"].context_tokens) == 9186
+    assert round(by["sliding_window(turns=6)"].session.cost_usd, 4) == Decimal("0.4025")
+    assert round(by["summarize(at=6000,to=1000)"].session.cost_usd, 4) == Decimal("0.4162")
+    assert round(p.models[1].session.cost_usd, 4) == Decimal("0.1496")
+    # the agent-style variant: history cached with a rolling breakpoint
+    text = spec.read_text().replace("history: false ", "history: true ").replace(
+        "prices: prices-2026.yaml", f"prices: {root_dir / 'examples' / 'prices-2026.yaml'}")
+    (tmp_path / "hist.yaml").write_text(text)
+    h = project(tmp_path / "hist.yaml").session
+    assert (h.usage.input_tokens, h.usage.cache_read_tokens, h.usage.cache_write_tokens) == (
+        40500, 95800, 12200)
+    assert h.input_cost_usd == Decimal("0.19599") and "$0.19599" in doc
+    assert f"{h.input_savings_pct:.1f}%" == "56.0%" and "56.0%" in doc

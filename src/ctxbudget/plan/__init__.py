@@ -17,6 +17,7 @@ import sys
 import types
 from typing import Any
 
+from . import simulate  # a callable submodule: ctxbudget.plan.simulate(spec, tasks=...)
 from .distribution import TurnsDistribution, turns_distribution
 from .presets import PRESETS
 from .result import AllocationRow, CachingInfo, ModelRow, Plan, PolicyRow, project
@@ -39,13 +40,6 @@ __all__ = [
     "spec_json_schema",
     "turns_distribution",
 ]
-
-
-def simulate(spec: Any, **kwargs: Any) -> Any:
-    """Synthetic call logs: see :func:`ctxbudget.plan.simulate.simulate` (lazy import)."""
-    from .simulate import simulate as _simulate
-
-    return _simulate(spec, **kwargs)
 
 
 class _CallableModule(types.ModuleType):

@@ -31,6 +31,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import sys
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -483,3 +485,14 @@ def write_parquet(chunks: Any, tasks_fn: Any, out: Path) -> tuple[Path, Path, in
     pq.write_table(tasks_fn(), ttmp, compression="zstd")
     ttmp.replace(tpath)
     return out, tpath, rows
+
+
+class _CallableModule(types.ModuleType):
+    """``ctxbudget.plan.simulate(spec, ...)`` calls :func:`simulate`; the module's other
+    names (``iter_simulate``, ``write_parquet``...) stay importable."""
+
+    def __call__(self, spec: str | Path | LoadedSpec, **kwargs: Any) -> tuple[Any, Any]:
+        return simulate(spec, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
