@@ -250,6 +250,7 @@ def from_gemini(raw: Any) -> AdaptedUsage:
         input_inclusive=True,
         model=body.get("modelVersion"),
         request_id=body.get("responseId"),
+        service_tier=u.get("serviceTier") if isinstance(u.get("serviceTier"), str) else None,
     )
 
 

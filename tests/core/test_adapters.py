@@ -111,6 +111,7 @@ def test_gemini_streaming_chunks(data_dir: Path) -> None:
         assert g.usage.total_tokens == c["usageMetadata"]["totalTokenCount"]
         assert g.model == "gemini-2.5-flash"
         assert g.request_id == "ru1garvBEoOiqtsP2fznmQw"
+        assert g.service_tier == "standard"
         assert g.input_inclusive is True
 
 
