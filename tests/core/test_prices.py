@@ -356,7 +356,7 @@ def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
     p = _write(tmp_path, "prices:\n  - model: x\n    input_mtok: 1\n  output_mtok: : 2\n")
     with pytest.raises(PriceFileError) as ei:
         PriceBook(overrides=[p])
-    assert f"{p}:4:" in str(ei.value) or f"{p}:3:" in str(ei.value)
+    assert str(ei.value).startswith(f"{p}:4: not valid YAML")
 
 
 def test_missing_overrides_file(tmp_path: Path) -> None:
