@@ -154,3 +154,57 @@ def test_replay_explicit_below_minimum_breakpoint_not_written() -> None:
                         breakpoints=(1,)) for i in range(3)]
     usages = replay(calls, mode="explicit", min_tokens=1024)
     assert all(u == Usage(input_tokens=550) for u in usages)
+
+
+POLICY = """\
+prices: prices.yaml
+models: [{{model: test-sonnet, provider: anthropic}}]
+fixed: {{system_prompt: {{tokens: 2000}}}}
+variable:
+  history: {{tokens_per_turn: 400}}
+  user_message: {{tokens: 100}}
+  output: {{tokens: 50}}
+session: {{turns: 6, calls_per_turn: {k}}}
+history_policies: [{policy}]
+"""
+
+
+def test_sliding_window_by_tokens(write_spec: Callable[[str], Path]) -> None:
+    p = project(write_spec(POLICY.format(k=1, policy="{sliding_window: {tokens: 1000}}")))
+    # whole turns within 1,000 tokens: at most 2 turns of 400
+    assert [t.components["history"] for t in p.turns] == [0, 400, 800, 800, 800, 800]
+
+
+def test_summarize_policy_bills_summary_call(write_spec: Callable[[str], Path]) -> None:
+    p = project(write_spec(POLICY.format(
+        k=1, policy="{summarize: {at_tokens: 1000, to_tokens: 300}}")))
+    # history 0, 400, 800, then 1,200 > 1,000 -> summary of 300; 700; 1,100 -> 300 again
+    assert [t.components["history"] for t in p.turns] == [0, 400, 800, 300, 700, 300]
+    assert [t.calls for t in p.turns] == [1, 1, 1, 2, 1, 2]
+    t4 = p.turns[3]
+    # turn 4 = the summary call (1,200 in, 300 out, no cache) + the turn's call
+    assert t4.usage == Usage(input_tokens=1200 + 400, cache_read_tokens=2000,
+                             output_tokens=300 + 50)
+
+
+def test_calls_per_turn_repeat_context(write_spec: Callable[[str], Path]) -> None:
+    p = project(write_spec(POLICY.format(k=3, policy="none")))
+    t1, t2 = p.turns[0], p.turns[1]
+    assert t1.calls == 3 and t1.context_tokens == 2100
+    # first call writes 2,000, the next two read it
+    assert t1.usage == Usage(input_tokens=300, cache_write_5m_tokens=2000,
+                             cache_read_tokens=4000, output_tokens=150)
+    assert t2.usage.cache_read_tokens == 6000 and t2.usage.input_tokens == 3 * 500
+
+
+def test_gemini_implicit_caching(write_spec: Callable[[str], Path]) -> None:
+    p = project(write_spec("""\
+prices: prices.yaml
+models: [{model: test-gemini-2.5-flash, provider: google}]
+fixed: {system_prompt: {tokens: 3000}}
+variable: {user_message: {tokens: 100}}
+session: {turns: 2}
+"""))
+    assert p.caching.mode == "automatic" and p.caching.min_cacheable_tokens == 2048
+    # no 128-token rounding: the whole 3,000-token shared prefix is read
+    assert [t.usage.cache_read_tokens for t in p.turns] == [0, 3000]

@@ -34,7 +34,7 @@ import re
 import sys
 import types
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,18 @@ class _Draws:
     """Calls of each task."""
     templates: list[dict[str, Any]]
     seed: int
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def concatenated(self) -> dict[str, Any]:
+        """Template columns with all templates concatenated (computed once)."""
+        import numpy as np
+
+        cache: dict[str, Any] = self._cache
+        if not cache:
+            for key in ("turn", "at_us", "input_tokens", "cache_read_tokens",
+                        "cache_write_5m_tokens", "cache_write_1h_tokens", "output_tokens"):
+                cache[key] = np.concatenate([t[key] for t in self.templates])
+        return cache
 
     @property
     def components(self) -> list[str]:
@@ -295,9 +307,7 @@ def _calls_chunk(d: _Draws, lo: int, hi: int, latency_rng: Any, plain: bool) -> 
     within = np.arange(rows) - np.repeat(first_row, counts)
     bases = np.cumsum([0] + [len(t["turn"]) for t in d.templates])[:-1]
     tmpl = np.repeat(np.asarray(bases)[variant], counts) + within
-    cat = {key: np.concatenate([t[key] for t in d.templates]) for key in
-           ("turn", "at_us", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
-            "cache_write_1h_tokens", "output_tokens")}
+    cat = d.concatenated()
     ts = d.task_start_us[lo:hi][task_of] + cat["at_us"][tmpl]
     tok = {b: cat[b][tmpl] for b in ("input_tokens", "cache_read_tokens",
                                      "cache_write_5m_tokens", "cache_write_1h_tokens",
