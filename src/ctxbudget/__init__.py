@@ -61,6 +61,11 @@ _LAZY: dict[str, str] = {
     "load_spec": "ctxbudget.plan:load_spec",
     "Plan": "ctxbudget.plan:Plan",
     "BudgetSpec": "ctxbudget.plan:BudgetSpec",
+    # cache audit, cache simulation, what-if, checklist
+    "audit_requests": "ctxbudget.analyze.audit:audit_requests",
+    "simulate_cache": "ctxbudget.analyze.cachesim:simulate_cache",
+    "whatif": "ctxbudget.analyze.whatif:whatif",
+    "run_checklist": "ctxbudget.analyze.checklist:run_checklist",
 }
 
 
@@ -113,6 +118,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "adapt_usage",
+    "audit_requests",
     "cost_of",
     "count_many",
     "count_tokens",
@@ -128,7 +134,10 @@ __all__ = [
     "render_anthropic",
     "render_openai_chat",
     "render_openai_responses",
+    "run_checklist",
+    "simulate_cache",
     "task",
     "track",
     "use_ledger",
+    "whatif",
 ]
