@@ -105,7 +105,7 @@ def main() -> None:
             slices.append([])
             acc = 0
     slices = [s for s in slices if s]
-    keys = ("raw", "ours", "raw2", "ours2", "memo2", "memo1")
+    keys = ("raw", "ours", "many1", "raw2", "ours2", "memo2", "memo1")
     t = dict.fromkeys(keys, 0.0)
     cpu = dict.fromkeys(keys, 0.0)
     totals = dict.fromkeys(keys, 0)
@@ -118,11 +118,13 @@ def main() -> None:
                 p, num_threads=2)), False),
             "ours2": (lambda p=part: sum(c.tokens for c in count_many(p, "gpt-4o", threads=2)),
                       True),
+            "many1": (lambda p=part: sum(c.tokens for c in count_many(p, "gpt-4o", threads=1)),
+                      True),
         }
         best_t = dict.fromkeys(keys, float("inf"))
         best_c = dict.fromkeys(keys, float("inf"))
         for r in range(reps):
-            order = list(fns)[r % 4:] + list(fns)[:r % 4]
+            order = list(fns)[r % len(fns):] + list(fns)[:r % len(fns)]
             for key in order:
                 fn, fresh = fns[key]
                 dt, dc, tot = timed(fn, clear_cache if fresh else None)
@@ -146,7 +148,8 @@ def main() -> None:
     raw, craw = speed["raw"], cspeed["raw"]
     lines = [
         ("raw tiktoken encode_ordinary, 1 thread", "raw", None, True),
-        ("ctxbudget count_tokens, 1 thread", "ours", 0.9, True),
+        ("ctxbudget count_tokens per text, 1 thread", "ours", 0.9, True),
+        ("ctxbudget count_many, threads=1", "many1", 0.9, True),
         ("raw tiktoken encode_ordinary_batch, 2 threads", "raw2", None, False),
         ("ctxbudget count_many, threads=2", "ours2", 1.7, False),
         ("ctxbudget count_many re-count (memoized)", "memo2", None, False),
