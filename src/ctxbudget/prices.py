@@ -319,7 +319,7 @@ class PriceBook:
     overrides: Sequence[Path] = ()
     use_catalog: bool = True
     _entries: list[_OverrideEntry] = field(default_factory=list, init=False, repr=False)
-    _memo: dict[tuple[str | None, str, date | None, str | None], Price] = field(
+    _memo: dict[tuple[str | None, str, date, str | None], Price] = field(
         default_factory=dict, init=False, repr=False
     )
     _built: dict[tuple[Any, ...], Price] = field(default_factory=dict, init=False, repr=False)
@@ -341,24 +341,23 @@ class PriceBook:
         service_tier: str | None = None,
     ) -> Price:
         """The price in force for ``model`` at ``at`` (default: now, UTC)."""
+        if at is None:
+            at = datetime.now(UTC)  # "now" is memoized per day like any other instant
         if isinstance(at, datetime):
             if at.tzinfo is not UTC:
                 at = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
-            day: date | None = at.date()
-        elif isinstance(at, date):
-            day = at
+            day = at.date()
         else:
-            day = None
+            day = at
         key = (provider, model, day, service_tier)
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        price = self._resolve_override(model, provider, day or datetime.now(UTC).date(),
-                                       service_tier)
+        price = self._resolve_override(model, provider, day, service_tier)
         memoize = True
         if price is None:
             price, memoize = self._resolve_catalog(model, provider, at, service_tier)
-        if memoize and day is not None:
+        if memoize:
             self._memo[key] = price
         return price
 
