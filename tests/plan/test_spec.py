@@ -128,3 +128,14 @@ def test_examples_validate(root_dir: Path) -> None:
         if "prices" in p.name:
             continue
         assert load_spec(p).spec.models
+
+
+def test_support_agent_example_projects(root_dir: Path) -> None:
+    p = project(root_dir / "examples" / "support-agent.yaml")
+    by = {f.name: f for f in p.fixed}
+    assert by["tools"].source == "tools_file (5 tools)" and by["tools"].tokens > 300
+    assert by["system_prompt"].source == "files (1)" and not by["system_prompt"].exact
+    assert [m.caching.mode for m in p.models] == ["explicit", "explicit", "automatic",
+                                                  "automatic"]
+    assert p.distribution.kind == "normal" and p.task.p90_turns > p.task.p50_turns
+    assert p.task.p90_usd > p.task.p50_usd

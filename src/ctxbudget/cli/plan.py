@@ -37,21 +37,35 @@ def _render(p: Any) -> None:
               f"{peak.context_tokens:,}", f"fixed {p.fixed_tokens:,}", style="bold")
     con.print(t)
 
-    t = Table(title=f"Per turn: {p.model}, {p.policy}")
-    cols = ("turn", "fixed", "history", "retrieved", "tools out", "user", "context", "cache read",
-            "cache write", "input", "output", "cost", "no cache", "cumulative")
-    for c in cols:
-        t.add_column(c, justify="right")
+    t = Table(title=f"Per turn: {p.model}, {p.policy} (fixed {p.fixed_tokens:,} per call)")
     acc = Decimal(0)
+    cum: list[Decimal] = []
     for r in p.turns:
         acc += r.cost_usd
-        u = r.usage
-        c = r.components
-        t.add_row(str(r.turn), f"{r.fixed_tokens:,}", f"{c.get('history', 0):,}",
-                  f"{c.get('retrieved', 0):,}", f"{c.get('tool_outputs', 0):,}",
-                  f"{c.get('user_message', 0):,}", f"{r.context_tokens:,}",
-                  f"{u.cache_read_tokens:,}", f"{u.cache_write_tokens:,}", f"{u.input_tokens:,}",
-                  f"{u.output_tokens:,}", _usd(r.cost_usd), _usd(r.cost_uncached_usd), _usd(acc))
+        cum.append(acc)
+    columns: list[tuple[str, Any]] = [
+        ("turn", lambda r: str(r.turn)),
+        ("history", lambda r: f"{r.components.get('history', 0):,}"),
+        ("retrieved", lambda r: f"{r.components.get('retrieved', 0):,}"),
+        ("tool out", lambda r: f"{r.components.get('tool_outputs', 0):,}"),
+        ("user", lambda r: f"{r.components.get('user_message', 0):,}"),
+        ("context", lambda r: f"{r.context_tokens:,}"),
+        ("calls", lambda r: str(r.calls)),
+        ("read", lambda r: f"{r.usage.cache_read_tokens:,}"),
+        ("write", lambda r: f"{r.usage.cache_write_tokens:,}"),
+        ("input", lambda r: f"{r.usage.input_tokens:,}"),
+        ("output", lambda r: f"{r.usage.output_tokens:,}"),
+        ("cost", lambda r: _usd(r.cost_usd)),
+        ("no cache", lambda r: _usd(r.cost_uncached_usd)),
+        ("cumul.", lambda r: _usd(cum[r.turn - 1])),
+    ]
+    # drop columns that are the same on every turn (shown in the table above), to fit
+    keep = [(h, f) for h, f in columns
+            if h in ("turn", "context", "cost", "cumul.") or len({f(r) for r in p.turns}) > 1]
+    for h, _ in keep:
+        t.add_column(h, justify="right")
+    for r in p.turns:
+        t.add_row(*(f(r) for _, f in keep))
     con.print(t)
 
     s = p.session
