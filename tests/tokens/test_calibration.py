@@ -98,18 +98,28 @@ def test_default_claude_calibration_matches_recorded_usage(data_dir: Path) -> No
     """The built-in Claude slope is what a fit on the two recorded calls gives."""
     doc = yaml.safe_load((data_dir / "api-responses" / "test_anthropic_cache_real_api.yaml")
                          .read_text(encoding="utf-8"))
-    base, _ = get_counter("gpt-4o")
-    framing = framing_for("anthropic", "claude-sonnet-4-5")
-    xs, ys = [], []
+    pairs = []
     for inter in doc["interactions"]:
         u = inter["response"]["parsed_body"]["usage"]
         observed = (u["input_tokens"] + u["cache_read_input_tokens"]
                     + u["cache_creation_input_tokens"])
-        lay = layout_request(inter["request"]["parsed_body"], framing, "anthropic")
-        xs.append(sum(base.units(t) for t in lay.texts))
-        ys.append(observed - lay.framing)
-    fitted = Calibration.fit_units(xs, ys, family="anthropic", basis="o200k")
+        pairs.append((inter["request"]["parsed_body"], observed))
+    fitted = Calibration.fit(pairs, family="anthropic", basis="o200k")
     default = DEFAULT_CALIBRATIONS[("anthropic", "o200k")]
-    assert fitted.n == default.n == 2
+    assert fitted.n == default.n == 2 and fitted.intercept == 0
     assert fitted.slope == pytest.approx(default.slope, abs=0.002)
     assert fitted.rel_error == pytest.approx(default.rel_error, abs=0.002)
+    # the same fit by hand: framing subtracted, texts measured in o200k tokens
+    base, _ = get_counter("gpt-4o")
+    framing = framing_for("anthropic", "claude-sonnet-4-5")
+    xs, ys = [], []
+    for body, observed in pairs:
+        lay = layout_request(body, framing, "anthropic")
+        xs.append(sum(base.units(t) for t in lay.texts))
+        ys.append(observed - lay.framing)
+    assert Calibration.fit_units(xs, ys, family="anthropic").slope == pytest.approx(fitted.slope)
+
+
+def test_fit_rejects_unreadable_content() -> None:
+    with pytest.raises(TokenizerError, match="pair 0"):
+        Calibration.fit([([1, 2], 10)], basis="chars")

@@ -76,7 +76,7 @@ class Calibration:
     @classmethod
     def fit(
         cls,
-        pairs: Iterable[tuple[str, int]],
+        pairs: Iterable[tuple[Any, int]],
         *,
         family: str = "custom",
         basis: Basis = "o200k",
@@ -86,22 +86,31 @@ class Calibration:
     ) -> Calibration:
         """Least-squares fit of ``observed ≈ slope * units(text) + intercept``.
 
-        ``pairs`` are (text of the whole prompt, observed input tokens from the
-        provider's usage, cache reads and writes included). ``intercept``
-        defaults to True when there are at least 3 pairs, else the line goes
-        through the origin. ``units`` overrides how a text is measured (default:
-        o200k tokens or characters, per ``basis``).
+        ``pairs`` are (content, observed input tokens from the provider's usage,
+        cache reads and writes included). Content is the whole prompt as text,
+        or — better — the request body / message list that was sent: then the
+        ``family``'s framing estimate is subtracted from the observed count and
+        only the texts are measured, so the slope is the tokenizer's alone.
+        ``intercept`` defaults to True when there are at least 3 pairs, else the
+        line goes through the origin. ``units`` overrides how a text is
+        measured (default: o200k tokens or characters, per ``basis``).
         """
         measure = units or _default_units(basis)
         xs: list[float] = []
         ys: list[float] = []
-        for i, (text, observed) in enumerate(pairs):
-            if not isinstance(text, str):
-                raise TokenizerError(f"calibration pair {i}: text must be a str")
+        for i, (content, observed) in enumerate(pairs):
             if isinstance(observed, bool) or not isinstance(observed, int) or observed < 0:
                 raise TokenizerError(f"calibration pair {i}: observed tokens must be an int >= 0")
-            xs.append(float(measure(text)))
-            ys.append(float(observed))
+            if isinstance(content, str):
+                xs.append(float(measure(content)))
+                ys.append(float(observed))
+                continue
+            try:
+                texts, overhead = _layout(content, family)
+            except ValueError as exc:
+                raise TokenizerError(f"calibration pair {i}: {exc}") from None
+            xs.append(float(sum(measure(t) for t in texts)))
+            ys.append(float(observed - overhead))
         return cls.fit_units(xs, ys, family=family, basis=basis, intercept=intercept,
                              source=source)
 
@@ -186,6 +195,22 @@ class Calibration:
 
     def with_source(self, source: str) -> Calibration:
         return replace(self, source=source)
+
+
+def _layout(content: Any, family: str) -> tuple[list[str], int]:
+    """Texts of a structured prompt and its framing + non-text estimate, for ``family``."""
+    from ._framing import classify, framing_for, layout_messages, layout_request, layout_tools
+
+    framing = framing_for(family, "")
+    kind = classify(content)
+    if kind == "request":
+        lay = layout_request(content, framing, family)
+    elif kind == "tools":
+        lay = layout_tools([content] if isinstance(content, dict) else list(content), framing)
+    else:
+        lay = layout_messages([content] if isinstance(content, dict) else list(content),
+                              framing, family)
+    return lay.texts, lay.framing + lay.extra
 
 
 def _default_units(basis: Basis) -> Callable[[str], int]:
