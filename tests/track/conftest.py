@@ -11,10 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakeapi import FakeAPI
+from track_helpers import close_all
 
 import ctxbudget.track as tr
-from ctxbudget.store.spool import read_spool
-from ctxbudget.usage import Call, Task
 
 
 @pytest.fixture
@@ -32,9 +31,7 @@ def api(data_dir: Path) -> Iterator[FakeAPI]:
     assert not server.errors, server.errors
 
 
-def recorded(spool_dir: Path) -> tuple[list[Call], list[Task]]:
-    """Flush this process's writer and read every record back from the spool."""
-    tr.flush()
-    calls, tasks, report = read_spool(spool_dir)
-    assert report.rejected == 0, report.rejected_at
-    return calls, tasks
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    close_all()

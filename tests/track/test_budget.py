@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from conftest import recorded
 from fakeapi import FakeAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from track_helpers import closing, recorded
 
 import ctxbudget
 import ctxbudget.track as tr
@@ -29,7 +29,8 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 def _client(api: FakeAPI) -> Any:
-    return ctxbudget.track(anthropic.Anthropic(base_url=api.url, api_key="test", max_retries=0))
+    return ctxbudget.track(closing(anthropic.Anthropic(base_url=api.url, api_key="test",
+                                                       max_retries=0)))
 
 
 def _actual_usd(body: dict[str, Any]) -> Decimal:
@@ -42,9 +43,9 @@ def test_pre_call_estimate_blocks_before_sending(api: FakeAPI, spool: Path) -> N
     est = _budget.estimate_request("anthropic", "anthropic", MODEL,
                                    {"model": MODEL, "max_tokens": 4096, "messages": MSG})
     assert est.cost_usd is not None and est.usage.output_tokens == 4096
-    with ctxbudget.task("cap", max_cost_usd=est.cost_usd / 2) as t:
-        with pytest.raises(BudgetExceeded) as ei:
-            client.messages.create(model=MODEL, max_tokens=4096, messages=MSG)
+    with ctxbudget.task("cap", max_cost_usd=est.cost_usd / 2) as t, \
+            pytest.raises(BudgetExceeded) as ei:
+        client.messages.create(model=MODEL, max_tokens=4096, messages=MSG)
     e = ei.value
     assert (e.task_id, e.metric, e.phase) == ("cap", "cost_usd", "pre-call")
     assert e.spent == 0 and e.limit == est.cost_usd / 2 and e.projected == est.cost_usd
@@ -80,7 +81,7 @@ def test_overrun_recorded_then_next_call_blocked(api: FakeAPI, spool: Path) -> N
 
 def test_reaching_exactly_the_cap_is_allowed(api: FakeAPI, spool: Path) -> None:
     class Ledger:
-        components = {"system": 100, "user": 20}
+        components: ClassVar[dict[str, int]] = {"system": 100, "user": 20}
         prefix_fingerprint = ()
         expected_cache_read_tokens = 100
 

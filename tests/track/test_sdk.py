@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from conftest import recorded
 from fakeapi import FakeAPI
+from track_helpers import closing, recorded
 
 import ctxbudget
 import ctxbudget.track as tr
@@ -32,8 +32,8 @@ def _clients(api: FakeAPI, is_async: bool = False) -> tuple[Any, Any]:
         a = anthropic.AsyncAnthropic(base_url=api.url, api_key="test", max_retries=0)
         o = openai.AsyncOpenAI(base_url=api.url + "/v1", api_key="test", max_retries=0)
     else:
-        a = anthropic.Anthropic(base_url=api.url, api_key="test", max_retries=0)
-        o = openai.OpenAI(base_url=api.url + "/v1", api_key="test", max_retries=0)
+        a = closing(anthropic.Anthropic(base_url=api.url, api_key="test", max_retries=0))
+        o = closing(openai.OpenAI(base_url=api.url + "/v1", api_key="test", max_retries=0))
     return ctxbudget.track(a), ctxbudget.track(o)
 
 
@@ -176,7 +176,7 @@ def test_api_error_is_recorded_and_reraised_unchanged(api: FakeAPI, spool: Path)
 
 def test_ledger_kwarg_is_stripped_and_recorded(api: FakeAPI, spool: Path) -> None:
     class Ledger:
-        components = {"system": 10, "history": 200, "user": 5}
+        components: ClassVar[dict[str, int]] = {"system": 10, "history": 200, "user": 5}
         prefix_fingerprint = ("abc", "def")
         expected_cache_read_tokens = 210
 
@@ -236,8 +236,8 @@ def test_tracking_failure_never_reaches_the_app(api: FakeAPI, spool: Path,
 
 
 def test_track_is_per_instance_and_idempotent(api: FakeAPI, spool: Path) -> None:
-    tracked = anthropic.Anthropic(base_url=api.url, api_key="test", max_retries=0)
-    plain = anthropic.Anthropic(base_url=api.url, api_key="test", max_retries=0)
+    tracked = closing(anthropic.Anthropic(base_url=api.url, api_key="test", max_retries=0))
+    plain = closing(anthropic.Anthropic(base_url=api.url, api_key="test", max_retries=0))
     assert ctxbudget.track(tracked) is tracked
     ctxbudget.track(tracked)  # second call must not double-wrap
     tracked.messages.create(model=A_MODEL, max_tokens=64, messages=MSG)
