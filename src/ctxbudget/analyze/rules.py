@@ -325,7 +325,8 @@ def check_baseline(path: Path, tasks: list[dict[str, Any]], tolerance: float,
                 entry["status"] = "breach"
                 breaches.append(Breach(
                     rule=f"baseline {m} +{tolerance:.0%}", metric=m, task_type=ttype,
-                    value=value, threshold=ref, op=">",
+                    value=value, threshold=Decimal(ref) if isinstance(ref, str) else ref,
+                    op=">",
                     by=_by(value, ref), worst_tasks=_worst(ts)))
             else:
                 entry["status"] = "ok"

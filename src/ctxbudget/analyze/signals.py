@@ -200,7 +200,8 @@ def rising_cost(by_type: dict[str, list[dict[str, Any]]], cfg: SignalConfig,
                       "p_value": p, "test": "Mann-Whitney U, one-sided, Bonferroni over "
                       f"{len(candidates)} candidate days", "baseline_tasks": len(base),
                       "recent_tasks": len(recent), "baseline_median_calls_per_task": calls_b,
-                      "recent_median_calls_per_task": calls_r, "grown_components": grown},
+                      "recent_median_calls_per_task": calls_r,
+                      **({"grown_components": grown} if grown else {})},
             fix=FIXES["rising_cost"], worst_tasks=_worst(recent_tasks, cfg.worst),
         ))
     return out

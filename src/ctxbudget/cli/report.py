@@ -239,11 +239,143 @@ def demo(
     as_json: bool = _JSON,
 ) -> None:
     """Simulate a week of an example agent with a mid-week regression, then analyze it."""
-    from .demo import run_demo
+    run_demo(out, seed=seed, as_json=as_json)
 
-    code = run_demo(out, seed=seed, as_json=as_json)
-    if code:
-        raise typer.Exit(code)
+
+#: The demo's example agent: a support / research assistant on Claude Sonnet 4.6 at the
+#: seed article's 2026 prices, 8 tools, history cached, 3-20 turns per task.
+DEMO_SPEC = """\
+name: demo support agent
+prices: prices.yaml
+models:
+  - model: claude-sonnet-4-6
+    provider: anthropic
+fixed:
+  system_prompt: {tokens: 1800}
+  tools: {tokens: 250, count: 8}
+  safety: {tokens: 200}
+variable:
+  history: {accumulate: [user_message, output, tool_outputs]}
+  retrieved: {chunks: 4, chunk_tokens: 500}
+  user_message: {tokens: 150}
+  tool_outputs: {tokens: 300}
+  output: {tokens: 450}
+session:
+  turns: {distribution: uniform, min: 3, max: 20}
+  seconds_between_calls: 40
+caching:
+  cacheable: [system_prompt, tools, safety]
+  history: true
+  ttl: 5m
+task_types: {support: 3, research: 1}
+"""
+
+DEMO_PRICES = """\
+prices:
+  - model: claude-sonnet-4-6
+    provider: anthropic
+    effective_from: 2026-01-01
+    source: seed pricing table, mid-2026
+    input_mtok: 3.00
+    cache_read_mtok: 0.30
+    cache_write_5m_mtok: 3.75
+    cache_write_1h_mtok: 6.00
+    output_mtok: 15.00
+"""
+
+DEMO_RULES = """\
+rules:
+  - name: support p95 cost per task
+    metric: p95_cost_per_task
+    scope: {task_type: support}
+    window: 3d
+    threshold: 0.40
+    min_samples: 50
+  - name: cache hit rate
+    metric: cache_hit_rate
+    op: "<"
+    window: 3d
+    threshold: 0.30
+    min_samples: 50
+"""
+
+#: The regression injected mid-week: from day 4 the support agent's prompt prefix
+#: changes on every call (think: a timestamp interpolated into the system prompt).
+DEMO_INJECT = ("cache-break@day4:support",)
+
+
+def run_demo(out: Path, *, seed: int = 7, as_json: bool = False) -> dict[str, Any]:
+    """Simulate, save a baseline of the first days, then report, signals, check and HTML."""
+    import time
+
+    from ..analyze.engine import DuckDBEngine
+    from ..analyze.metrics import compute_report
+    from ..analyze.rules import (
+        CheckResult,
+        check_baseline,
+        check_rules,
+        load_rules,
+        save_baseline,
+        task_metrics,
+    )
+    from ..analyze.signals import compute_signals
+    from ..analyze.source import open_source
+    from ..analyze.sql import Filters
+    from ..plan.simulate import iter_simulate, write_parquet
+    from ..prices import PriceBook
+
+    began = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    spec, prices, rules = out / "agent.yaml", out / "prices.yaml", out / "rules.yaml"
+    spec.write_text(DEMO_SPEC, encoding="utf-8")
+    prices.write_text(DEMO_PRICES, encoding="utf-8")
+    rules.write_text(DEMO_RULES, encoding="utf-8")
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    chunks, tasks_fn = iter_simulate(spec, tasks=2800, days=7, seed=seed, failure_rate=0.08,
+                                     inject=DEMO_INJECT, start=start)
+    calls_file = out / "calls.parquet"
+    _, _, n_calls = write_parquet(chunks, tasks_fn, calls_file)
+    book = PriceBook(overrides=(prices,))
+    html_file = out / "report.html"
+    baseline_file = out / "baseline.json"
+    say = console() if not as_json else None
+    if say:
+        say.print(f"[bold]ctxbudget demo[/]: a week of a support/research agent, "
+                  f"{n_calls:,} calls; regression injected: {', '.join(DEMO_INJECT)} "
+                  f"(day 4 = {(start + timedelta(days=3)).date()})\n")
+    with open_source(data=calls_file) as src:
+        eng = DuckDBEngine(src)
+        first3 = Filters(until=start + timedelta(days=3))
+        save_baseline(baseline_file, task_metrics(eng, first3, book))
+        rep = compute_report(eng, "day", Filters(), book, source=str(calls_file))
+        found = compute_signals(eng, Filters(), book)
+        last3 = Filters(since=start + timedelta(days=4))
+        tasks = task_metrics(eng, last3, book)
+        parts = [check_rules(load_rules(rules), tasks),
+                 check_baseline(baseline_file, tasks, 0.10, min_samples=20)]
+        result = CheckResult(breaches=tuple(b for p in parts for b in p.breaches),
+                             evaluated=tuple(e for p in parts for e in p.evaluated))
+        _write_html(eng, Filters(), book, html_file)
+    summary = {"out": str(out), "calls": n_calls, "calls_file": str(calls_file),
+               "html": str(html_file), "baseline": str(baseline_file), "rules": str(rules),
+               "signals": [s.kind + ":" + s.task_type for s in found],
+               "check_ok": result.ok, "breaches": len(result.breaches),
+               "seconds": round(time.perf_counter() - began, 2)}
+    if say is None:
+        print_json(summary)
+        return summary
+    from ..report.terminal import CheckView, ReportView, SignalsView
+
+    say.print(ReportView(rep, limit=None))
+    say.print("\n[bold]Warning signals[/] (ctxbudget signals)")
+    say.print(SignalsView(found))
+    say.print("\n[bold]CI gate[/] (ctxbudget check --rules rules.yaml --baseline baseline.json "
+              "--tolerance 10%, last 3 days vs the first 3)")
+    say.print(CheckView(result))
+    say.print(f"\n(in CI, `ctxbudget check` would exit {0 if result.ok else 1})")
+    say.print(f"\n[bold green]HTML report:[/] {html_file}")
+    say.print(f"Try: ctxbudget report --data {calls_file} --prices {prices} --by type")
+    return summary
 
 
 def register(app: typer.Typer) -> None:
