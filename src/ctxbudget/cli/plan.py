@@ -88,15 +88,16 @@ def _render(p: Any) -> None:
     con.print(t)
 
     t = Table(title="Models (right-size)")
-    for c in ("model", "caching", "min cacheable", "break-even reuses", "session", "per task",
-              "p90", "per month", "x cheapest", "overflow turn"):
+    for c in ("model", "caching", "min cacheable", "break-even reuses", "session",
+              "cache saves", "per task", "p90", "per month", "x cheapest", "overflow turn"):
         t.add_column(c, justify="left" if c in ("model", "caching") else "right")
     for m in p.models:
         ci = m.caching
         t.add_row(m.model, f"{ci.mode} {ci.ttl}" + (" (below min)" if ci.below_minimum else ""),
                   f"{ci.min_cacheable_tokens:,}",
                   "-" if ci.break_even_reuses is None else str(ci.break_even_reuses),
-                  _usd(m.session.cost_usd), _usd(m.task.expected_usd), _usd(m.task.p90_usd),
+                  _usd(m.session.cost_usd), f"{m.session.savings_pct:.1f}%",
+                  _usd(m.task.expected_usd), _usd(m.task.p90_usd),
                   _usd(m.task.month_usd, 2), f"{m.relative_cost:.2f}",
                   str(m.overflow_turn or "-"))
     con.print(t)
