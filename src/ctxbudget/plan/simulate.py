@@ -282,12 +282,18 @@ def _draw(
 
 
 def _task_id_array(d: _Draws, lo: int, hi: int) -> Any:
+    """Task ids ``sim<seed>-<zero-padded index>`` for tasks lo..hi-1, as a numpy ``S``
+    array (built digit by digit, no Python string per task)."""
     import numpy as np
 
     width = max(len(str(max(len(d.counts) - 1, 0))), 6)
-    prefix = f"sim{d.seed}-"
-    return np.asarray([f"{prefix}{i:0{width}d}".encode() for i in range(lo, hi)],
-                      dtype=f"S{len(prefix) + width}")
+    prefix = f"sim{d.seed}-".encode()
+    idx = np.arange(lo, hi, dtype=np.int64)
+    mat = np.empty((hi - lo, len(prefix) + width), dtype=np.uint8)
+    mat[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+    for j in range(width):
+        mat[:, len(prefix) + j] = (idx // 10 ** (width - 1 - j)) % 10 + 48
+    return mat.view(f"S{mat.shape[1]}").reshape(-1)
 
 
 def _calls_chunk(d: _Draws, lo: int, hi: int, latency_rng: Any, plain: bool) -> Any:
@@ -322,15 +328,12 @@ def _calls_chunk(d: _Draws, lo: int, hi: int, latency_rng: Any, plain: bool) -> 
     digits = len(str(max(int(d.counts.max(initial=1)) - 1, 1)))
     ph = b"\x00" * wt  # placeholder replaced by each task's id (ids never contain NUL)
     pats: dict[int, tuple[bytes, bytes, bytes, bytes]] = {}
-    blocks: tuple[list[bytes], list[bytes], list[bytes], list[bytes]] = ([], [], [], [])
-    for tid, c in zip(tids.tolist(), counts.tolist(), strict=True):
-        pat = pats.get(c)
-        if pat is None:
-            sufs = [b":" + str(i).zfill(digits).encode() for i in range(c)]
-            pat = pats[c] = (ph * c, (b"sess-" + ph) * c, b"".join(ph + x for x in sufs),
-                             b"".join(b"simulate:" + ph + x for x in sufs))
-        for out, p in zip(blocks, pat, strict=True):
-            out.append(p.replace(ph, tid))
+    for c in set(counts.tolist()):
+        sufs = [b":" + str(i).zfill(digits).encode() for i in range(c)]
+        pats[c] = (ph * c, (b"sess-" + ph) * c, b"".join(ph + x for x in sufs),
+                   b"".join(b"simulate:" + ph + x for x in sufs))
+    pairs = list(zip(tids.tolist(), counts.tolist(), strict=True))
+    blocks = tuple([pats[c][col].replace(ph, tid) for tid, c in pairs] for col in range(4))
     n_const = np.zeros(rows, dtype=np.int32)
     cols: dict[str, Any] = {
         "call_key": _fixed_width(blocks[3], rows, 9 + wt + 1 + digits),
@@ -379,14 +382,17 @@ def _tasks_table(d: _Draws, ended_us: Any) -> Any:
     import pyarrow as pa
 
     n = len(d.counts)
-    tids = [t.decode() for t in _task_id_array(d, 0, n).tolist()]
+    tids = _task_id_array(d, 0, n)
+    wt = tids.dtype.itemsize
+    ph = b"\x00" * wt
     return pa.table({
-        "task_id": pa.array(tids, pa.string()),
-        "task_type": pa.array([d.type_names[i] for i in d.type_idx], pa.string()),
-        "outcome": pa.array(np.where(d.failed, "failure", "success").tolist(), pa.string()),
+        "task_id": _fixed_width([tids.tobytes()], n, wt),
+        "task_type": _dict(d.type_idx, d.type_names).cast(pa.string()),
+        "outcome": _dict(d.failed.astype(np.int32), ["success", "failure"]).cast(pa.string()),
         "started_at": pa.array(d.task_start_us, pa.timestamp("us", tz="UTC")),
         "ended_at": pa.array(ended_us, pa.timestamp("us", tz="UTC")),
-        "session_id": pa.array([f"sess-{t}" for t in tids], pa.string()),
+        "session_id": _fixed_width([(b"sess-" + ph).replace(ph, t) for t in tids.tolist()],
+                                   n, 5 + wt),
         "parent_id": pa.nulls(n, pa.string()),
         "source": pa.array(["simulate"] * n, pa.string()),
     })
