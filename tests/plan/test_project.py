@@ -52,7 +52,8 @@ def test_seed_32k_allocation(root_dir: Path) -> None:
         "user_output": 714}
     assert rows["history"]["status"] == "over" and rows["history"]["first_turn_over"] == 15
     assert rows["retrieved"]["status"] == "ok"
-    assert d["overflow"]["turn"] is None and d["overflow"]["component"] == "history"
+    assert d["overflow"] == {"turn": None, "component": "history", "component_turn": 15,
+                             "rule": "the allocation bucket that exceeds its target first"}
 
 
 def test_overflow_turn(write_spec: Callable[[str], Path]) -> None:
@@ -69,7 +70,7 @@ session: {turns: 10}
 """))
     # prompt at turn t = 1000 + 1000 (t-1) + 2000; + 500 reserve > 10000 from t = 8
     assert p.overflow_turn == 8
-    assert p.overflow_component == "history"
+    assert p.overflow_component == "history" and p.overflow_component_turn == 8
     assert any("overflows at turn 8" in w for w in p.warnings)
 
 

@@ -126,8 +126,10 @@ def _render(p: Any) -> None:
                       str(a.first_turn_over or "-"))
         con.print(t)
     if p.overflow_turn is not None:
-        con.print(f"[red]window overflows at turn {p.overflow_turn}[/red]; first over: "
-                  f"{p.overflow_component} ({p.overflow_rule})")
+        con.print(f"[red]window overflows at turn {p.overflow_turn}[/red]")
+    if p.overflow_component is not None:
+        con.print(f"first component over: {p.overflow_component} at turn "
+                  f"{p.overflow_component_turn} ({p.overflow_rule})")
     for w in p.warnings:
         con.print(f"[yellow]warning:[/yellow] {w}")
 

@@ -155,6 +155,11 @@ class Plan:
     allocation_source: str | None
     overflow_turn: int | None
     overflow_component: str | None
+    """The component that overflows first: the allocation bucket that passes its target
+    earliest (when targets are set), else the largest variable component at the window
+    overflow turn."""
+    overflow_component_turn: int | None
+    """The turn at which ``overflow_component`` overflows (its target, or the window)."""
     overflow_rule: str
     caching: CachingInfo
     warnings: tuple[str, ...]
@@ -179,6 +184,7 @@ class Plan:
             "allocation": [a.as_dict() for a in self.allocation],
             "allocation_source": self.allocation_source,
             "overflow": {"turn": self.overflow_turn, "component": self.overflow_component,
+                         "component_turn": self.overflow_component_turn,
                          "rule": self.overflow_rule},
             "caching": self.caching.as_dict(),
             "warnings": list(self.warnings),
@@ -344,18 +350,19 @@ def project(
     over_turn = next((t.turn for t in primary.turns
                       if win and t.max_prompt_tokens + reserve > win), None)
     over_comp: str | None = None
+    over_comp_turn: int | None = None
     rule = "no overflow"
     overs = [a for a in allocation if a.first_turn_over is not None]
     if overs:
         first = min(overs, key=lambda a: (a.first_turn_over or 0,
                                           a.target_tokens - a.actual_tokens))
-        over_comp = first.bucket
+        over_comp, over_comp_turn = first.bucket, first.first_turn_over
         rule = "the allocation bucket that exceeds its target first"
     elif over_turn is not None:
         t = primary.turns[over_turn - 1]
         var = {k: v for k, v in t.components.items()
                if k in ("history", "retrieved", "tool_outputs", "user_message")}
-        over_comp = max(var, key=lambda k: var[k])
+        over_comp, over_comp_turn = max(var, key=lambda k: var[k]), over_turn
         rule = "the largest variable component at the overflow turn"
     if over_turn is not None:
         warnings.append(f"the context window ({win} tokens) overflows at turn {over_turn} "
@@ -368,7 +375,8 @@ def project(
         task=task_cost(primary, dist, per_day, per_month), distribution=dist,
         models=tuple(model_rows), policies=tuple(policy_rows), peak_turn=peak.turn,
         allocation=tuple(allocation), allocation_source=source, overflow_turn=over_turn,
-        overflow_component=over_comp, overflow_rule=rule, caching=infos[0],
+        overflow_component=over_comp, overflow_component_turn=over_comp_turn,
+        overflow_rule=rule, caching=infos[0],
         warnings=tuple(warnings), tasks_per_day=per_day, days_per_month=per_month)
 
 
