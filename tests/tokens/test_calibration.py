@@ -123,3 +123,13 @@ def test_default_claude_calibration_matches_recorded_usage(data_dir: Path) -> No
 def test_fit_rejects_unreadable_content() -> None:
     with pytest.raises(TokenizerError, match="pair 0"):
         Calibration.fit([([1, 2], 10)], basis="chars")
+
+
+def test_close_calibrations_do_not_share_memoized_structures() -> None:
+    msgs = [{"role": "user", "content": "word " * 20_000}]
+    a = Calibration(family="anthropic", basis="o200k", slope=1.0171, n=5)
+    b = Calibration(family="anthropic", basis="o200k", slope=1.0174, n=5)
+    assert a.describe() == b.describe()  # same label...
+    ca = count_tokens(msgs, "claude-sonnet-4-5", calibration=a)
+    cb = count_tokens(msgs, "claude-sonnet-4-5", calibration=b)
+    assert ca.tokens != cb.tokens  # ...but each count follows its own slope

@@ -26,7 +26,7 @@ from ._result import TokenCount
 __all__ = ["clear_cache", "count_many", "count_tokens", "count_tools"]
 
 #: Whole-structure memo for messages / tools / request bodies:
-#: (counter key, method, family, model, kind, digest of canonical JSON) -> TokenCount.
+#: (counter key, calibration, family, model, kind, digest of canonical JSON) -> TokenCount.
 _struct_memo: LRUMemo[TokenCount] = LRUMemo(maxsize=16_384)
 
 
@@ -69,7 +69,7 @@ def count_tokens(
         digest = text_digest(canonical_json(content))
     except (TypeError, ValueError):
         digest = None
-    key = (counter.key, counter.method, family, model, kind, digest)
+    key = (counter.key, getattr(counter, "calibration", None), family, model, kind, digest)
     if digest is not None:
         hit = _struct_memo.get(key)
         if hit is not None:
