@@ -251,3 +251,54 @@ def test_jsonl_input_and_errors(tmp_path: Path, convo: dict[str, Any]) -> None:
 
     with pytest.raises(InputFormatError, match=r"bad.jsonl:2"):
         load_requests(bad)
+
+
+def test_audit_store_fingerprints_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ctxbudget.cli.main import app
+    from ctxbudget.store import open_store
+    from ctxbudget.usage import Call, Usage
+
+    rows = [(0, ("a", "b", "c"), Usage(input_tokens=100, cache_write_5m_tokens=2900)),
+            (60, ("a", "b", "c", "d"), Usage(input_tokens=100, cache_read_tokens=2900,
+                                            cache_write_5m_tokens=1000)),
+            (500, ("a", "b", "c", "d", "e"), Usage(input_tokens=100,
+                                                   cache_write_5m_tokens=4900)),
+            (530, ("a", "x", "c", "d", "e", "f"), Usage(input_tokens=6000))]
+    calls = [Call(ts=T0 + timedelta(seconds=s), provider="anthropic", model="claude-sonnet-4-5",
+                  usage=u, prefix_fingerprint=fp, session_id="s1", request_id=f"r{i}")
+             for i, (s, fp, u) in enumerate(rows)]
+    db = tmp_path / "u.duckdb"
+    with open_store(db) as st:
+        st.insert_calls(calls)
+    r = CliRunner().invoke(app, ["audit", "--db", str(db), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    causes = [(f["index"], f["cause"]) for f in d["findings"]]
+    assert causes == [(2, "ttl_expired"), (3, "prefix_changed")]
+    ttl = d["findings"][0]
+    # call 1 wrote its 4 blocks (4000 tokens, 1000 each); 440 s later they had expired
+    assert ttl["lost_tokens"] == 4000 and "440 s" in ttl["detail"]
+    # call 3 re-sent blocks c, d, e that call 2 had cached, after block 1 changed
+    assert d["findings"][1]["lost_tokens"] == 3000 and d["findings"][1]["block"] == "block[1]"
+
+
+def test_audit_cli_text_and_show_bytes(tmp_path: Path, convo: dict[str, Any]) -> None:
+    from typer.testing import CliRunner
+
+    from ctxbudget.cli.main import app
+
+    sys0 = convo["system"]
+    p = tmp_path / "calls.jsonl"
+    p.write_text("\n".join(json.dumps({
+        "timestamp": (T0 + timedelta(seconds=30 * i)).isoformat(),
+        "request": turn(convo, 1 + 2 * i, system=f"{sys0} Now: 2026-11-28T09:00:{30 * i:02d}Z"),
+    }) for i in range(2)) + "\n")
+    r = CliRunner().invoke(app, ["audit", str(p)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "system_changed" in r.output and "2026-11-28T09:00:30Z" not in r.output
+    r = CliRunner().invoke(app, ["audit", str(p), "--show-bytes", "--json"])
+    (f,) = json.loads(r.output)["findings"]
+    assert "2026-11-28T09:00:30Z" in f["diff"]["this"]
+    assert CliRunner().invoke(app, ["audit"]).exit_code == 2

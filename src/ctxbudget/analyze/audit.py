@@ -622,8 +622,8 @@ def byte_diff(a: str, b: str, *, show_bytes: bool = False, context: int = 24) ->
     while j < n - i and ab[len(ab) - 1 - j] == bb[len(bb) - 1 - j]:
         j += 1
     lo = max(0, i - context)
-    before = ab[lo:max(i, len(ab) - j) + 1][: 2 * context + 40].decode(errors="replace")
-    after = bb[lo:max(i, len(bb) - j) + 1][: 2 * context + 40].decode(errors="replace")
+    before = ab[lo:max(i, len(ab) - j) + context][: 3 * context + 40].decode(errors="replace")
+    after = bb[lo:max(i, len(bb) - j) + context][: 3 * context + 40].decode(errors="replace")
     region_b = bb[max(0, i - 20):len(bb) - j + 20].decode(errors="replace")
     region_a = ab[max(0, i - 20):len(ab) - j + 20].decode(errors="replace")
     flags = [name for name, pat in _PATTERNS if pat.search(region_b) and pat.search(region_a)]

@@ -119,11 +119,13 @@ def audit_cmd(
     notes: list[str] = []
     for path in files or []:
         loaded, file_notes = load_requests(path, ttl_s=ttl_s)
-        reqs.extend(replace(x, index=len(reqs) + i) for i, x in enumerate(loaded))
+        base = len(reqs)
+        reqs.extend([replace(x, index=base + i) for i, x in enumerate(loaded)])
         notes.extend(file_notes)
     if db is not None:
         stored = requests_from_store(db, ttl_s=ttl_s)
-        reqs.extend(replace(x, index=len(reqs) + i) for i, x in enumerate(stored))
+        base = len(reqs)
+        reqs.extend([replace(x, index=base + i) for i, x in enumerate(stored)])
     rep = audit_requests(reqs, book=_book(prices), show_bytes=show_bytes, notes=notes)
     if as_json:
         print_json(rep.as_dict())
