@@ -96,13 +96,18 @@ def test_count_many_threads_on_real_text(real_texts: dict[str, str]) -> None:
 
 
 def test_import_ctxbudget_does_not_import_tiktoken() -> None:
+    import os
     import subprocess
     import sys
 
-    code = ("import sys, ctxbudget, ctxbudget.tokens; f = ctxbudget.count_tokens; "
-            "print('tiktoken' in sys.modules, 'tokenizers' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    code = ("import os, sys, ctxbudget, ctxbudget.tokens; f = ctxbudget.count_tokens; "
+            "print('tiktoken' in sys.modules, 'tokenizers' in sys.modules, "
+            "'TIKTOKEN_CACHE_DIR' in os.environ)")
+    env = {k: v for k, v in os.environ.items() if k != "TIKTOKEN_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    # no tiktoken import, and TIKTOKEN_CACHE_DIR is never set for the user
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 def test_count_many_many_chunks_keep_order(real_texts: dict[str, str],
