@@ -139,3 +139,17 @@ def test_support_agent_example_projects(root_dir: Path) -> None:
                                                   "automatic"]
     assert p.distribution.kind == "normal" and p.task.p90_turns > p.task.p50_turns
     assert p.task.p90_usd > p.task.p50_usd
+
+
+def test_spec_as_data(tmp_path: Path, write_spec: Callable[[str], Path],
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    write_spec(GOOD)  # writes prices.yaml beside it
+    monkeypatch.chdir(tmp_path)
+    data = yaml.safe_load(GOOD)
+    p = project(data)
+    assert p.fixed_tokens == 2000 and len(p.turns) == 3
+    data["session"]["turnz"] = 1
+    with pytest.raises(SpecError, match=r"<spec>: session.turnz: unknown key"):
+        project(data)

@@ -21,7 +21,14 @@ from . import simulate  # a callable submodule: ctxbudget.plan.simulate(spec, ta
 from .distribution import TurnsDistribution, turns_distribution
 from .presets import PRESETS
 from .result import AllocationRow, CachingInfo, ModelRow, Plan, PolicyRow, project
-from .spec import BudgetSpec, LoadedSpec, load_spec, parse_spec, spec_json_schema
+from .spec import (
+    BudgetSpec,
+    LoadedSpec,
+    load_spec,
+    parse_spec,
+    spec_from_mapping,
+    spec_json_schema,
+)
 
 __all__ = [
     "PRESETS",
@@ -37,6 +44,7 @@ __all__ = [
     "parse_spec",
     "project",
     "simulate",
+    "spec_from_mapping",
     "spec_json_schema",
     "turns_distribution",
 ]

@@ -6,7 +6,7 @@ charts render from the same object.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,7 +30,13 @@ from .project import (
     session_of,
     task_cost,
 )
-from .spec import ALLOCATION_BUCKETS, LoadedSpec, load_spec, parse_spec
+from .spec import (
+    ALLOCATION_BUCKETS,
+    BudgetSpec,
+    LoadedSpec,
+    as_loaded,
+    parse_spec,
+)
 
 __all__ = ["AllocationRow", "CachingInfo", "ModelRow", "Plan", "PolicyRow", "project"]
 
@@ -240,7 +246,7 @@ def _bucket_tokens(t: TurnCost, reserve: int) -> dict[str, int]:
 
 
 def project(
-    spec: str | Path | LoadedSpec,
+    spec: str | Path | LoadedSpec | BudgetSpec | Mapping[str, Any],
     *,
     window: int | None = None,
     preset: str | None = None,
@@ -248,9 +254,10 @@ def project(
     prices: Sequence[Path] = (),
     at: datetime | None = None,
 ) -> Plan:
-    """Project a budget spec (a path, YAML text is not accepted here: use
-    :func:`~ctxbudget.plan.parse_spec`). ``window``/``preset``/``turns`` override the spec."""
-    loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    """Project a budget spec: a path, a loaded spec, a dict or a :class:`BudgetSpec` (YAML
+    text goes through :func:`~ctxbudget.plan.parse_spec`). ``window``/``preset``/``turns``
+    override the spec; ``prices`` adds overrides files."""
+    loaded = as_loaded(spec)
     s = loaded.spec
     book = price_book_for(loaded, prices)
     models = resolve_models(loaded, book, at)

@@ -42,7 +42,7 @@ from typing import Any
 from ..errors import SpecError
 from .components import resolve_fixed
 from .project import ModelRun, distribution_for, price_book_for, resolve_models, run_model
-from .spec import VARIABLE_COMPONENTS, LoadedSpec, load_spec
+from .spec import VARIABLE_COMPONENTS, LoadedSpec, as_loaded
 
 __all__ = ["Injection", "iter_simulate", "parse_injection", "simulate", "tasks_path_for",
            "write_parquet"]
@@ -418,7 +418,7 @@ def iter_simulate(
     exhausting the iterator."""
     import numpy as np
 
-    loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    loaded = as_loaded(spec)
     d = _draw(loaded, tasks=tasks, days=days, seed=seed, failure_rate=failure_rate,
               inject=inject, task_types=task_types, start=start, model=model, prices=prices)
     n = len(d.counts)

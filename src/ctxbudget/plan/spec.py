@@ -41,8 +41,10 @@ __all__ = [
     "LoadedSpec",
     "ModelSpec",
     "SessionSpec",
+    "as_loaded",
     "load_spec",
     "parse_spec",
+    "spec_from_mapping",
     "spec_json_schema",
 ]
 
@@ -461,6 +463,32 @@ def _check_cacheable(loaded: LoadedSpec) -> None:
                            f"{', '.join(names)}); a cache breakpoint caches everything before it")
 
 
+_UNION_TAGS = {"int", "str", "fixed", "uniform", "normal", "empirical", "SlidingPolicy",
+               "SummarizePolicy", "ModelSpec"}
+
+
+def spec_from_mapping(data: Any, folder: Path | None = None) -> LoadedSpec:
+    """Validate a spec given as data (a dict, or a :class:`BudgetSpec`). Relative file
+    paths resolve against ``folder`` (default: the current directory); errors name the
+    dotted field (there are no lines)."""
+    if isinstance(data, BudgetSpec):
+        spec = data
+    else:
+        try:
+            spec = BudgetSpec.model_validate(data)
+        except ValidationError as exc:
+            e = exc.errors(include_url=False)[0]
+            parts = [p for p in e["loc"] if not (isinstance(p, str) and (
+                "[" in p or p in _UNION_TAGS))]
+            msg = "unknown key" if e["type"] == "extra_forbidden" else \
+                "required field missing" if e["type"] == "missing" else e["msg"]
+            raise SpecError(f"<spec>: {_dotted(parts)}: {msg.removeprefix('Value error, ')}"
+                            ) from None
+    loaded = LoadedSpec(spec, (folder or Path.cwd()) / "<spec>", None)
+    _check_cacheable(loaded)
+    return loaded
+
+
 def load_spec(path: str | Path) -> LoadedSpec:
     """Read and validate a spec file."""
     p = Path(path)
@@ -471,3 +499,14 @@ def load_spec(path: str | Path) -> LoadedSpec:
     except OSError as exc:
         raise SpecError(f"{p}: cannot read the spec ({exc.strerror})") from None
     return parse_spec(text, p)
+
+
+def as_loaded(spec: object) -> LoadedSpec:
+    """A :class:`LoadedSpec` from a path, a dict, a BudgetSpec or a LoadedSpec."""
+    if isinstance(spec, LoadedSpec):
+        return spec
+    if isinstance(spec, BudgetSpec | dict):
+        return spec_from_mapping(spec)
+    if isinstance(spec, str | Path):
+        return load_spec(spec)
+    raise TypeError(f"a spec is a path, a dict or a BudgetSpec, not {type(spec).__name__}")
