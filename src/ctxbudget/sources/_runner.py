@@ -152,17 +152,13 @@ def record_imports(store: Any, fmt: str,
             rows.append((str(path.resolve()), fmt, sig[0], sig[1], lines, calls, rejected, now))
     if not rows:
         return
-    import pyarrow as pa
-
-    cols = list(zip(*rows, strict=True))
-    names = ["path", "format", "size_bytes", "mtime", "lines", "accepted", "rejected",
-             "imported_at"]
-    table = pa.table(dict(zip(names, [list(c) for c in cols], strict=True)))
-    store.con.register("_ctxb_imports", table)
-    try:
-        store.con.execute("DELETE FROM imports WHERE format = ? AND path IN "
-                          "(SELECT path FROM _ctxb_imports)", [fmt])
-        store.con.execute(f"INSERT INTO imports ({', '.join(names)}) "
-                          f"SELECT {', '.join(names)} FROM _ctxb_imports")
-    finally:
-        store.con.unregister("_ctxb_imports")
+    # list parameters + unnest: no Arrow registration (which would import pandas)
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    params = {"p": cols[0], "s": cols[2], "m": cols[3], "l": cols[4], "a": cols[5],
+              "r": cols[6]}
+    store.con.execute("DELETE FROM imports WHERE format = $f AND path IN (SELECT unnest($p))",
+                      {"f": fmt, "p": cols[0]})
+    store.con.execute(
+        "INSERT INTO imports (path, format, size_bytes, mtime, lines, accepted, rejected, "
+        "imported_at) SELECT unnest($p), $f, unnest($s), unnest($m), unnest($l), unnest($a), "
+        "unnest($r), $t", {**params, "f": fmt, "t": now})

@@ -211,7 +211,8 @@ def _scan_sql(explicit: bool) -> str:
            CAST(message.usage.cache_creation.ephemeral_1h_input_tokens AS BIGINT) AS w1,
            CAST(message.usage.service_tier AS VARCHAR) AS tier,
            coalesce(CAST(isSidechain AS BOOLEAN), false) AS side,
-           CASE WHEN message.id IS NOT NULL AND message.id <> ''
+           CASE WHEN message.usage IS NULL THEN NULL
+                WHEN message.id IS NOT NULL AND message.id <> ''
                 THEN message.id || ':' || coalesce(CAST(requestId AS VARCHAR), '')
                 WHEN uuid IS NOT NULL THEN 'uuid:' || CAST(uuid AS VARCHAR) END AS k
     FROM read_json($files, format='newline_delimited', filename=true,
@@ -219,32 +220,38 @@ def _scan_sql(explicit: bool) -> str:
     """
 
 
+# One scan: group by (file, call key); the rank of a copy is one HUGEINT
+# (main chain, total tokens, earliest first) so arg_max compares numbers.
 _AGG_SQL = """
 CREATE OR REPLACE TEMP TABLE _ctxb_cc AS
 WITH s AS ({scan}),
 t AS (
   SELECT *,
-    is_call AND model = '<synthetic>'
+    coalesce(is_call AND model = '<synthetic>'
       AND coalesce(i, 0) + coalesce(o, 0) + coalesce(cr, 0) + coalesce(cw, 0)
-          + coalesce(w5, 0) + coalesce(w1, 0) = 0 AS syn,
-    is_call AND (ts IS NULL OR model IS NULL OR model = '' OR k IS NULL
+          + coalesce(w5, 0) + coalesce(w1, 0) = 0, false) AS syn,
+    coalesce(is_call AND (ts IS NULL OR model IS NULL OR model = '' OR k IS NULL
       OR i < 0 OR o < 0 OR cr < 0 OR cw < 0 OR w5 < 0 OR w1 < 0
       OR ((w5 IS NOT NULL OR w1 IS NOT NULL) AND cw IS NOT NULL
-          AND coalesce(w5, 0) + coalesce(w1, 0) <> cw)) AS bad
+          AND coalesce(w5, 0) + coalesce(w1, 0) <> cw)), false) AS bad
   FROM s
 )
-SELECT GROUPING(f) AS gf, f, CASE WHEN is_call AND NOT syn THEN k END AS key,
+SELECT f, CASE WHEN NOT syn THEN k END AS key,
        count(*) AS n,
        count(*) FILTER (WHERE is_call AND NOT syn) AS ncalls,
        count(*) FILTER (WHERE syn) AS nsyn,
        count(*) FILTER (WHERE bad) AS nbad,
        arg_max({{'ts': ts, 'model': model, 'sid': coalesce(sid, f), 'i': i, 'o': o, 'cr': cr,
-                 'cw': cw, 'w5': w5, 'w1': w1, 'tier': tier, 'side': side}},
-               {{'main': NOT side, 'tot': coalesce(i, 0) + coalesce(o, 0) + coalesce(cr, 0)
-                 + coalesce(cw, 0), 'early': -epoch_ms(ts)}})
-         FILTER (WHERE is_call AND NOT syn) AS r
+                 'cw': cw, 'w5': w5, 'w1': w1, 'tier': tier, 'side': side,
+                 'rank': (CASE WHEN side THEN 0 ELSE 1 END)::HUGEINT * 100000000000000000000000
+                   + (coalesce(i, 0) + coalesce(o, 0) + coalesce(cr, 0)
+                      + coalesce(cw, 0))::HUGEINT * 10000000000000 - epoch_ms(ts)}},
+               (CASE WHEN side THEN 0 ELSE 1 END)::HUGEINT * 100000000000000000000000
+                 + (coalesce(i, 0) + coalesce(o, 0) + coalesce(cr, 0)
+                    + coalesce(cw, 0))::HUGEINT * 10000000000000 - epoch_ms(ts))
+         FILTER (WHERE is_call AND NOT syn AND NOT bad) AS r
 FROM t
-GROUP BY GROUPING SETS ((f), (CASE WHEN is_call AND NOT syn THEN k END))
+GROUP BY ALL
 """
 
 _INSERT_SQL = """
@@ -259,7 +266,7 @@ SELECT 'claude-code:' || key, r.ts, 'anthropic', r.model, r.sid, r.sid, NULL, ke
        CASE WHEN r.side AND r.model = '<synthetic>' THEN '{{"sidechain":true,"synthetic":true}}'
             WHEN r.side THEN '{{"sidechain":true}}'
             WHEN r.model = '<synthetic>' THEN '{{"synthetic":true}}' END
-FROM _ctxb_cc WHERE gf = 1 AND key IS NOT NULL
+FROM (SELECT key, arg_max(r, r.rank) AS r FROM _ctxb_cc WHERE key IS NOT NULL GROUP BY key)
 """
 
 
@@ -270,6 +277,7 @@ def _import_batch(files: list[Path], store: Any, stats: ImportStats) -> list[Pat
     from ..store.schema import CALL_COLUMNS
 
     con = store.con
+    con.execute("SET enable_progress_bar = false")  # our own bar is on stderr
     names = [str(f) for f in files]
     for explicit in (False, True):
         try:
@@ -287,8 +295,10 @@ def _import_batch(files: list[Path], store: Any, stats: ImportStats) -> list[Pat
         except duckdb.Error:
             if explicit:
                 raise _Unsupported() from None
-    per_file = con.execute(
-        "SELECT f, n, ncalls, nsyn, nbad FROM _ctxb_cc WHERE gf = 0").fetchall()
+    per_file = [
+        (f, int(n), int(nc), int(ns), int(nb)) for f, n, nc, ns, nb in con.execute(
+            "SELECT f, sum(n), sum(ncalls), sum(nsyn), sum(nbad) FROM _ctxb_cc GROUP BY f"
+        ).fetchall()]
     bad = [Path(f) for f, _, _, _, nbad in per_file if nbad]
     if bad:
         # re-run the clean files only, so nothing from a flagged file is half-imported
@@ -298,8 +308,7 @@ def _import_batch(files: list[Path], store: Any, stats: ImportStats) -> list[Pat
             bad += _import_batch(clean, store, stats)
         return bad
     cols = ", ".join(n for n, _ in CALL_COLUMNS)
-    keys = con.execute("SELECT count(*) FROM _ctxb_cc WHERE gf = 1 AND key IS NOT NULL"
-                       ).fetchall()[0][0]
+    keys = con.execute("SELECT count(DISTINCT key) FROM _ctxb_cc").fetchall()[0][0]
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(_INSERT_SQL.format(names=cols))
