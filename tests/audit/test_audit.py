@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ctxbudget.analyze.audit import (
     AuditReport,
@@ -302,3 +304,46 @@ def test_audit_cli_text_and_show_bytes(tmp_path: Path, convo: dict[str, Any]) ->
     (f,) = json.loads(r.output)["findings"]
     assert "2026-11-28T09:00:30Z" in f["diff"]["this"]
     assert CliRunner().invoke(app, ["audit"]).exit_code == 2
+
+
+def test_lost_dollars_are_write_minus_read_rate(convo: dict[str, Any]) -> None:
+    from decimal import Decimal
+
+    from ctxbudget.prices import PriceBook
+
+    rep, _ = run([turn(convo, 1), turn(convo, 3, tools=[TOOL_B, TOOL_A])])
+    (f,) = rep.findings
+    price = PriceBook().resolve("claude-sonnet-4-5", "anthropic", T0)
+    r = price.rates_for(0)
+    assert f.lost_usd == Decimal(f.lost_tokens) * (r.cache_write_5m_mtok - r.cache_read_mtok) \
+        / Decimal(1_000_000)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.integers(1, 9), st.floats(0, 299)), min_size=1, max_size=6),
+       break_at=st.one_of(st.none(), st.integers(0, 5)))
+def test_growing_sessions_are_stable_until_broken(
+        convo: dict[str, Any], steps: list[tuple[int, float]], break_at: int | None) -> None:
+    n = 1
+    bodies = [turn(convo, 1)]
+    gaps = []
+    for k, (grow, gap) in enumerate(steps):
+        n += 2 * ((grow + 1) // 2)  # whole exchanges, so every call ends on a user turn
+        body = turn(convo, n)
+        if break_at == k:
+            body["tools"] = [TOOL_B, TOOL_A]
+        bodies.append(body)
+        gaps.append(gap)
+    rep, reqs = run(bodies, gaps_s=gaps)
+    assert all(f.lost_tokens <= reqs[f.index].prompt_tokens for f in rep.findings)
+    if break_at is None or break_at >= len(steps):
+        assert rep.findings == ()
+    else:
+        first = rep.findings[0]
+        assert (first.index, first.cause) == (break_at + 1, "tools_reordered")
+        # the call after the break may go back to the original order: it then reads what
+        # the call before the break wrote, unless that is more than 5 minutes or 20 blocks
+        # away
+        assert {f.cause for f in rep.findings[1:]} <= {"tools_reordered", "ttl_expired",
+                                                       "beyond_lookback"}
