@@ -225,7 +225,7 @@ def test_small_chunks_give_the_same_result(spool: Path, tmp_path: Path) -> None:
     for i in range(300):
         _fake_call(i)
     tr.flush()
-    rep = ingest_spool(tmp_path / "a.duckdb", spool, chunk_bytes=1000)
+    rep = ingest_spool(tmp_path / "a.duckdb", spool, chunk_bytes=20_000)
     assert (rep.calls, rep.rejected) == (300, 0)
 
 

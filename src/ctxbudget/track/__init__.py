@@ -109,7 +109,9 @@ def _record_task(ctx: TaskContext) -> None:
                  started_at=ctx.started_at, ended_at=ctx.ended_at, session_id=ctx.session_id,
                  parent_id=ctx.parent.task_id if ctx.parent else None)
         meta: dict[str, Any] = {"calls": ctx.calls, "input_tokens": ctx.input_tokens,
-                                "spent_usd": str(ctx.spent_usd), "overrun": ctx.overrun}
+                                "overrun": ctx.overrun}
+        if ctx.cost_capped:  # priced eagerly; otherwise pricing is left to the reports
+            meta["spent_usd"] = str(ctx._spent_usd)
         if ctx.unpriced_calls:
             meta["unpriced_calls"] = ctx.unpriced_calls
         if ctx.meta:

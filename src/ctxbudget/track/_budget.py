@@ -171,16 +171,11 @@ class Reservation:
     input_tokens: int
 
 
-def needs_estimate(ctx: TaskContext | None) -> bool:
-    return any(t.limits.needs_estimate for t in ctx.chain()) if ctx is not None else False
-
-
 def precheck(ctx: TaskContext, est: Estimate | None) -> Reservation:
     """Block (raise :class:`BudgetExceeded`) or warn if the call would pass a cap; else reserve."""
     proj_usd = est.cost_usd if est is not None and est.cost_usd is not None else Decimal(0)
     proj_in = est.usage.prompt_tokens if est is not None else 0
-    if est is not None and est.cost_usd is None and any(
-            t.limits.max_cost_usd is not None for t in ctx.chain()):
+    if est is not None and est.cost_usd is None and ctx.cost_capped:
         counters["unpriced_budget_checks"] += 1
     breach: tuple[TaskContext, str, Any, Any, Any] | None = None
     with SPEND_LOCK:
@@ -194,7 +189,7 @@ def precheck(ctx: TaskContext, est: Estimate | None) -> Reservation:
                 checks.append(("input_tokens", t.input_tokens, t.reserved_input_tokens + proj_in,
                                lim.max_input_tokens))
             if lim.max_cost_usd is not None and est is not None and est.cost_usd is not None:
-                checks.append(("cost_usd", t.spent_usd, t.reserved_usd + proj_usd,
+                checks.append(("cost_usd", t._spent_usd, t.reserved_usd + proj_usd,
                                lim.max_cost_usd))
             for metric, spent, more, cap in checks:
                 if spent + more > cap:
@@ -221,32 +216,45 @@ def precheck(ctx: TaskContext, est: Estimate | None) -> Reservation:
 
 
 def charge(ctx: TaskContext, reservation: Reservation | None, usage: Usage,
-           cost_usd: Decimal | None) -> list[str]:
+           cost_usd: Decimal | None, deferred: tuple[Usage, str, str, datetime] | None = None
+           ) -> list[str]:
     """Release the reservation and add the actual spend to the task and every ancestor.
 
-    Returns ``["<task_id>:<metric>", ...]`` for every cap the actual spend now exceeds
-    (and sets ``overrun`` on those tasks)."""
+    ``cost_usd`` is the call's priced cost (``None``: unpriced model); ``deferred`` instead
+    queues the call for pricing when ``spent_usd`` is read (used when no task in the chain
+    has a cost cap). Returns ``["<task_id>:<metric>", ...]`` for every cap the actual spend
+    now exceeds (and sets ``overrun`` on those tasks)."""
     over: list[str] = []
+    prompt = usage.prompt_tokens
+    buckets = (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_5m_tokens,
+               usage.cache_write_1h_tokens, usage.output_tokens, usage.reasoning_tokens)
     with SPEND_LOCK:
         if reservation is not None:
             for t in reservation.tasks:
                 t.reserved_calls -= 1
                 t.reserved_input_tokens -= reservation.input_tokens
                 t.reserved_usd -= reservation.cost_usd
-        for t in ctx.chain():
+        t_: TaskContext | None = ctx
+        while t_ is not None:
+            t = t_
+            t_ = t.parent
             t.calls += 1
-            t.input_tokens += usage.prompt_tokens
-            t.usage = t.usage + usage
-            if cost_usd is None:
+            t.input_tokens += prompt
+            u = t._u
+            for i in range(6):
+                u[i] += buckets[i]
+            if deferred is not None:
+                t._pending_cost.append(deferred)
+            elif cost_usd is None:
                 t.unpriced_calls += 1
             else:
-                t.spent_usd += cost_usd
+                t._spent_usd += cost_usd
             lim = t.limits
             if not lim.any:
                 continue
             for metric, spent, cap in (("calls", t.calls, lim.max_calls),
                                        ("input_tokens", t.input_tokens, lim.max_input_tokens),
-                                       ("cost_usd", t.spent_usd, lim.max_cost_usd)):
+                                       ("cost_usd", t._spent_usd, lim.max_cost_usd)):
                 if cap is not None and spent > cap:
                     if not t.overrun:
                         counters["overruns"] += 1

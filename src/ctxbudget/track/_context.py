@@ -87,9 +87,15 @@ class TaskContext:
 
     __slots__ = (
         "_outcome",
+        "_pending_cost",
+        "_spent_usd",
         "_token",
+        "_u",
         "calls",
+        "capped",
+        "cost_capped",
         "ended_at",
+        "estimate_needed",
         "input_tokens",
         "limits",
         "meta",
@@ -100,12 +106,10 @@ class TaskContext:
         "reserved_input_tokens",
         "reserved_usd",
         "session_id",
-        "spent_usd",
         "started_at",
         "task_id",
         "task_type",
         "unpriced_calls",
-        "usage",
     )
     task_id: str
     task_type: str | None
@@ -136,14 +140,24 @@ class TaskContext:
         self.outcome_set = False
         #: True once a call's actual spend pushed this task past one of its caps.
         self.overrun = False
-        self.spent_usd = Decimal(0)
-        """USD of priced calls so far (unpriced calls are counted in ``unpriced_calls``)."""
+        #: Whether this task or an ancestor has any cap / a cost cap / a cap that needs a
+        #: pre-call estimate (computed once, read on every call).
+        self.capped: bool = self.limits.any or (parent is not None and parent.capped)
+        self.cost_capped: bool = self.limits.max_cost_usd is not None or (
+            parent is not None and parent.cost_capped)
+        self.estimate_needed: bool = self.limits.needs_estimate or (
+            parent is not None and parent.estimate_needed)
+        self._spent_usd = Decimal(0)
+        #: (usage, model, provider, ts) of calls not priced yet: without a cost cap in the
+        #: chain, pricing waits until someone reads ``spent_usd`` (keeps calls cheap).
+        self._pending_cost: list[tuple[Usage, str, str, datetime]] = []
         self.input_tokens = 0
         """Prompt tokens so far (input + cache read + cache writes)."""
         self.calls = 0
         """Calls made so far, failed ones included."""
-        self.usage = Usage()
+        self._u = [0, 0, 0, 0, 0, 0]
         self.unpriced_calls = 0
+        """Calls whose model has no price (not in ``spent_usd``)."""
         self.reserved_usd = Decimal(0)
         self.reserved_input_tokens = 0
         self.reserved_calls = 0
@@ -164,6 +178,35 @@ class TaskContext:
             raise ValueError(f"outcome must be one of {', '.join(_OUTCOMES)}, got {value!r}")
         self._outcome = value
         self.outcome_set = True
+
+    @property
+    def usage(self) -> Usage:
+        """Usage of every call so far (child tasks included)."""
+        with SPEND_LOCK:
+            u = list(self._u)
+        return Usage(input_tokens=u[0], cache_read_tokens=u[1], cache_write_5m_tokens=u[2],
+                     cache_write_1h_tokens=u[3], output_tokens=u[4], reasoning_tokens=u[5])
+
+    @property
+    def spent_usd(self) -> Decimal:
+        """USD of the priced calls so far (child tasks included), each call priced at its own
+        time with the tracker's PriceBook; unpriced calls are counted in ``unpriced_calls``."""
+        from ._budget import price_usage
+
+        with SPEND_LOCK:
+            pending, self._pending_cost = self._pending_cost, []
+        total = Decimal(0)
+        unpriced = 0
+        for usage, model, provider, ts in pending:
+            c = price_usage(usage, model, provider, ts)
+            if c is None:
+                unpriced += 1
+            else:
+                total += c
+        with SPEND_LOCK:
+            self._spent_usd += total
+            self.unpriced_calls += unpriced
+            return self._spent_usd
 
     def chain(self) -> Iterator[TaskContext]:
         """This task, then its parent, up to the root."""

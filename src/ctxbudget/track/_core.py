@@ -80,9 +80,9 @@ def before_call(provider: str, api: str, kwargs: dict[str, Any]) -> PendingCall:
     ctx = _CURRENT.get()
     p = PendingCall(provider=provider, api=api, model=str(kwargs.get("model") or ""),
                     ts=datetime.now(UTC), t0=0.0, ctx=ctx, ledger=ledger)
-    if ctx is not None and any(t.limits.any for t in ctx.chain()):
+    if ctx is not None and ctx.capped:
         est = None
-        if _budget.needs_estimate(ctx):
+        if ctx.estimate_needed:
             try:
                 est = _budget.estimate_request(provider, api, p.model, kwargs, ledger)
             except Exception as exc:
@@ -119,13 +119,16 @@ def finish_call(
     status: str = "ok",
     error: BaseException | None = None,
     meta: Mapping[str, Any] | None = None,
+    latency_ms: float | None = None,
+    source: str = "track",
 ) -> Call | None:
     """Record the call once: charge the task chain, build the Call, enqueue it."""
     if p.done:
         return None
     p.done = True
     try:
-        latency_ms = (time.perf_counter() - p.t0) * 1000.0
+        if latency_ms is None:
+            latency_ms = (time.perf_counter() - p.t0) * 1000.0
         usage = adapted.usage if adapted is not None else Usage()
         model = (adapted.model if adapted is not None and adapted.model else None) or p.model
         m: dict[str, Any] = dict(p.meta)
@@ -144,9 +147,13 @@ def finish_call(
         ctx = p.ctx
         if ctx is not None:
             cost: Decimal | None = Decimal(0)
+            deferred = None
             if usage:
-                cost = _budget.price_usage(usage, model, p.provider, p.ts)
-            over = _budget.charge(ctx, p.reservation, usage, cost)
+                if ctx.cost_capped:
+                    cost = _budget.price_usage(usage, model, p.provider, p.ts)
+                else:
+                    deferred = (usage, model, p.provider, p.ts)
+            over = _budget.charge(ctx, p.reservation, usage, cost, deferred)
             if over:
                 m["overrun"] = over
         if p.estimate is not None:
@@ -159,7 +166,7 @@ def finish_call(
             session_id=ctx.session_id if ctx else None,
             task_type=ctx.task_type if ctx else None,
             request_id=adapted.request_id if adapted is not None else None,
-            latency_ms=latency_ms, status=status,
+            latency_ms=latency_ms, status=status, source=source,
             service_tier=adapted.service_tier if adapted is not None else None,
             input_inclusive=adapted.input_inclusive if adapted is not None else None,
             meta=m or None,

@@ -282,6 +282,7 @@ class SpoolWriter:
 _config: dict[str, Any] = {}
 _writer: SpoolWriter | None = None
 _writer_lock = threading.Lock()
+_forked = False
 
 
 def get_writer() -> SpoolWriter:
@@ -292,10 +293,16 @@ def get_writer() -> SpoolWriter:
 
 
 def _new_writer() -> SpoolWriter:
-    global _writer
+    global _writer, _forked
     with _writer_lock:
         if _writer is None:
             _writer = SpoolWriter(**_config)
+            if _forked:
+                _forked = False
+                mp = sys.modules.get("multiprocessing.util")
+                if mp is not None:  # forked multiprocessing children leave through os._exit
+                    finalize: Callable[..., Any] = mp.Finalize
+                    finalize(None, _at_exit, exitpriority=100)
         return _writer
 
 
@@ -335,13 +342,12 @@ def _at_exit() -> None:
 
 def _after_fork_in_child() -> None:
     # The parent's queue and file belong to the parent: start empty, with a new file.
-    global _writer, _writer_lock
+    # (multiprocessing clears its finalizers after the fork, so the exit hook for
+    # os._exit-ing children is registered when the child creates its writer.)
+    global _writer, _writer_lock, _forked
     _writer_lock = threading.Lock()
     _writer = None
-    mp = sys.modules.get("multiprocessing.util")
-    if mp is not None:  # forked multiprocessing children leave through os._exit
-        finalize: Callable[..., Any] = mp.Finalize
-        finalize(None, _at_exit, exitpriority=100)
+    _forked = True
 
 
 atexit.register(_at_exit)
