@@ -137,17 +137,26 @@ class Ledger:
 
 
 def common_prefix(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the common prefix (tuple slices compare in C; binary search on them)."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    ta, tb = tuple(a), tuple(b)
+    if ta[:n] == tb[:n]:
+        return n
+    lo, hi = 0, n  # ta[:lo] == tb[:lo]; ta[:hi] != tb[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ta[lo:mid] == tb[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def expected_cache_read(*, provider: str, prev_hashes: Sequence[str],
                         prev_breakpoints: Sequence[int], hashes: Sequence[str],
                         cum_tokens: Sequence[int], api_blocks_cum: Sequence[int],
-                        breakpoints: Sequence[int], min_tokens: int) -> tuple[int, int]:
+                        breakpoints: Sequence[int], min_tokens: int,
+                        common: int | None = None) -> tuple[int, int]:
     """(expected cache-read tokens, common prefix in blocks) vs the previous call.
 
     ``cum_tokens[i]`` / ``api_blocks_cum[i]``: tokens / API content blocks through block
@@ -155,7 +164,8 @@ def expected_cache_read(*, provider: str, prev_hashes: Sequence[str],
     the 20-block lookback of one of this call's breakpoints. OpenAI: the unchanged
     prefix, from 1024 tokens, rounded down to 128-token steps.
     """
-    common = common_prefix(prev_hashes, hashes)
+    if common is None:
+        common = common_prefix(prev_hashes, hashes)
     if common == 0:
         return 0, 0
     if provider == "openai":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import InputFormatError
@@ -56,6 +56,11 @@ class ToolDef:
     name: str
     description: str = ""
     parameters: str = '{"type":"object"}'
+    _canonical: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_canonical", canonical_json(
+            {"name": self.name, "description": self.description, "parameters": self.schema}))
 
     @property
     def schema(self) -> Any:
@@ -63,8 +68,7 @@ class ToolDef:
 
     def canonical_text(self) -> str:
         """What is counted and hashed: the neutral definition as canonical JSON."""
-        return canonical_json({"name": self.name, "description": self.description,
-                               "parameters": self.schema})
+        return self._canonical
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,6 +155,8 @@ def _from_dict(m: Mapping[str, Any], where: str) -> list[Message]:
 def parse_messages(items: Iterable[Message | Mapping[str, Any]],
                    source: str = "messages") -> tuple[Message, ...]:
     """Messages from :class:`Message` objects, OpenAI chat dicts or Anthropic dicts."""
+    if isinstance(items, list | tuple) and set(map(type, items)) <= {Message}:
+        return tuple(items)
     out: list[Message] = []
     for i, m in enumerate(items):
         if isinstance(m, Message):

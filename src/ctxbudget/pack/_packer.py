@@ -12,21 +12,24 @@ import asyncio
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from ..errors import CtxBudgetError, SpecError
 from ._canon import block_hash
 from ._config import BUCKET_COMPONENTS, STABILITY, PackerConfig
 from ._counter import Counter, MemoCounter, default_counter
-from ._history import UnitTable, build_units, choose_cut
+from ._history import UnitTable, choose_cut
 from ._ledger import (
-    Block,
+    ANTHROPIC_LOOKBACK_BLOCKS,
     Decision,
     Ledger,
+    common_prefix,
     expected_cache_read,
     min_cacheable_tokens,
 )
 from ._model import Chunk, Message, ToolDef, parse_chunks, parse_messages, parse_tools
+from ._prepare import HistoryPrep, Prepared
 from ._retrieval import SelectedChunk, edge_order, select_chunks
 from ._trim import head_tail
 
@@ -83,6 +86,7 @@ class _Session:
     calls: int = 0
     history_len: int = 0
     first_key: tuple[str, str] | None = None
+    kept_key: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -90,7 +94,9 @@ class _Plan:
     tools: tuple[ToolDef, ...]
     system: tuple[str, ...]
     memory: str | None
-    msgs: tuple[Message, ...]
+    msgs: list[Message]
+    ptoks: list[int]
+    prep: Prepared
     table: UnitTable
     cut_unit: int
     cut_moved: bool
@@ -127,7 +133,10 @@ class Packer:
         self._s = _Session()
         self._mtok: dict[int, tuple[Message, int]] = {}
         self._mhash: dict[int, tuple[Message, str, int]] = {}
-        self._alt: dict[int, tuple[Message, Message]] = {}
+        self._prep = HistoryPrep(self._tokens, self._hash, self.count, config.tool_outputs,
+                                 config.history.pin_first_user)
+        self._budgets = {b: config.budget(b) for b in BUCKET_COMPONENTS}
+        self._bh: dict[tuple[str, str], str] = {}
         self._trim_memo: dict[tuple[str, int], tuple[str, bool]] = {}
         self._min_cache = (config.min_cacheable_tokens if config.min_cacheable_tokens is not None
                            else min_cacheable_tokens(config.model, config.provider))
@@ -143,6 +152,7 @@ class Packer:
     def reset(self) -> None:
         """Forget the session (cut point, summary, tool set, previous fingerprint)."""
         self._s = _Session()
+        self._prep.reset()
 
     # ------------------------------------------------------------------ counting
     def _tokens(self, m: Message) -> int:
@@ -171,6 +181,15 @@ class Packer:
             self._mhash.clear()
         self._mhash[id(m)] = (m, h, max(api, 1))
         return h, max(api, 1)
+
+    def _block_hash(self, kind: str, text: str) -> str:
+        key = (kind, text)
+        h = self._bh.get(key)
+        if h is None:
+            if len(self._bh) > 100_000:
+                self._bh.clear()
+            h = self._bh[key] = block_hash(kind, text)
+        return h
 
     # ------------------------------------------------------------------ public
     def pack(self, *, system: str = "", tools: Iterable[ToolDef | Mapping[str, Any]] = (),
@@ -251,54 +270,6 @@ class Packer:
                                                  f"{task_type!r} (session keeps its tool set)"))
         return kept, chosen
 
-    def _process_history(self, msgs: tuple[Message, ...], decisions: list[Decision]
-                         ) -> tuple[tuple[Message, ...], int]:
-        """Tool-output truncation and batch clearing; returns messages and new cleared."""
-        pol = self.config.tool_outputs
-        result_idx = [i for i, m in enumerate(msgs) if m.role == "tool"]
-        cleared = self._s.cleared
-        if pol.keep_recent is not None:
-            uncleared = len(result_idx) - cleared
-            if uncleared > pol.keep_recent + pol.clear_batch:
-                new = len(result_idx) - pol.keep_recent
-                decisions.append(Decision(
-                    component="tool_outputs", action="cleared",
-                    item=f"results {cleared}..{new - 1}",
-                    reason=f"{uncleared} uncleared tool results > keep_recent={pol.keep_recent}"
-                           f" + clear_batch={pol.clear_batch}: cleared in one batch"))
-                cleared = new
-        if pol.max_tokens is None and cleared == 0:
-            return msgs, cleared
-        out = list(msgs)
-        clear_upto = result_idx[cleared - 1] if cleared else -1
-        n_trunc = 0
-        for i in result_idx:
-            m = msgs[i]
-            hit = self._alt.get(id(m))
-            key_cleared = i <= clear_upto
-            if hit is not None and hit[0] is m and (hit[1].text == pol.placeholder) == key_cleared:
-                out[i] = hit[1]
-                if not key_cleared and hit[1] is not m:
-                    n_trunc += 1
-                continue
-            if key_cleared:
-                alt = Message(role="tool", text=pol.placeholder, tool_call_id=m.tool_call_id,
-                              is_error=m.is_error)
-            elif pol.max_tokens is not None and self.count(m.text) > pol.max_tokens:
-                alt = Message(role="tool", tool_call_id=m.tool_call_id, is_error=m.is_error,
-                              text=head_tail(m.text, pol.max_tokens, self.count, pol.head_share))
-                n_trunc += 1
-            else:
-                alt = m
-            self._alt[id(m)] = (m, alt)
-            out[i] = alt
-        if n_trunc:
-            decisions.append(Decision(component="tool_outputs", action="truncated",
-                                      item=f"{n_trunc} result(s)",
-                                      reason=f"longer than max_tokens={pol.max_tokens}: kept "
-                                             "head and tail around a marker"))
-        return tuple(out), cleared
-
     def _plan(self, system: str, tools: Iterable[ToolDef | Mapping[str, Any]],
               history: Iterable[Message | Mapping[str, Any]], user: str | None,
               chunks: Iterable[Chunk | Mapping[str, Any] | str], docs: Sequence[str],
@@ -321,14 +292,24 @@ class Packer:
                                              "call's: history cut, cleared results and summary "
                                              "reset"))
         cut_msg = 0 if reset else s.cut
-        prev_cleared = 0 if reset else s.cleared
-        saved = s.cleared
-        s.cleared = prev_cleared
-        msgs, new_cleared = self._process_history(raw, decisions)
-        s.cleared = saved
-        table = build_units(msgs, self._tokens, decisions, cfg.history.pin_first_user)
+        prep = self._prep.prepare(raw, 0 if reset else s.cleared)
+        if prep.cleared > (0 if reset else s.cleared):
+            pol = cfg.tool_outputs
+            decisions.append(Decision(
+                component="tool_outputs", action="cleared",
+                item=f"results {0 if reset else s.cleared}..{prep.cleared - 1}",
+                reason=f"more than keep_recent={pol.keep_recent} + clear_batch="
+                       f"{pol.clear_batch} uncleared tool results: cleared in one batch"))
+        if prep.n_truncated:
+            decisions.append(Decision(component="tool_outputs", action="truncated",
+                                      item=f"{prep.n_truncated} result(s)",
+                                      reason=f"longer than max_tokens={cfg.tool_outputs.max_tokens}"
+                                             ": kept head and tail around a marker"))
+        decisions.extend(d for _, d in prep.unit_decisions)
+        table = prep.table
+        msgs = prep.msgs
         # budgets
-        budgets = {b: cfg.budget(b) for b in BUCKET_COMPONENTS}
+        budgets = dict(self._budgets)
         mem_tok = count(memory) if memory else 0
         summary_prev = None if reset else s.summary
         summ = cfg.history.summarizer is not None
@@ -393,30 +374,26 @@ class Packer:
         if summ and cut > old_cut:
             keep = set(table.extras(cut))
             pending = [m for u in range(old_cut, cut) if u not in keep
-                       for m in msgs[table.units[u].start:table.units[u].end]]
+                       for m in msgs[table.starts[u]:table.ends[u]]]
             if not pending:
                 pending = None
-        before = self._before(raw, catalog, system_parts if system else ("", *system_parts),
+        before = self._before(prep, catalog, system_parts if system else ("", *system_parts),
                               memory, summary_prev, chunk_list, volatile, user)
         return _Plan(tools=tool_defs, system=system_parts, memory=memory, msgs=msgs,
                      table=table, cut_unit=cut, cut_moved=cut != old_cut, chunks=selected,
                      volatile=volatile or None, user=user or None,
                      has_system=bool(system), decisions=decisions, before=before,
-                     budgets=budgets, pending_summary=pending, new_cleared=new_cleared,
+                     budgets=budgets, pending_summary=pending, new_cleared=prep.cleared,
+                     ptoks=prep.ptoks, prep=prep,
                      history_len=len(raw), first_key=first_key, tool_names=tool_names,
                      reset=reset)
 
-    def _before(self, raw: tuple[Message, ...], catalog: tuple[ToolDef, ...],
+    def _before(self, prep: Prepared, catalog: tuple[ToolDef, ...],
                 system_parts: tuple[str, ...], memory: str | None, summary: str | None,
                 chunk_list: tuple[Chunk, ...], volatile: str | None,
                 user: str | None) -> dict[str, int]:
         c = self.count
-        hist = tool = 0
-        for m in raw:
-            if m.role == "tool":
-                tool += self._tokens(m)
-            else:
-                hist += self._tokens(m)
+        hist, tool = prep.hist_before, prep.tool_before
         return {
             "tools": sum(c(t.canonical_text()) for t in catalog),
             "system": c(system_parts[0]) if system_parts else 0,
@@ -449,54 +426,83 @@ class Packer:
                                       reason="messages dropped by the cut were folded into "
                                              "the summary"))
         epoch = tuple(t for t in (plan.memory, summary) if t)
-        table, msgs = plan.table, plan.msgs
-        kept_units = [*plan.table.extras(plan.cut_unit), *range(plan.cut_unit, len(table))]
-        kept_msgs: list[Message] = []
-        for u in kept_units:
-            unit = table.units[u]
-            kept_msgs.extend(msgs[unit.start:unit.end])
-        hist_dropped = len(table) - len(kept_units)
+        table, msgs, ptoks, prep = plan.table, plan.msgs, plan.ptoks, plan.prep
+        bh = self._block_hash
+        cut = plan.cut_unit
+        extras = table.extras(cut)
+        # kept message indexes: extras, then every unit from the cut (contiguous unless
+        # something in between was dropped as invalid)
+        idx: list[int] = []
+        for e in extras:
+            idx.extend(range(table.starts[e], table.ends[e]))
+        first = last = 0
+        contiguous = False
+        if cut < len(table):
+            first, last = table.starts[cut], table.ends[-1]
+            if table.suffix[cut] == sum(ptoks[first:last]):
+                contiguous = True
+            else:
+                for u in range(cut, len(table)):
+                    idx.extend(range(table.starts[u], table.ends[u]))
+        hist_dropped = len(table) - len(extras) - (len(table) - cut)
         if hist_dropped:
-            first = table.units[plan.cut_unit].start if plan.cut_unit < len(table) else len(msgs)
-            extras = table.extras(plan.cut_unit)
+            first_kept = table.starts[cut] if cut < len(table) else len(msgs)
             note = ""
             if extras:
+                a = table.anchor(cut)
                 note = "; kept " + ", ".join(
-                    f"message {table.units[e].start} ("
-                    + ("pinned first user message" if e == table.first_user and table.pin
-                       and e != table.anchor(plan.cut_unit) else "the user message that "
-                       "started this turn") + ")" for e in extras)
+                    f"message {table.starts[e]} ("
+                    + ("the user message that started this turn" if e == a
+                       else "pinned first user message") + ")" for e in extras)
             decisions.append(Decision(
                 component="history", action="dropped",
-                item=f"{hist_dropped} unit(s) before message {first}",
-                tokens_before=table.suffix[0],
-                tokens_after=table.kept(plan.cut_unit),
+                item=f"{hist_dropped} unit(s) before message {first_kept}",
+                tokens_before=table.suffix[0], tokens_after=table.kept(cut),
                 reason="before the session's cut point (sliding window with hysteresis; "
                        "tool rounds kept whole)" + note))
-        # blocks, in render order
-        blocks: list[Block] = []
+        # blocks in render order, as parallel lists
+        hashes: list[str] = []
+        toks: list[int] = []
+        apis: list[int] = []
+        comps = dict.fromkeys(STABILITY, 0)
         for t in plan.tools:
             text = t.canonical_text()
-            blocks.append(Block(group="tools", component="tools", tokens=count(text),
-                                hash=block_hash("tool", text)))
+            hashes.append(bh("tool", text))
+            toks.append(count(text))
+            apis.append(1)
+        comps["tools"] = sum(toks)
+        n_tools = len(toks)
         extra_ov = ov
-        for i, p in enumerate(plan.system):
-            comp = "system" if i == 0 and plan.has_system else "docs"
-            blocks.append(Block(group="system", component=comp, tokens=count(p) + extra_ov,
-                                hash=block_hash(comp, p)))
+        sys_blocks: list[tuple[str, str]] = [
+            ("system" if i == 0 and plan.has_system else "docs", p)
+            for i, p in enumerate(plan.system)]
+        n_sys = len(sys_blocks)
+        sys_blocks += [(c, t) for t, c in ((plan.memory, "memory"), (summary, "summary")) if t]
+        for comp, text in sys_blocks:
+            n = count(text) + extra_ov
             extra_ov = 0
-        for opt, comp in ((plan.memory, "memory"), (summary, "summary")):
-            if opt:
-                text = opt
-                blocks.append(Block(group="epoch", component=comp,
-                                    tokens=count(text) + extra_ov,
-                                    hash=block_hash(comp, text)))
-                extra_ov = 0
-        for m in kept_msgs:
-            h, api = self._hash(m)
-            blocks.append(Block(group="history",
-                                component="tool_outputs" if m.role == "tool" else "history",
-                                tokens=self._tokens(m), hash=h, api_blocks=api))
+            hashes.append(bh(comp, text))
+            toks.append(n)
+            apis.append(1)
+            comps[comp] += n
+        n_epoch = len(sys_blocks) - n_sys
+        kept_msgs = [msgs[i] for i in idx]
+        hashes += [prep.phash[i] for i in idx]
+        apis += [prep.papi[i] for i in idx]
+        toks += [ptoks[i] for i in idx]
+        tc = prep.tool_cum
+        tool_tok = sum(tc[i + 1] - tc[i] for i in idx)
+        hist_tok = sum(ptoks[i] for i in idx)
+        if contiguous:
+            kept_msgs += msgs[first:last]
+            hashes += prep.phash[first:last]
+            apis += prep.papi[first:last]
+            toks += ptoks[first:last]
+            tool_tok += tc[last] - tc[first]
+            hist_tok += table.suffix[cut]
+        n_hist = len(kept_msgs)
+        comps["history"] = hist_tok - tool_tok
+        comps["tool_outputs"] = tool_tok
         chunk_texts = [x.text for x in (edge_order(plan.chunks) if cfg.retrieval.edges
                                         else sorted(plan.chunks, key=lambda x: x.rank))]
         final: list[tuple[str, str]] = []
@@ -507,85 +513,89 @@ class Packer:
             final.append(("user", plan.user))
         extra_ov = ov
         for comp, text in final:
-            blocks.append(Block(group="volatile", component=comp, tokens=count(text) + extra_ov,
-                                hash=block_hash(comp, text)))
+            n = count(text) + extra_ov
             extra_ov = 0
-        return self._ledger_and_commit(plan, blocks, epoch, summary, tuple(kept_msgs),
-                                       tuple(t for _, t in final))
+            hashes.append(bh(comp, text))
+            toks.append(n)
+            apis.append(1)
+            comps[comp] += n
+        groups = ("tools",) * n_tools + ("system",) * n_sys + ("epoch",) * n_epoch \
+            + ("history",) * n_hist + ("volatile",) * len(final)
+        n_front = n_tools + len(sys_blocks)
+        return self._ledger_and_commit(plan, hashes, toks, apis, groups, comps, epoch, summary,
+                                       tuple(kept_msgs), tuple(t for _, t in final),
+                                       n_front, n_hist)
 
-    def _ledger_and_commit(self, plan: _Plan, blocks: list[Block], epoch: tuple[str, ...],
-                           summary: str | None, kept_msgs: tuple[Message, ...],
-                           final: tuple[str, ...]) -> Packed:
+    def _ledger_and_commit(self, plan: _Plan, hashes_l: list[str], toks: list[int],
+                           apis: list[int], groups: tuple[str, ...], components: dict[str, int],
+                           epoch: tuple[str, ...], summary: str | None,
+                           kept_msgs: tuple[Message, ...], final: tuple[str, ...],
+                           n_front: int, n_hist: int) -> Packed:
         cfg = self.config
         s = self._s
-        cum: list[int] = []
-        api_cum: list[int] = []
-        acc = api = 0
+        cum = list(accumulate(toks))
+        api_cum = list(accumulate(apis))
+        hashes = tuple(hashes_l)
         last_of: dict[str, int] = {}
-        components = dict.fromkeys(STABILITY, 0)
-        for i, b in enumerate(blocks):
-            acc += b.tokens
-            api += b.api_blocks
-            cum.append(acc)
-            api_cum.append(api)
-            last_of[b.group] = i
-            components[b.component] += b.tokens
-        hashes = tuple(b.hash for b in blocks)
-        static_hash = block_hash("static", *(b.hash for b in blocks
-                                             if b.group in ("tools", "system")))
+        for i in range(n_front):
+            last_of[groups[i]] = i
+        if n_hist:
+            last_of["history"] = n_front + n_hist - 1
+        static = [h for h, g in zip(hashes[:n_front], groups, strict=False)
+                  if g in ("tools", "system")]
+        static_hash = block_hash("static", *static)
         static_changed = s.static_hash is not None and static_hash != s.static_hash
-        # Anthropic breakpoints: end of each stable group (prefix >= model minimum),
-        # the rolling history breakpoint, and the previous one if beyond the lookback.
+        common = common_prefix(s.prev_hashes, hashes)
+        # Anthropic breakpoints: end of each stable group (prefix >= model minimum), the
+        # rolling history breakpoint, and the previous one when beyond the 20-block lookback.
         breakpoints: list[int] = []
         if cfg.provider == "anthropic":
-            cand: list[tuple[int, int]] = []  # (priority, block index); lower drops first
+            cand: dict[int, int] = {}  # block index -> priority (lower is dropped first)
             for prio, g in ((1, "tools"), (3, "system"), (2, "epoch"), (5, "history")):
                 i = last_of.get(g, -1)
                 if i >= 0 and cum[i] >= self._min_cache:
-                    cand.append((prio, i))
+                    cand[i] = max(cand.get(i, 0), prio)
             h_end = last_of.get("history", -1)
-            if h_end >= 0 and s.prev_hashes:
-                common = 0
-                prev = s.prev_hashes
-                n = min(len(prev), len(hashes))
-                while common < n and prev[common] == hashes[common]:
-                    common += 1
+            if h_end >= 0 and s.prev_breakpoints:
                 prev_h = [p for p in s.prev_breakpoints if p < common and p < h_end]
                 if prev_h:
                     p = max(prev_h)
-                    if api_cum[h_end] - api_cum[p] > 20 and cum[p] >= self._min_cache:
-                        cand.append((4, p))
-            chosen = sorted(set(cand), key=lambda x: -x[0])
-            uniq: dict[int, int] = {}
-            for prio, i in chosen:
-                uniq.setdefault(i, prio)
-            breakpoints = sorted(sorted(uniq, key=lambda i: -uniq[i])[:4])
+                    if api_cum[h_end] - api_cum[p] > ANTHROPIC_LOOKBACK_BLOCKS \
+                            and cum[p] >= self._min_cache:
+                        cand[p] = max(cand.get(p, 0), 4)
+            breakpoints = sorted(sorted(cand, key=lambda i: -cand[i])[:4])
         read, common = expected_cache_read(
             provider=cfg.provider, prev_hashes=s.prev_hashes,
             prev_breakpoints=s.prev_breakpoints, hashes=hashes, cum_tokens=cum,
-            api_blocks_cum=api_cum, breakpoints=breakpoints, min_tokens=self._min_cache)
-        comp_before = dict(plan.before)
-        total = acc
+            api_blocks_cum=api_cum, breakpoints=breakpoints, min_tokens=self._min_cache,
+            common=common)
+        total = cum[-1] if cum else 0
         if total > cfg.limit:  # defensive: _plan guarantees this never happens
             raise ContextOverflow(total, cfg.limit, components)
         for bucket, comps in BUCKET_COMPONENTS.items():
             used = sum(components[c] for c in comps)
-            if bucket in ("system_tools", "user_output") and used > plan.budgets[bucket] \
-                    and bucket in cfg.budgets:
+            if bucket in ("system_tools", "user_output") and bucket in cfg.budgets \
+                    and used > plan.budgets[bucket]:
                 plan.decisions.append(Decision(
                     component=bucket, action="over_budget", item=bucket, tokens_after=used,
                     reason=f"uses {used} of its {plan.budgets[bucket]} budget; not trimmable, "
                            "fits the window"))
-        cut_msg = (plan.table.units[plan.cut_unit].start if plan.cut_unit < len(plan.table)
-                   else plan.history_len)
+        table = plan.table
+        cut_msg = table.starts[plan.cut_unit] if plan.cut_unit < len(table) \
+            else plan.history_len
+        # the kept front: extras (anchor, pinned message) and the cut; when the cut sits at
+        # the end of the history a new turn can release the old anchor: that moves it too
+        kept_key = (*(table.starts[e] for e in table.extras(plan.cut_unit)), cut_msg)
+        cut_moved = plan.cut_moved or (s.calls > 0 and not plan.reset
+                                       and kept_key != s.kept_key)
         ledger = Ledger(
-            components=components, components_before=comp_before, budgets=plan.budgets,
+            components=components, components_before=dict(plan.before), budgets=plan.budgets,
             total_tokens=total, limit=cfg.limit, window=cfg.window,
             output_reserve=cfg.output_reserve, decisions=tuple(plan.decisions),
-            prefix_fingerprint=hashes, block_tokens=tuple(b.tokens for b in blocks),
-            groups=tuple(b.group for b in blocks), breakpoints=tuple(breakpoints),
-            expected_cache_read_tokens=read, common_prefix_blocks=common, history_cut=cut_msg,
-            cut_moved=plan.cut_moved, call_index=s.calls, static_changed=static_changed,
+            prefix_fingerprint=hashes, block_tokens=tuple(toks), groups=groups,
+            breakpoints=tuple(breakpoints), expected_cache_read_tokens=read,
+            common_prefix_blocks=common, history_cut=cut_msg, cut_moved=cut_moved,
+            call_index=s.calls, static_changed=static_changed,
             extra={"min_cacheable_tokens": self._min_cache, "provider": cfg.provider})
         # commit the session state
         s.cut = cut_msg
@@ -599,6 +609,7 @@ class Packer:
         s.calls += 1
         s.history_len = plan.history_len
         s.first_key = plan.first_key
+        s.kept_key = kept_key
         return Packed(tools=plan.tools, system=plan.system, epoch=epoch, messages=kept_msgs,
                       final=final, ledger=ledger, config=cfg, session_id=self.session_id)
 
