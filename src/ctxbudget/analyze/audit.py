@@ -82,7 +82,7 @@ _PARAM_KEYS = {
 
 def _min_cacheable(model: str, provider: str) -> int:
     try:
-        from ..pack._ledger import min_cacheable_tokens
+        from ..pack import min_cacheable_tokens
     except ImportError:  # the packer is optional for the audit
         return 1024
     return int(min_cacheable_tokens(model, "openai" if provider == "openai" else "anthropic"))
