@@ -14,6 +14,7 @@ import typer
 
 COMMAND_MODULES: tuple[str, ...] = (
     "ctxbudget.cli.core",
+    "ctxbudget.cli.track",
     "ctxbudget.cli.importer",
     "ctxbudget.cli.count",
     "ctxbudget.cli.plan",
