@@ -29,9 +29,9 @@ from typing import Any
 os.environ.setdefault("TIKTOKEN_CACHE_DIR",
                       str(Path(__file__).resolve().parents[2] / "shared" / "data" / "tiktoken"))
 
-import tiktoken  # noqa: E402
+import tiktoken
 
-from ctxbudget.pack import (  # noqa: E402
+from ctxbudget.pack import (
     Budget,
     Chunk,
     HistoryPolicy,
@@ -69,7 +69,7 @@ def history(n: int) -> list[Message]:
         out.append(Message(role="assistant", text=f"Answer {i}. " + LOREM[: 100 + i % 60]))
         i += 1
     out = out[:n]
-    while out and out[-1].role != "assistant" or out[-1].tool_calls:  # end on a full unit
+    while out and (out[-1].role != "assistant" or out[-1].tool_calls):  # end on a full unit
         out.pop()
     return out
 
@@ -151,7 +151,7 @@ def bench_speed() -> None:
                             time.thread_time)
         limit = cfg.budget("history") + cfg.budget("tool_outputs")
         lc_msgs = to_langchain(hist, SYSTEM)
-        trim = lambda: trim_messages(  # noqa: B023, E731
+        trim = lambda: trim_messages(  # noqa: E731
             lc_msgs, max_tokens=limit, token_counter=lc_counter,  # noqa: B023
             strategy="last", start_on="human", include_system=True)
         l50, l99 = timeit(trim, lc_runs)

@@ -283,3 +283,31 @@ def test_history_that_is_not_an_extension_resets_the_session() -> None:
     other = p.pack(history=[Message(role="user", text="new")])
     assert [m.text for m in other.messages] == ["new"]
     assert any("reset" in d.reason for d in other.ledger.decisions)
+
+
+def test_from_spec_reads_window_reserve_allocation_and_policy(tmp_path: object) -> None:
+    from ctxbudget.plan.spec import parse_spec
+
+    spec = parse_spec("window: 32000\noutput_reserve: 2000\nmodels: [claude-sonnet-4-6]\n"
+                      "allocation:\n  preset: seed-32k\n  targets: {retrieved: 40}\n"
+                      "history_policies:\n  - sliding_window: {turns: 10}\n"
+                      "caching:\n  min_cacheable_tokens: 512\n").spec
+    p = Packer.from_spec(spec, counter=words)
+    cfg = p.config
+    assert (cfg.window, cfg.output_reserve, cfg.model) == (32000, 2000, "claude-sonnet-4-6")
+    assert cfg.budget("retrieved") == 12800 and cfg.budget("history") == 9600
+    assert cfg.history.mode == "turns" and cfg.history.max_turns == 10
+    assert cfg.min_cacheable_tokens == 512
+    with pytest.raises(SpecError, match="window"):
+        Packer.from_spec({"models": ["gpt-4.1"]}, counter=words)
+
+
+def test_ledger_is_what_the_tracker_reads() -> None:
+    from ctxbudget.track._core import _ledger_fields
+
+    packed = Packer(PackerConfig(window=10_000, output_reserve=0), counter=words).pack(
+        system="s", user="u")
+    fields = _ledger_fields(packed.ledger)
+    assert fields["components"]["system"] == 1 + 4
+    assert fields["prefix_fingerprint"] == packed.ledger.prefix_fingerprint
+    assert fields["expected_cache_read_tokens"] == 0

@@ -59,6 +59,11 @@ class ToolDef:
     _canonical: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
+        try:
+            schema = json.loads(self.parameters)
+        except json.JSONDecodeError:
+            raise InputFormatError(f"tool {self.name!r}: parameters is not JSON") from None
+        object.__setattr__(self, "parameters", canonical_json(schema))
         object.__setattr__(self, "_canonical", canonical_json(
             {"name": self.name, "description": self.description, "parameters": self.schema}))
 

@@ -49,7 +49,7 @@ def render_anthropic(packed: Packed, *, model: str | None = None, max_tokens: in
         d: dict[str, Any] = {"name": t.name}
         if t.description:
             d["description"] = t.description
-        d["input_schema"] = canonical(t.schema)
+        d["input_schema"] = t.schema  # parsed from canonical JSON: keys already sorted
         if idx in bps:
             d["cache_control"] = dict(cc)
         tools.append(d)
@@ -111,7 +111,7 @@ def _openai_tool(t: ToolDef, flat: bool) -> dict[str, Any]:
     fn: dict[str, Any] = {"name": t.name}
     if t.description:
         fn["description"] = t.description
-    fn["parameters"] = canonical(t.schema)
+    fn["parameters"] = t.schema  # parsed from canonical JSON: keys already sorted
     return {"type": "function", **fn} if flat else {"type": "function", "function": fn}
 
 
