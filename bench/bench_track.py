@@ -1,0 +1,146 @@
+"""Tracking overhead on the calling thread, vs the obvious peers, in one run.
+
+    python3 bench/bench_track.py [--calls 100000]
+
+Rows (per call, measured on the calling thread with perf_counter_ns around each call):
+
+* ``enqueue``: ``ctxbudget.track.record_call(call)`` with a prebuilt Call — the only
+  work the calling thread does for durability (the writer thread does the rest);
+* ``build+enqueue``: the tracker's full after-call path (``finish_call``: Call built
+  from adapted usage, task roll-up, enqueue) plus ``before_call`` (context capture),
+  without a task, inside a task, and inside a task with a ``max_calls`` cap;
+* peers: writing the same record synchronously as a JSON line (``json.dumps`` +
+  ``write`` + ``flush`` per call, what a naive logger does) and through the stdlib
+  ``logging`` ``FileHandler``.
+
+Then: writer throughput (records/s serialized + written by the background thread)
+and ingestion throughput (spool → DuckDB, records/s). Ratios are vs the naive JSON
+line peer. The target for the calling thread is < 20 µs per call (p50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def _pct(xs: list[int], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] / 1000.0
+
+
+def measure(fn: Callable[[int], object], n: int) -> tuple[float, float, float]:
+    for i in range(min(2000, n)):  # warm-up
+        fn(i)
+    out = []
+    pc = time.perf_counter_ns
+    for i in range(n):
+        t0 = pc()
+        fn(i)
+        out.append(pc() - t0)
+    return _pct(out, 0.5), _pct(out, 0.99), statistics.fmean(out) / 1000.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=100_000)
+    args = ap.parse_args()
+    n = args.calls
+    tmp = Path(tempfile.mkdtemp(prefix="bench-track-"))
+    os.environ["CTXBUDGET_HOME"] = str(tmp)
+
+    import ctxbudget
+    import ctxbudget.track as tr
+    from ctxbudget.adapters import AdaptedUsage
+    from ctxbudget.store.spool import ingest_spool
+    from ctxbudget.track._core import before_call, finish_call
+    from ctxbudget.usage import Call, Usage
+
+    tr.configure(spool_dir=tmp / "spool")
+    usage = Usage(input_tokens=1200, cache_read_tokens=3000, output_tokens=250)
+    adapted = AdaptedUsage(usage, input_inclusive=False, model="claude-sonnet-4-5-20250929",
+                           request_id="msg_bench")
+    call = Call(ts=datetime.now(UTC), provider="anthropic", model="claude-sonnet-4-5",
+                usage=usage, task_id="bench", request_id="msg_bench")
+
+    def enqueue(i: int) -> None:
+        tr.record_call(call)
+
+    def sdk_path(i: int) -> None:
+        p = before_call("anthropic", "anthropic", {"model": "claude-sonnet-4-5"})
+        finish_call(p, adapted)
+
+    rows: list[tuple[str, tuple[float, float, float]]] = []
+    rows.append(("ctxbudget enqueue (prebuilt Call)", measure(enqueue, n)))
+    rows.append(("ctxbudget before+finish, no task", measure(sdk_path, n)))
+    with ctxbudget.task("bench", type="bench"):
+        rows.append(("ctxbudget before+finish, in a task", measure(sdk_path, n)))
+    with ctxbudget.task("bench-capped", max_calls=10**9):
+        rows.append(("ctxbudget before+finish, task with max_calls", measure(sdk_path, n)))
+    tr.flush()
+
+    # peers: synchronous JSON line per call; stdlib logging to a file
+    fh = open(tmp / "naive.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def naive(i: int) -> None:
+        fh.write(json.dumps({"ts": call.ts.isoformat(), "provider": call.provider,
+                             "model": call.model, "task_id": call.task_id,
+                             "request_id": call.request_id, **usage.as_dict()}) + "\n")
+        fh.flush()
+
+    rows.append(("peer: json.dumps + write + flush", measure(naive, n)))
+    fh.close()
+    log = logging.getLogger("bench.peer")
+    log.propagate = False
+    handler = logging.FileHandler(tmp / "peer.log")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+    def stdlib_logging(i: int) -> None:
+        log.info("call %s %s %s %s", call.provider, call.model, call.request_id,
+                 usage.as_dict())
+
+    rows.append(("peer: logging.FileHandler", measure(stdlib_logging, n)))
+    handler.close()
+
+    ref = next(r for name, r in rows if name.startswith("peer: json"))[0]
+    print(f"\ncalling-thread cost per call, {n:,} calls per row, Python "
+          f"{sys.version.split()[0]}, {os.cpu_count()} CPUs (load avg "
+          f"{os.getloadavg()[0]:.1f})")
+    print(f"{'path':48} {'p50 µs':>8} {'p99 µs':>8} {'mean µs':>8} {'p50 vs naive':>13}")
+    for name, (p50, p99, mean) in rows:
+        print(f"{name:48} {p50:8.2f} {p99:8.2f} {mean:8.2f} {p50 / ref:12.2f}x")
+
+    # writer throughput: enqueue N records, time until all are written
+    w = tr.stats()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        tr.record_call(call)
+    tr.flush()
+    dt = time.perf_counter() - t0
+    written = tr.stats()["written"] - w["written"]
+    print(f"\nwriter: {written:,} records enqueued+serialized+written in {dt:.2f} s "
+          f"({written / dt:,.0f}/s); spool {sum(f.stat().st_size for f in (tmp / 'spool').glob('*')) / 1e6:.1f} MB")
+
+    t0 = time.perf_counter()
+    rep = ingest_spool(tmp / "usage.duckdb", tmp / "spool")
+    dt = time.perf_counter() - t0
+    print(f"ingest: {rep.calls:,} calls into DuckDB in {dt:.2f} s ({rep.calls / dt:,.0f}/s), "
+          f"rejected {rep.rejected}")
+    stats = tr.stats()
+    print(f"stats: written {stats['written']:,}, dropped {stats['dropped']}, "
+          f"tracking_errors {stats['tracking_errors']}, overflow_writes "
+          f"{stats['overflow_writes']}")
+
+
+if __name__ == "__main__":
+    main()
