@@ -128,8 +128,9 @@ def main() -> None:
     tr.flush()
     dt = time.perf_counter() - t0
     written = tr.stats()["written"] - w["written"]
+    size = sum(f.stat().st_size for f in (tmp / "spool").glob("*")) / 1e6
     print(f"\nwriter: {written:,} records enqueued+serialized+written in {dt:.2f} s "
-          f"({written / dt:,.0f}/s); spool {sum(f.stat().st_size for f in (tmp / 'spool').glob('*')) / 1e6:.1f} MB")
+          f"({written / dt:,.0f}/s); spool {size:.1f} MB")
 
     t0 = time.perf_counter()
     rep = ingest_spool(tmp / "usage.duckdb", tmp / "spool")
