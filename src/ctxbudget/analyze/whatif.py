@@ -32,7 +32,7 @@ answer worse, and the result says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -198,9 +198,9 @@ def _load(con: Any) -> dict[str, Any]:
     for name in tb.column_names:
         col = tb.column(name).combine_chunks()
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            enc = col.dictionary_encode()  # strings without a pandas round trip
-            labels = np.asarray(enc.dictionary.to_pylist() or [""], dtype=str)
-            out[name] = labels[np.asarray(enc.indices.fill_null(0).to_numpy())]
+            enc = col.dictionary_encode()  # integer codes: no pandas, no string sorting
+            out[name] = np.asarray(enc.indices.fill_null(0).to_numpy(), dtype=np.int64)
+            out[name + "@"] = [str(x) for x in (enc.dictionary.to_pylist() or [""])]
         else:
             out[name] = np.asarray(col.to_numpy(zero_copy_only=False))
     return out
@@ -281,21 +281,25 @@ def _reshape(d: dict[str, Any], sc: Scenario) -> dict[str, Any]:
     return u
 
 
-def _price_groups(book: PriceBook, provider: Any, model: Any, tier: Any, day: Any,
-                  ttype: Any, u: Mapping[str, Any], unpriced: set[str]
-                  ) -> tuple[dict[str, Decimal | None], dict[str, Usage]]:
-    """Cost and usage per task type (exact: one cost_of per group of equal rates)."""
+def _price_groups(book: PriceBook, cols: Sequence[tuple[Any, Sequence[str]]], ttype: Any,
+                  u: Mapping[str, Any], unpriced: set[str]
+                  ) -> tuple[dict[int, Decimal | None], dict[int, Usage]]:
+    """Cost and usage per task-type code (exact: one cost_of per group of equal rates).
+
+    ``cols`` are (codes, labels) for provider, model, service tier and UTC day.
+    """
     prompt = (u["input_tokens"] + u["cache_read_tokens"] + u["cache_write_5m_tokens"]
               + u["cache_write_1h_tokens"])
-    keys = np.char.add(np.char.add(np.char.add(np.char.add(
-        provider.astype(str), "\x1f"), model.astype(str)), "\x1f"),
-        np.char.add(np.char.add(tier.astype(str), "\x1f"), day.astype(str)))
-    cost: dict[str, Decimal | None] = {}
-    usage: dict[str, Usage] = {}
-    uk, inv = np.unique(keys, return_inverse=True)
-    for gi, key in enumerate(uk):
-        prov, mod, st, dy = str(key).split("\x1f")
-        m = inv == gi
+    key = np.ravel_multi_index(tuple(c for c, _ in cols),
+                               tuple(max(len(lab), 1) for _, lab in cols))
+    cost: dict[int, Decimal | None] = {}
+    usage: dict[int, Usage] = {}
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    cuts = np.flatnonzero(np.diff(sk)) + 1
+    for gidx in np.split(order, cuts):
+        first = int(gidx[0])
+        prov, mod, st, dy = (lab[int(c[first])] for c, lab in cols)
         try:
             price: Price | None = book.resolve(mod, prov or None,
                                                datetime.fromisoformat(dy).replace(tzinfo=UTC),
@@ -304,22 +308,21 @@ def _price_groups(book: PriceBook, provider: Any, model: Any, tier: Any, day: An
             price = None
             unpriced.add(f"{prov}/{mod}")
         bounds = [-1] if price is None else [-1, *(t.above_prompt_tokens for t in price.tiers)]
-        gidx = np.flatnonzero(m)
         band = np.searchsorted(np.asarray(bounds), prompt[gidx], side="left") - 1
         for bi in np.unique(band):
             bidx = gidx[band == bi]
-            for t in np.unique(ttype[bidx]):
+            for t in np.unique(ttype[bidx]).tolist():
                 idx = bidx[ttype[bidx] == t]
                 us = Usage(**{b: int(u[b][idx].sum()) for b in _BUCKETS})
-                usage[str(t)] = usage.get(str(t), Usage()) + us
+                usage[t] = usage.get(t, Usage()) + us
                 if price is None:
-                    cost[str(t)] = None
+                    cost[t] = None
                     continue
                 rates = price.base if bi == 0 else price.tiers[int(bi) - 1].rates
                 flat = replace(price, base=rates, tiers=())
                 c = cost_of(us, flat, requests=len(idx)).total_usd
-                prev = cost.get(str(t), Decimal(0))
-                cost[str(t)] = None if prev is None else prev + c
+                prev = cost.get(t, Decimal(0))
+                cost[t] = None if prev is None else prev + c
     return cost, usage
 
 
@@ -333,20 +336,26 @@ def whatif(con: Any, scenario: Scenario, *, book: PriceBook | None = None,
     if n == 0:
         return WhatIfResult(scenario=scenario, types=(), source=source,
                             notes=("no calls",))
-    ttype = d["task_type"].astype(str)
-    day = (d["ts_us"].astype("datetime64[us]").astype("datetime64[D]")).astype(str)
-    provider = d["provider"].astype(str)
-    tier = d["service_tier"].astype(str)
-    model = d["model"].astype(str)
-    new_model = model.astype(object)  # object: a new name may be longer than the old ones
-    new_provider = provider.astype(object)
+    ttype, tlabels = d["task_type"], d["task_type@"]
+    day_num = d["ts_us"].astype(np.int64) // 86_400_000_000
+    d0 = int(day_num.min())
+    day = (day_num - d0, [str(np.datetime64(d0 + i, "D")) for i in
+                          range(int(day_num.max()) - d0 + 1)])
+    provider = (d["provider"], list(d["provider@"]))
+    tier = (d["service_tier"], d["service_tier@"])
+    model = (d["model"], list(d["model@"]))
+    new_model = (model[0].copy(), list(model[1]))
+    new_provider = (provider[0].copy(), list(provider[1]))
     for t, m in scenario.model_map.items():
-        sel = np.ones(n, dtype=bool) if t == "*" else ttype == t
-        if t != "*" and not sel.any():
+        sel = np.ones(n, dtype=bool) if t == "*" else (
+            ttype == tlabels.index(t) if t in tlabels else np.zeros(n, dtype=bool))
+        if not sel.any():
             notes.append(f"model map: no calls of task type {t!r}")
         price = book.resolve(m)
-        new_model[sel] = m
-        new_provider[sel] = price.provider
+        for (codes, labels), value in ((new_model, m), (new_provider, price.provider)):
+            if value not in labels:
+                labels.append(value)
+            codes[sel] = labels.index(value)
     if scenario.caching == "on" and not d["has_components"].any():
         notes.append("caching on: no call has recorded components; nothing changed")
     if scenario.history_window is not None and not (d["c_history"] >= 0).any():
@@ -354,18 +363,18 @@ def whatif(con: Any, scenario: Scenario, *, book: PriceBook | None = None,
     after = _reshape(d, scenario)
     before = {b: d[b].astype(np.int64) for b in _BUCKETS}
     unpriced: set[str] = set()
-    cb, ub = _price_groups(book, provider, model, tier, day, ttype, before, unpriced)
-    new_model = new_model.astype(str)
-    ca, ua = _price_groups(book, new_provider.astype(str), new_model, tier, day, ttype, after,
-                           unpriced)
+    cb, ub = _price_groups(book, (provider, model, tier, day), ttype, before, unpriced)
+    ca, ua = _price_groups(book, (new_provider, new_model, tier, day), ttype, after, unpriced)
     types = []
-    for t in sorted(set(ttype.tolist())):
-        sel = ttype == t
+    for code in sorted(set(np.unique(ttype).tolist()), key=lambda c: tlabels[c]):
+        sel = ttype == code
         types.append(TypeCost(
-            task_type=t, calls=int(sel.sum()), tasks=len(set(d["task_id"][sel].tolist())),
-            before_usd=cb.get(t), after_usd=ca.get(t), before=ub.get(t, Usage()),
-            after=ua.get(t, Usage()), models_before=tuple(sorted(set(model[sel].tolist()))),
-            models_after=tuple(sorted(set(new_model[sel].tolist())))))
+            task_type=tlabels[code], calls=int(sel.sum()),
+            tasks=len(np.unique(d["task_id"][sel])),
+            before_usd=cb.get(code), after_usd=ca.get(code), before=ub.get(code, Usage()),
+            after=ua.get(code, Usage()),
+            models_before=tuple(sorted({model[1][c] for c in np.unique(model[0][sel])})),
+            models_after=tuple(sorted({new_model[1][c] for c in np.unique(new_model[0][sel])}))))
     return WhatIfResult(scenario=scenario, types=tuple(types), source=source,
                         unpriced=tuple(sorted(unpriced)), notes=tuple(notes))
 
