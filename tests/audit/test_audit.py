@@ -303,6 +303,7 @@ def test_audit_cli_text_and_show_bytes(tmp_path: Path, convo: dict[str, Any]) ->
     r = CliRunner().invoke(app, ["audit", str(p), "--show-bytes", "--json"])
     (f,) = json.loads(r.output)["findings"]
     assert "2026-11-28T09:00:30Z" in f["diff"]["this"]
+    assert CliRunner().invoke(app, ["audit", str(p), "--check"]).exit_code == 1
     assert CliRunner().invoke(app, ["audit"]).exit_code == 2
 
 

@@ -195,5 +195,8 @@ def test_cli_simulate_cache_json(data_dir: Path) -> None:
     d = json.loads(r.output)
     assert d["capacity_tokens"] == 3_000_000 and 0.28 < d["token_hit_ratio"] < 0.35
     assert Decimal(d["cost"]["with_cache"]["usd"]) < Decimal(d["cost"]["without_cache"]["usd"])
+    text = CliRunner().invoke(app, ["simulate-cache", str(data_dir / MOONCAKE), "--ttl", "5m"],
+                              env={"COLUMNS": "160"})
+    assert text.exit_code == 0 and "token hit ratio" in text.output and "59.5%" in text.output
     bad = CliRunner().invoke(app, ["simulate-cache", "/nonexistent.jsonl"])
     assert bad.exit_code == 2 and "not found" in bad.output

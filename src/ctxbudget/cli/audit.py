@@ -106,6 +106,7 @@ def audit_cmd(
     show_bytes: bool = typer.Option(False, "--show-bytes",
                                     help="Show the differing bytes (redacted by default)."),
     prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when any miss is found (CI)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Explain prompt-cache misses: where each call's prefix diverged, why, and the cost."""
@@ -129,7 +130,13 @@ def audit_cmd(
     rep = audit_requests(reqs, book=_book(prices), show_bytes=show_bytes, notes=notes)
     if as_json:
         print_json(rep.as_dict())
-        return
+    else:
+        _print_audit(rep)
+    if check and rep.findings:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _print_audit(rep: Any) -> None:
     from rich.table import Table
 
     c = console()
