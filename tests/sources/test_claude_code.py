@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from ctxbudget.cli.main import app
 from ctxbudget.sources import get_importer, import_paths
-from ctxbudget.sources._runner import import_files
 from ctxbudget.sources._base import ImportStats
+from ctxbudget.sources._runner import import_files
 from ctxbudget.store import open_store
 
 SUMS = ("SELECT count(*), sum(input_tokens), sum(output_tokens), "
@@ -80,8 +80,9 @@ def test_malformed_lines_reported_and_nothing_else_lost(data_dir: Path, tmp_path
     target = root / "projects" / "sample-project" / "5c0375b4-57a5-4f26-b12d-d022ee4e51b7.jsonl"
     lines = target.read_text().splitlines(keepends=True)
     good = json.loads(lines[-1])
-    bad_usage = {**good, "uuid": "x", "message": {"id": "msg_neg", "model": "claude-sonnet-4-20250514",
-                                                  "usage": {"input_tokens": -3}}}
+    bad_usage = {**good, "uuid": "x",
+                 "message": {"id": "msg_neg", "model": "claude-sonnet-4-20250514",
+                             "usage": {"input_tokens": -3}}}
     # line 54: truncated JSON, line 55: negative tokens
     target.write_text("".join(lines) + lines[3][: len(lines[3]) // 2] + "\n"
                       + json.dumps(bad_usage) + "\n")
@@ -146,3 +147,23 @@ def test_user_errors_exit_2(tmp_path: Path, bad: str) -> None:
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2
     assert "Traceback" not in r.output
+
+
+def test_old_logs_without_cache_split_use_explicit_columns(tmp_path: Path) -> None:
+    """Old Claude Code lines lack ``cache_creation`` / ``isSidechain``: DuckDB's inferred
+    schema cannot bind them, the importer names the columns itself (still DuckDB)."""
+    lines = [{"type": "assistant", "sessionId": "old", "timestamp": f"2025-03-0{i}T10:00:00Z",
+              "requestId": f"req_{i}", "uuid": f"u{i}",
+              "message": {"id": f"msg_{i}", "model": "claude-3-7-sonnet-20250219",
+                          "usage": {"input_tokens": 10 * i, "output_tokens": i,
+                                    "cache_creation_input_tokens": 100,
+                                    "cache_read_input_tokens": 1000}}} for i in range(1, 4)]
+    f = tmp_path / "projects" / "p" / "old.jsonl"
+    f.parent.mkdir(parents=True)
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with open_store(tmp_path / "u.db") as st:
+        stats = import_paths(get_importer("claude-code"), [tmp_path], st)
+        assert stats.engine == "duckdb" and stats.accepted == 3
+        assert st.con.execute(SUMS).fetchall()[0] == (3, 60, 6, 300, 3000)
+        assert st.con.execute("SELECT sum(cache_write_5m_tokens) FROM calls").fetchall() == \
+            [(300,)]

@@ -101,7 +101,8 @@ def test_codex_rollout(tmp_path: Path) -> None:
     t1, t2 = _tu(5000, 4000, 300, 200), _tu(7000, 8000 - 2000, 500, 200)
     lines = [
         {"timestamp": "2025-10-02T10:00:00.000Z", "type": "session_meta",
-         "payload": {"id": sid, "cwd": "/w", "originator": "codex_cli_rs", "cli_version": "0.44.0"}},
+         "payload": {"id": sid, "cwd": "/w", "originator": "codex_cli_rs",
+                     "cli_version": "0.44.0"}},
         {"timestamp": "2025-10-02T10:00:00.100Z", "type": "turn_context",
          "payload": {"cwd": "/w", "model": "gpt-5-codex", "approval_policy": "on-request"}},
         {"timestamp": "2025-10-02T10:00:01.000Z", "type": "response_item",

@@ -283,18 +283,16 @@ def _import_batch(files: list[Path], store: Any, stats: ImportStats) -> list[Pat
         try:
             con.execute(_AGG_SQL.format(scan=_scan_sql(explicit)), {"files": names})
             break
-        except duckdb.BinderException:
-            if explicit:
-                raise _Unsupported() from None
-            continue  # the sample lacked a field we read: name every column
-        except duckdb.InvalidInputException as exc:
+        except duckdb.Error as exc:
             m = _MALFORMED.search(str(exc))
-            if m and Path(m.group(1)) in files:
+            if "Malformed JSON" in str(exc) and m and Path(m.group(1)) in files:
                 raise _MalformedFile(Path(m.group(1))) from None
-            raise _Unsupported() from None
-        except duckdb.Error:
             if explicit:
                 raise _Unsupported() from None
+            # the sample lacked a field we read, or a later line did not fit the
+            # inferred types: name every column ourselves
+    else:  # pragma: no cover - the loop always breaks or raises
+        raise _Unsupported()
     per_file = [
         (f, int(n), int(nc), int(ns), int(nb)) for f, n, nc, ns, nb in con.execute(
             "SELECT f, sum(n), sum(ncalls), sum(nsyn), sum(nbad) FROM _ctxb_cc GROUP BY f"
