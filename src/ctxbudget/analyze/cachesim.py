@@ -29,8 +29,8 @@ Ratios (all reported, named by what they divide):
 Engines: a numpy-vectorized one for unlimited capacity (with or without TTL), a
 numba kernel (optional dependency ``ctxbudget[sim]``, imported lazily) for every
 case, and a pure-Python ``OrderedDict`` LRU as the fallback. ``engine="auto"``
-picks numpy for unlimited capacity and, for an LRU, numba on big traces (it costs
-1-2 s to load) else the Python LRU. They give identical results
+picks numpy for unlimited capacity without TTL; otherwise numba on big traces (it
+costs 1-2 s to load), else numpy (TTL) or the Python LRU. They give identical results
 (tests check that on random traces).
 """
 
@@ -409,14 +409,15 @@ def _numba_kernel() -> Callable[..., Any] | None:
 
 def _hits(tr: Trace, ttl_s: float | None, capacity: int | None, engine: str) -> tuple[Any, str]:
     if engine == "auto":
-        # numpy for unlimited capacity; the numba kernel for an LRU when installed and the
-        # trace is big enough to repay its load / JIT time (~1-2 s), else the Python LRU
-        if capacity is None:
+        # numpy for unlimited capacity without TTL; otherwise the numba kernel when installed
+        # and the trace is big enough to repay its load / JIT time (~1-2 s), else numpy
+        # (TTL) or the Python LRU
+        if capacity is None and ttl_s is None:
             engine = "numpy"
         elif len(tr.blocks) >= NUMBA_MIN_BLOCKS and _numba_kernel() is not None:
             engine = "numba"
         else:
-            engine = "python"
+            engine = "numpy" if capacity is None else "python"
     if engine == "numpy":
         if capacity is not None:
             raise InputFormatError("the numpy engine only simulates unlimited capacity")
