@@ -201,15 +201,40 @@ def sse_events(kind: str, body: dict[str, Any], *, include_usage: bool = False,
         yield "response.created", {"type": "response.created", "sequence_number": seq,
                                    "response": created}
         for item_i, item in enumerate(body.get("output", [])):
+            seq += 1
+            empty = {**item, "status": "in_progress", "content": []} if "content" in item \
+                else item
+            yield "response.output_item.added", {
+                "type": "response.output_item.added", "sequence_number": seq,
+                "output_index": item_i, "item": empty}
             for ci, c in enumerate(item.get("content", []) or []):
                 if c.get("type") != "output_text":
                     continue
+                seq += 1
+                yield "response.content_part.added", {
+                    "type": "response.content_part.added", "sequence_number": seq,
+                    "item_id": item.get("id", ""), "output_index": item_i, "content_index": ci,
+                    "part": {**c, "text": ""}}
                 for piece in _pieces(c.get("text", "")):
                     seq += 1
                     yield "response.output_text.delta", {
                         "type": "response.output_text.delta", "sequence_number": seq,
                         "item_id": item.get("id", ""), "output_index": item_i,
                         "content_index": ci, "delta": piece, "logprobs": []}
+                seq += 1
+                yield "response.output_text.done", {
+                    "type": "response.output_text.done", "sequence_number": seq,
+                    "item_id": item.get("id", ""), "output_index": item_i,
+                    "content_index": ci, "text": c.get("text", ""), "logprobs": []}
+                seq += 1
+                yield "response.content_part.done", {
+                    "type": "response.content_part.done", "sequence_number": seq,
+                    "item_id": item.get("id", ""), "output_index": item_i, "content_index": ci,
+                    "part": c}
+            seq += 1
+            yield "response.output_item.done", {
+                "type": "response.output_item.done", "sequence_number": seq,
+                "output_index": item_i, "item": item}
         seq += 1
         yield "response.completed", {"type": "response.completed", "sequence_number": seq,
                                      "response": body}

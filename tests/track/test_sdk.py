@@ -246,3 +246,24 @@ def test_track_is_per_instance_and_idempotent(api: FakeAPI, spool: Path) -> None
     assert len(calls) == 1
     with pytest.raises(TypeError, match="supports anthropic and openai"):
         ctxbudget.track(object())
+
+
+def test_parse_and_stream_helpers_record_exactly_once(api: FakeAPI, spool: Path) -> None:
+    """parse() posts directly and .stream() helpers go through create(): each call must be
+    recorded exactly once, with the adapters' buckets."""
+    a, o = _clients(api)
+    chat = o.chat.completions.parse(model=O_MODEL, messages=MSG)
+    resp = o.responses.parse(model=O_MODEL, input="hi")
+    msg = a.messages.parse(model=A_MODEL, max_tokens=64, messages=MSG)
+    with o.chat.completions.stream(model=O_MODEL, messages=MSG,
+                                   stream_options={"include_usage": True}) as s:
+        chat2 = s.get_final_completion()
+    with o.responses.stream(model=O_MODEL, input="hi") as s:
+        resp2 = s.get_final_response()
+    calls, _ = recorded(spool)
+    assert [c.request_id for c in calls] == [chat.id, resp.id, msg.id, chat2.id, resp2.id]
+    assert [c.usage for c in calls] == [
+        from_openai_chat(chat).usage, from_openai_responses(resp).usage,
+        from_anthropic(msg).usage, from_openai_chat(chat2).usage,
+        from_openai_responses(resp2).usage]
+    assert [bool(c.meta and c.meta.get("stream")) for c in calls] == [False] * 3 + [True] * 2

@@ -5,10 +5,12 @@ client's resource objects — never the SDK classes — so other clients in the 
 process stay untouched. The same client is returned. Covered:
 
 * ``anthropic.Anthropic`` / ``AsyncAnthropic``: ``messages.create`` (incl.
-  ``stream=True``), ``messages.stream(...)``, and the same on ``beta.messages``;
+  ``stream=True``), ``messages.parse``, ``messages.stream(...)``, and the same on
+  ``beta.messages``;
 * ``openai.OpenAI`` / ``AsyncOpenAI`` (and SDK-compatible providers, pass
-  ``provider=``): ``chat.completions.create`` (incl. ``stream=True``) and
-  ``responses.create`` (incl. ``stream=True``).
+  ``provider=``): ``chat.completions.create`` (incl. ``stream=True``) / ``.parse``, and
+  ``responses.create`` (incl. ``stream=True``) / ``.parse``; their ``.stream(...)``
+  helpers call ``self.create`` and so are tracked through it.
 
 Not covered (call through a tracked ``create`` instead): ``with_raw_response`` /
 ``with_streaming_response``, ``with_options(...)`` copies, batch APIs.
@@ -180,16 +182,19 @@ def track(client: Any, *, provider: str | None = None) -> Any:
         if beta is not None and getattr(beta, "messages", None) is not None:
             resources.append(beta.messages)
         for res in resources:
-            _patch(res, "create", lambda f: _wrap_create(f, prov, "anthropic", is_async))
+            for name in ("create", "parse"):
+                _patch(res, name, lambda f: _wrap_create(f, prov, "anthropic", is_async))
             _patch(res, "stream", lambda f: _wrap_stream_helper(f, prov))
     elif root == "openai":
         prov = provider or "openai"
-        _patch(client.chat.completions, "create",
-               lambda f: _wrap_create(f, prov, "openai-chat", is_async))
-        responses = getattr(client, "responses", None)
-        if responses is not None:
-            _patch(responses, "create", lambda f: _wrap_create(f, prov, "openai-responses",
-                                                       is_async))
+        # .stream() helpers of both APIs call self.create(...): tracked through it
+        for name in ("create", "parse"):
+            _patch(client.chat.completions, name,
+                   lambda f: _wrap_create(f, prov, "openai-chat", is_async))
+            responses = getattr(client, "responses", None)
+            if responses is not None:
+                _patch(responses, name,
+                       lambda f: _wrap_create(f, prov, "openai-responses", is_async))
     else:
         raise TypeError(
             f"ctxbudget.track() supports anthropic and openai SDK clients, got "
