@@ -348,3 +348,9 @@ def test_growing_sessions_are_stable_until_broken(
         # away
         assert {f.cause for f in rep.findings[1:]} <= {"tools_reordered", "ttl_expired",
                                                        "beyond_lookback"}
+
+
+def test_change_after_the_ttl_costs_nothing(convo: dict[str, Any]) -> None:
+    # tools reordered, but 10 minutes later: the old prefix had expired anyway
+    rep, _ = run([turn(convo, 1), turn(convo, 3, tools=[TOOL_B, TOOL_A])], gaps_s=[600])
+    assert rep.findings == ()

@@ -793,7 +793,9 @@ def audit_requests(requests: Sequence[Request], *, book: PriceBook | None = None
                 f"cached prefix ends {_api_blocks(r, p1 - 1, max(r.breakpoints, default=n-1))} "
                 f"blocks before the nearest breakpoint (lookback {LOOKBACK_BLOCKS})",
                 cum[p1] - cum[p2], cmp_idx)
-        if best is not None and d < len(best.blocks) and d < n:
+        alive = best is not None and r.ts - best.ts <= ttl
+        if best is not None and alive and d < len(best.blocks) and d < n:
+            # (past the TTL the earlier prefix was gone anyway: nothing lost to the change)
             cause, comp, detail, diff, flags = _classify(r, best, d, show_bytes)
             cached_len = _cached_len(best)
             prev_canon = {b.canon for b in best.blocks[d:cached_len]}
