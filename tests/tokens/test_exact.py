@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import tiktoken
 from hypothesis import given, settings
@@ -130,3 +132,42 @@ def test_edge_texts_equal_encode_ordinary(text: str, model: str, encoding: str) 
     enc = tiktoken.get_encoding(encoding)
     assert count_tokens(text, model).tokens == len(enc.encode_ordinary(text))
     assert count_many([text, text[:7]], model)[0].tokens == len(enc.encode_ordinary(text))
+
+
+_lines = st.lists(
+    st.one_of(st.text(max_size=12), st.sampled_from(
+        ["abc", "Z9", "\n", "\r\n", "  \n", "it's\n", ".\n", "\n\n", "x\n", "123\n", "é\n",
+         "<|endoftext|>", "\t", " ", "//\n", "日本\n"])),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=_lines, parts=st.integers(2, 9),
+       encoding=st.sampled_from(["o200k_base", "cl100k_base"]))
+def test_safe_split_pieces_add_up_exactly(text: str, parts: int, encoding: str) -> None:
+    from ctxbudget.tokens._counters import safe_split
+
+    enc = tiktoken.get_encoding(encoding)
+    pieces = safe_split(text, parts)
+    assert "".join(pieces) == text and len(pieces) <= max(1, parts)
+    assert all(p[:1] == "\n" and prev[-1:].isascii() and prev[-1:].isalnum()
+               for prev, p in itertools.pairwise(pieces))
+    assert sum(len(enc.encode_ordinary(p)) for p in pieces) == len(enc.encode_ordinary(text))
+
+
+def test_big_texts_counted_in_parallel_pieces(real_texts: dict[str, str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctxbudget.tokens import _counters
+
+    monkeypatch.setattr(_counters, "BIG_CHARS", 20_000)
+    big = "\n".join(real_texts.values()) * 6  # ~130k chars -> split into pieces
+    texts = ["short one", big, real_texts["DESIGN.md"], big + "tail\n"]
+    for model in ("gpt-4o", "gpt-4"):
+        enc = tiktoken.encoding_for_model(model)
+        clear_cache()
+        got = [c.tokens for c in count_many(texts, model, threads=2)]
+        assert got == [len(enc.encode_ordinary(t)) for t in texts]
+        # memoized whole-text counts afterwards
+        assert count_tokens(big, model).tokens == got[1]
+    assert len(_counters.safe_split(big, 7)) == 7

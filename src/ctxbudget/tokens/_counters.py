@@ -13,6 +13,7 @@ rewrite ``TIKTOKEN_CACHE_DIR`` and never ship encoding files.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -36,6 +37,7 @@ __all__ = [
     "get_counter",
     "load_encoding",
     "o200k_units",
+    "safe_split",
     "units_many",
     "units_memo",
 ]
@@ -133,6 +135,31 @@ class Counter:
         return units
 
 
+_SPLITTABLE = frozenset({"o200k_base", "cl100k_base", "r50k_base", "p50k_base", "gpt2"})
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def safe_split(text: str, parts: int) -> list[str]:
+    """Cut ``text`` into at most ``parts`` pieces, each cut just before a newline
+    that follows an ASCII letter or digit (see ``TiktokenCounter.split``)."""
+    n = len(text)
+    cuts = [0]
+    for k in range(1, parts):
+        pos = max(cuts[-1] + 1, n * k // parts)
+        while True:
+            j = text.find("\n", pos)
+            if j < 0:
+                break
+            if text[j - 1] in _ALNUM:
+                cuts.append(j)
+                break
+            pos = j + 1
+        if j < 0:
+            break
+    cuts.append(n)
+    return [text[a:b] for a, b in itertools.pairwise(cuts) if b > a]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TiktokenCounter(Counter):
     """Exact counts with a tiktoken encoding (``encode_ordinary``: special-token
@@ -205,6 +232,19 @@ class TiktokenCounter(Counter):
             return None
         return [len(p) >> 2 for p in parts]
 
+    def split(self, text: str, parts: int) -> list[str]:
+        """``text`` cut into about ``parts`` pieces whose counts add up exactly.
+
+        Cuts fall just before a ``\\n`` preceded by an ASCII letter or digit.
+        In the cl100k/o200k (and GPT-2) pre-tokenizer patterns no piece spans a
+        letter/digit and a following newline, and the piece starting at that
+        newline depends only on the text after it, so BPE sees the same pieces
+        whether the text is cut there or not. Other encodings are not cut.
+        """
+        if self.encoding.name not in _SPLITTABLE:
+            return [text]
+        return safe_split(text, parts)
+
     def units_seq(self, texts: Sequence[str]) -> list[int]:
         if self._sep_bytes is None or len(texts) < 2:
             return [self.units(t) for t in texts]
@@ -249,6 +289,11 @@ class EstimateCounter(Counter):
             return self.base.units_seq(texts)
         return [len(t) for t in texts]
 
+    def split(self, text: str, parts: int) -> list[str]:
+        if self.base is not None:
+            return self.base.split(text, parts)
+        return [text]
+
     def tokens(self, units: int, *, with_intercept: bool = True) -> int:
         return self.calibration.estimate(units, with_intercept=with_intercept)
 
@@ -259,46 +304,91 @@ class EstimateCounter(Counter):
 CHUNK_CHARS = 262_144
 
 
-def _chunks(texts: Sequence[str]) -> list[tuple[int, int]]:
-    out = []
-    start = acc = 0
-    for i, t in enumerate(texts):
-        acc += len(t)
+#: With threads > 1, a text longer than this is split (see ``safe_split``) into
+#: pieces counted in parallel; its count is the pieces' sum, exactly.
+BIG_CHARS = 1_048_576
+
+
+def _index_chunks(texts: Sequence[str], idx: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    cur: list[int] = []
+    acc = 0
+    for i in idx:
+        cur.append(i)
+        acc += len(texts[i])
         if acc >= CHUNK_CHARS:
-            out.append((start, i + 1))
-            start, acc = i + 1, 0
-    if start < len(texts):
-        out.append((start, len(texts)))
+            out.append(cur)
+            cur, acc = [], 0
+    if cur:
+        out.append(cur)
     return out
 
 
 def units_many(counter: Counter, texts: Sequence[str], threads: int) -> list[int]:
     """Units of every text, in order: memo first, misses encoded in chunks by
-    ``threads`` workers (hashing and memo lookups happen in the workers too)."""
+    ``threads`` workers (hashing and memo lookups happen in the workers too).
+    With threads > 1, texts over ``BIG_CHARS`` are split at safe points and
+    their pieces counted in parallel."""
     memoize = counter.memoize
     ckey = counter.key
+    out: list[int] = [0] * len(texts)
+    split = getattr(counter, "split", None) if threads > 1 else None
+    small: list[int] = []
+    big: list[int] = []
+    for i, t in enumerate(texts):
+        (big if split is not None and len(t) > BIG_CHARS else small).append(i)
 
-    def work(bounds: tuple[int, int]) -> list[int]:
-        sub = texts[bounds[0]:bounds[1]]
+    def work(idx: list[int]) -> None:
+        sub = [texts[i] for i in idx]
         if not memoize:
-            return counter.units_seq(sub)
+            for i, u in zip(idx, counter.units_seq(sub), strict=True):
+                out[i] = u
+            return
         keys = [(ckey, memo_key(t)) for t in sub]
         got = [units_memo.get(k) for k in keys]
-        miss = [i for i, u in enumerate(got) if u is None]
+        miss = [j for j, u in enumerate(got) if u is None]
         if miss:
-            counted = counter.units_seq([sub[i] for i in miss])
-            units_memo.put_many([(keys[i], u) for i, u in zip(miss, counted, strict=True)])
-            for i, u in zip(miss, counted, strict=True):
-                got[i] = u
-        return got  # type: ignore[return-value]
+            counted = counter.units_seq([sub[j] for j in miss])
+            units_memo.put_many([(keys[j], u) for j, u in zip(miss, counted, strict=True)])
+            for j, u in zip(miss, counted, strict=True):
+                got[j] = u
+        for i, v in zip(idx, got, strict=True):
+            out[i] = v or 0
 
-    chunks = _chunks(texts)
-    if threads <= 1 or len(chunks) <= 1:
-        parts = [work(b) for b in chunks]
+    pieces: list[tuple[int, str]] = []
+    big_keys: dict[int, tuple[str, str | bytes]] = {}
+    for i in big:
+        t = texts[i]
+        if memoize:
+            k = (ckey, memo_key(t))
+            hit = units_memo.get(k)
+            if hit is not None:
+                out[i] = hit
+                continue
+            big_keys[i] = k
+        assert split is not None
+        pieces.extend((i, p) for p in split(t, max(threads, -(-len(t) // BIG_CHARS))))
+
+    def piece(job: tuple[int, str]) -> tuple[int, int]:
+        return job[0], counter.units(job[1])
+
+    chunks = _index_chunks(texts, small)
+    if threads <= 1 or len(chunks) + len(pieces) <= 1:
+        for c in chunks:
+            work(c)
+        counted_pieces = [piece(j) for j in pieces]
     else:
-        with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
-            parts = list(pool.map(work, chunks))
-    return [u for part in parts for u in part]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futs = [pool.submit(piece, j) for j in pieces]  # the big work first
+            done = [pool.submit(work, c) for c in chunks]
+            counted_pieces = [f.result() for f in futs]
+            for f in done:
+                f.result()
+    for i, u in counted_pieces:
+        out[i] += u
+    if big_keys:
+        units_memo.put_many([(k, out[i]) for i, k in big_keys.items()])
+    return out
 
 
 def _tiktoken_counter(encoding_name: str) -> TiktokenCounter | None:
