@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ctxbudget.analyze.source import open_source
@@ -153,3 +155,40 @@ def test_cli_whatif_json(env: tuple[Path, PriceBook], tmp_path: Path) -> None:
     assert Decimal(by["support"]["before_usd"]) == 3 * Decimal(by["support"]["after_usd"])
     bad = CliRunner().invoke(app, ["whatif", "--db", str(db), "--model-map", "support"])
     assert bad.exit_code == 2 and "TASK_TYPE=MODEL" in bad.output
+
+
+@settings(max_examples=30, deadline=None)
+@given(usages=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]),
+                                 st.lists(st.integers(0, 200_000), min_size=5, max_size=5)),
+                       min_size=1, max_size=12),
+       factor=st.sampled_from(["0.5", "0.25", "0.2", "2", "1.25"]))
+def test_model_map_ratio_property(tmp_path_factory: pytest.TempPathFactory,
+                                  usages: list[tuple[str, list[int]]], factor: str) -> None:
+    import duckdb
+
+    from ctxbudget.store import calls_to_arrow
+
+    f = Decimal(factor)
+    rates = [Decimal(x) for x in BIG]
+    scaled = [r * f for r in rates]
+    p = tmp_path_factory.mktemp("prices") / "p.yaml"
+    p.write_text(PRICES + "  - {model: scaled-model, provider: acme, " + ", ".join(
+        f"{k}: {v}" for k, v in zip(("input_mtok", "cache_read_mtok", "cache_write_5m_mtok",
+                                      "cache_write_1h_mtok", "output_mtok"), scaled,
+                                     strict=True)) + "}\n")
+    calls = [Call(ts=T0 + timedelta(seconds=i), provider="acme", model="big-model",
+                  usage=Usage(input_tokens=u[0], cache_read_tokens=u[1],
+                              cache_write_5m_tokens=u[2], cache_write_1h_tokens=u[3],
+                              output_tokens=u[4]),
+                  task_type=t, task_id=f"t{i}", request_id=f"r{i}")
+             for i, (t, u) in enumerate(usages)]
+    con = duckdb.connect()
+    con.register("calls", calls_to_arrow(calls))
+    res = whatif(con, Scenario(model_map={"a": "scaled-model"}),
+                 book=PriceBook(overrides=[p]))
+    for t in res.types:
+        assert t.before_usd is not None and t.after_usd is not None
+        assert t.before_usd == usd(sum((c.usage for c in calls if c.task_type == t.task_type),
+                                       Usage()), BIG)
+        expected = t.before_usd * f if t.task_type == "a" else t.before_usd
+        assert t.after_usd == expected
