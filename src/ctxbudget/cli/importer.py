@@ -24,7 +24,8 @@ def import_(
     db: Path | None = typer.Option(None, "--db", help="Store file (default "
                                    "$CTXBUDGET_HOME/usage.duckdb)."),
     strict: bool = typer.Option(False, "--strict",
-                                help="Stop with exit 2 at the first rejected line."),
+                                help="Stop with exit 2 at the first rejected line (files "
+                                     "already written stay imported; fix and re-run)."),
     reimport: bool = typer.Option(False, "--reimport",
                                   help="Read files again even if already imported unchanged."),
     mapping: str | None = typer.Option(None, "--map", help="table: FIELD=COLUMN,... "
