@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from ctxbudget.adapters import from_anthropic, from_openai
+from ctxbudget.cli.main import app
 from ctxbudget.sources import get_importer, import_paths
 from ctxbudget.store import open_store
 
@@ -164,6 +166,14 @@ def test_otel_spans(tmp_path: Path) -> None:
     assert stats.accepted == 2 and stats.rejected == 1
     assert "spans[3]" in stats.rejections[0].reason
     assert stats.skipped == {"span without gen_ai usage": 1}
+    # the same spans as JSON Lines (the collector's file exporter) on stdin
+    lines = "".join(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [sp]}]}]}) + "\n"
+                    for sp in doc["resourceSpans"][0]["scopeSpans"][0]["spans"])
+    r = CliRunner().invoke(app, ["import", "otel", "-", "--db", str(tmp_path / "s.db"),
+                                 "--json"], input=lines)
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert (s["accepted"], s["rejected"], s["rejections"][0]["line"]) == (2, 1, 4)
     a1, a2 = rows
     assert a1[:9] == ("otel:5b8efff798038103d269b633813fc60c:a1", "anthropic",
                       "claude-sonnet-4-5-20250929", 3, 1111, 418, 0, 60, 0)
@@ -228,6 +238,7 @@ def test_langfuse_observations(tmp_path: Path) -> None:
     f.write_text(json.dumps(obs))
     stats, rows = _run("langfuse", f, tmp_path / "u.db")
     assert (stats.accepted, stats.rejected) == (2, 1)
+    assert stats.rejections[0].reason.startswith("item 3: model is missing")
     assert stats.skipped == {"observation without usage": 1}
     assert rows[0][:9] == ("langfuse:obs-1", "openai", "gpt-4o-2024-08-06", 800, 1200, 0, 0,
                            100, 10)

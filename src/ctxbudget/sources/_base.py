@@ -54,6 +54,8 @@ class Record:
     line could not even be decoded (it is then rejected with that reason)."""
     nbytes: int = 0
     """Bytes of input this record consumed (for progress bars)."""
+    item: int | None = None
+    """0-based index in a JSON array document (rejections then say ``item N``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,17 +228,30 @@ def json_records(path: Path, list_key: str | None = None) -> Iterator[Record]:
                 items = doc[list_key]
             if isinstance(items, list):
                 share = len(data) // max(1, len(items))
-                for item in items:
-                    yield Record(path=path, line=1, value=item, nbytes=share)
+                for n, item in enumerate(items):
+                    yield Record(path=path, line=1, value=item, nbytes=share, item=n)
             else:
                 yield Record(path=path, line=1, value=doc, nbytes=len(data))
             return
-    yield from jsonl_records(path) if path != STDIN else _jsonl_from_bytes(path, head, fh)
+        if path == STDIN:  # cannot be reopened: continue after the bytes already read
+            yield from _jsonl_from_lines(path, _lines(head, fh))
+            return
+    yield from jsonl_records(path)
 
 
-def _jsonl_from_bytes(path: Path, head: bytes, fh: IO[bytes]) -> Iterator[Record]:
-    stream = io.BufferedReader(io.BytesIO(head + fh.read()))  # stdin cannot be reopened
-    for no, raw in enumerate(stream, 1):
+def _lines(head: bytes, fh: IO[bytes]) -> Iterator[bytes]:
+    parts = head.split(b"\n")
+    tail = parts.pop()
+    for p in parts:
+        yield p + b"\n"
+    first = tail + fh.readline()
+    if first:
+        yield first
+    yield from fh
+
+
+def _jsonl_from_lines(path: Path, lines: Iterator[bytes]) -> Iterator[Record]:
+    for no, raw in enumerate(lines, 1):
         text = raw.strip()
         if not text:
             continue

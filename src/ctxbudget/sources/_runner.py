@@ -101,7 +101,10 @@ def import_files(
                         seen.add(h)
                     batch.add(key, out)
             except (InputFormatError, UsageError, ValueError, TypeError, KeyError) as exc:
-                r = Rejection(path=str(path), line=rec.line, reason=_reason(exc))
+                reason = _reason(exc)
+                if rec.item is not None:
+                    reason = f"item {rec.item}: {reason}"
+                r = Rejection(path=str(path), line=rec.line, reason=reason)
                 if strict:
                     raise StrictStop(r) from None
                 stats.reject(r)
