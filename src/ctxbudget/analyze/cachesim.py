@@ -123,10 +123,10 @@ class Trace:
         return int(len(self.offsets) - 1)
 
 
-def _check_sorted(ts: Any, source: str) -> Any:
+def _time_order(ts: Any) -> Any:
+    """A stable sort order by time when ``ts`` is not already sorted, else ``None``."""
     if len(ts) > 1 and bool(np.any(np.diff(ts) < 0)):
-        order = np.argsort(ts, kind="stable")
-        return order
+        return np.argsort(ts, kind="stable")
     return None
 
 
@@ -174,7 +174,7 @@ def trace_from_blocks(
         prompt_tokens=np.asarray(prompt, dtype=_I64), output_tokens=np.asarray(out, dtype=_I64),
         n_ids=len(ids), source=source,
     )
-    order = _check_sorted(tr.ts_s, source)
+    order = _time_order(tr.ts_s)
     return tr if order is None else _reorder(tr, order)
 
 
@@ -228,7 +228,7 @@ def load_mooncake(path: Path | str, *, block_size: int = 512) -> Trace:
     btok = np.clip(np.repeat(prompt, lens) - pos * block_size, 0, block_size).astype(_I64)
     tr = Trace(ts_s=ts / 1000.0, offsets=offsets, blocks=dense, block_tokens=btok,
                prompt_tokens=prompt, output_tokens=output, n_ids=n_ids, source=str(p))
-    order = _check_sorted(tr.ts_s, str(p))
+    order = _time_order(tr.ts_s)
     return tr if order is None else _reorder(tr, order)
 
 
