@@ -77,11 +77,13 @@ def test_final_copy_kept_and_engines_agree(tmp_path: Path, calls: list[Any], spl
     for n, (inp, out, extra_copies, side) in enumerate(calls):
         for c in range(extra_copies + 1):
             lines.append({
-                "type": "assistant", "sessionId": f"s{n % 2}", "uuid": f"u{n}-{c}",
+                "type": "assistant", "uuid": f"u{n}-{c}",
                 "timestamp": f"2025-10-0{1 + n % 3}T10:00:{c:02d}.000Z", "requestId": f"req_{n}",
                 "isSidechain": side,
                 "message": {"id": f"msg_{n}", "model": "claude-sonnet-4-20250514",
                             "usage": {"input_tokens": inp, "output_tokens": out + c}}})
+            if n % 3:  # else: no sessionId, the file name is the session
+                lines[-1]["sessionId"] = f"s{n % 2}"
         expect[f"claude-code:msg_{n}:req_{n}"] = out + extra_copies
         lines.append({"type": "user", "sessionId": "s0", "message": {"content": "hi"}})
     order.shuffle(lines)

@@ -241,7 +241,9 @@ SELECT f, CASE WHEN NOT syn THEN k END AS key,
        count(*) FILTER (WHERE is_call AND NOT syn) AS ncalls,
        count(*) FILTER (WHERE syn) AS nsyn,
        count(*) FILTER (WHERE bad) AS nbad,
-       arg_max({{'ts': ts, 'model': model, 'sid': coalesce(sid, f), 'i': i, 'o': o, 'cr': cr,
+       arg_max({{'ts': ts, 'model': model,
+                 'sid': coalesce(sid, regexp_extract(f, '([^/\\\\]+?)(\\.[^./\\\\]*)?$', 1)),
+                 'i': i, 'o': o, 'cr': cr,
                  'cw': cw, 'w5': w5, 'w1': w1, 'tier': tier, 'side': side,
                  'rank': (CASE WHEN side THEN 0 ELSE 1 END)::HUGEINT * 100000000000000000000000
                    + (coalesce(i, 0) + coalesce(o, 0) + coalesce(cr, 0)
