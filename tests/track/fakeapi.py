@@ -260,6 +260,7 @@ class FakeAPI:
         self._next: dict[str, int] = {k: 0 for k in self.bodies}
         self._failures: dict[str, deque[tuple[int, str]]] = {k: deque() for k in self.bodies}
         self._overrides: dict[str, deque[dict[str, Any]]] = {k: deque() for k in self.bodies}
+        self._stream_failures: dict[str, deque[int]] = {k: deque() for k in self.bodies}
         self.requests: list[tuple[str, dict[str, str], Any]] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -274,6 +275,11 @@ class FakeAPI:
     def fail_next(self, kind: str, status: int, message: str = "injected failure") -> None:
         """Make the next request of ``kind`` fail with ``status``."""
         self._failures[kind].append((status, message))
+
+    def fail_stream_next(self, kind: str, after_events: int = 3) -> None:
+        """Make the next *streaming* request of ``kind`` send ``after_events`` events, then
+        an error event (``overloaded_error`` / an ``error`` chunk), as real APIs do."""
+        self._stream_failures[kind].append(after_events)
 
     def respond_next(self, kind: str, body: dict[str, Any]) -> None:
         """Replay ``body`` for the next request of ``kind`` instead of the next recording."""
@@ -371,8 +377,15 @@ class FakeAPI:
         assert resp is not None and isinstance(body, dict)
         if body.get("stream"):
             include = bool((body.get("stream_options") or {}).get("include_usage"))
-            payload = _encode_sse(sse_events(kind, resp, include_usage=include,
-                                             anthropic_delta_usage=self.anthropic_delta_usage))
+            events = list(sse_events(kind, resp, include_usage=include,
+                                     anthropic_delta_usage=self.anthropic_delta_usage))
+            with self._lock:
+                cut = self._stream_failures[kind].popleft() if self._stream_failures[kind] \
+                    else None
+            if cut is not None:
+                err = _error_body(kind, 529, "injected mid-stream failure")
+                events = [*events[:cut], ("error" if kind == "anthropic" else None, err)]
+            payload = _encode_sse(iter(events))
             self._send(h, 200, payload, "text/event-stream")
         else:
             self._send(h, 200, json.dumps(resp).encode(), "application/json")

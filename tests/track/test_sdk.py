@@ -86,6 +86,7 @@ def test_tracked_buckets_equal_adapters(api: FakeAPI, spool: Path, is_async: boo
                                         stream: bool) -> None:
     expected = _expected(api)
     n = max(len(v) for v in expected.values())
+    errors_before = tr.stats()["tracking_errors"]
 
     async def run_async() -> None:
         a, o = _clients(api, True)
@@ -123,7 +124,7 @@ def test_tracked_buckets_equal_adapters(api: FakeAPI, spool: Path, is_async: boo
     assert [x.task_id for x in tasks] == ["acc"]
     assert t.calls == 3 * n
     assert t.usage == sum((c.usage for c in calls), ctxbudget.Usage())
-    assert tr.stats()["tracking_errors"] == 0
+    assert tr.stats()["tracking_errors"] == errors_before
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
@@ -267,3 +268,22 @@ def test_parse_and_stream_helpers_record_exactly_once(api: FakeAPI, spool: Path)
         from_anthropic(msg).usage, from_openai_chat(chat2).usage,
         from_openai_responses(resp2).usage]
     assert [bool(c.meta and c.meta.get("stream")) for c in calls] == [False] * 3 + [True] * 2
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai-chat"])
+def test_mid_stream_error_is_recorded_and_reraised(api: FakeAPI, spool: Path, kind: str) -> None:
+    a, o = _clients(api)
+    api.fail_stream_next(kind, after_events=2)
+    with pytest.raises(anthropic.APIError if kind == "anthropic" else openai.APIError):
+        if kind == "anthropic":
+            for _ev in a.messages.create(model=A_MODEL, max_tokens=64, messages=MSG, stream=True):
+                pass
+        else:
+            for _ch in o.chat.completions.create(model=O_MODEL, messages=MSG, stream=True,
+                                                 stream_options={"include_usage": True}):
+                pass
+    (c,), _ = recorded(spool)
+    assert c.status == "error" and c.meta is not None and c.meta["stream"] is True
+    if kind == "anthropic":  # message_start had arrived: its input/cache counts are kept
+        exp = from_anthropic(api.recorded("anthropic")[0]).usage
+        assert c.usage.cache_read_tokens == exp.cache_read_tokens

@@ -285,6 +285,13 @@ class TaskSpec:
         return ctx
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        # The same spec may be entered from several threads / asyncio tasks at once: exit
+        # the context this thread/task entered (it is the current one when properly nested).
+        cur = _CURRENT.get()
+        for i in range(len(self._active) - 1, -1, -1):
+            if self._active[i] is cur:
+                self._active.pop(i)._exit(exc)
+                return
         self._active.pop()._exit(exc)
 
     async def __aenter__(self) -> TaskContext:

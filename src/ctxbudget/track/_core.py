@@ -136,7 +136,7 @@ def finish_call(
             m.update(meta)
         if error is not None:
             status = "error"
-            counters["api_errors"] += 1
+            count("api_errors")
             m["error"] = type(error).__name__
             code = getattr(error, "status_code", None)
             if isinstance(code, int):
