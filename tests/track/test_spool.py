@@ -15,6 +15,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from track_helpers import recorded
 
 import ctxbudget
@@ -256,3 +258,71 @@ def test_prompt_text_is_not_spooled(spool: Path) -> None:
     assert data and secret.encode() not in data
     calls, _, _ = read_spool(spool)
     assert len(calls) == 1
+
+
+_text = st.one_of(st.none(), st.text(min_size=1, max_size=12))
+
+
+@st.composite
+def _calls(draw: st.DrawFn) -> Call:
+    out = draw(st.integers(0, 10**9))
+    return Call(
+        ts=draw(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
+                             timezones=st.just(UTC))),
+        provider=draw(st.sampled_from(["anthropic", "openai", "google"])),
+        model=draw(st.text(min_size=1, max_size=20)),
+        usage=Usage(input_tokens=draw(st.integers(0, 10**9)),
+                    cache_read_tokens=draw(st.integers(0, 10**9)),
+                    cache_write_5m_tokens=draw(st.integers(0, 10**6)),
+                    cache_write_1h_tokens=draw(st.integers(0, 10**6)),
+                    output_tokens=out, reasoning_tokens=draw(st.integers(0, out))),
+        task_id=draw(_text), session_id=draw(_text), task_type=draw(_text),
+        request_id=draw(_text),
+        latency_ms=draw(st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False))),
+        status=draw(st.sampled_from(["ok", "error"])),
+        service_tier=draw(st.one_of(st.none(), st.sampled_from(["standard", "batch"]))),
+        turn=draw(st.one_of(st.none(), st.integers(0, 1000))),
+        components=draw(st.one_of(st.none(), st.dictionaries(st.text(min_size=1, max_size=8),
+                                                             st.integers(0, 10**6),
+                                                             max_size=4))),
+        prefix_fingerprint=draw(st.one_of(st.none(), st.lists(st.text(max_size=8), min_size=1,
+                                                              max_size=4).map(tuple))),
+        expected_cache_read_tokens=draw(st.one_of(st.none(), st.integers(0, 10**6))),
+        input_inclusive=draw(st.one_of(st.none(), st.booleans())),
+        meta=draw(st.one_of(st.none(), st.dictionaries(st.text(max_size=5),
+                                                       st.integers() | st.text(max_size=5),
+                                                       max_size=3))),
+    )
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(calls=st.lists(_calls(), min_size=1, max_size=15))
+def test_spool_roundtrip_matches_calls_to_arrow(calls: list[Call]) -> None:
+    """Spool → store rows equal the core's calls_to_arrow of the same Calls (all columns
+    but the key), and re-ingesting adds nothing."""
+    import tempfile
+
+    from ctxbudget.store import calls_to_arrow
+    from ctxbudget.store.schema import CALL_COLUMNS
+
+    with tempfile.TemporaryDirectory() as d:
+        tr.configure(spool_dir=Path(d) / "spool")
+        try:
+            for c in calls:
+                tr.record_call(c)
+            tr.flush()
+            db = Path(d) / "u.duckdb"
+            assert ingest_spool(db, Path(d) / "spool").calls == len(calls)
+            assert ingest_spool(db, Path(d) / "spool").calls == 0
+            names = [n for n, _ in CALL_COLUMNS][1:]
+            with open_store(db) as s:
+                got = s.con.execute(f"SELECT {', '.join(names)} FROM calls "
+                                    "ORDER BY CAST(split_part(call_key, ':', 3) AS INT)"
+                                    ).fetchall()
+                want_tbl = calls_to_arrow(calls)
+                s.con.register("want", want_tbl)
+                want = s.con.execute(f"SELECT {', '.join(names)} FROM want").fetchall()
+            assert got == want
+        finally:
+            tr.configure()
