@@ -74,7 +74,8 @@ def pack(
 
     overrides: dict[str, Any] = {"window": window, "output_reserve": output_reserve,
                                  "safety_margin": safety_margin, "provider": provider,
-                                 "model": model}
+                                 "model": model,
+                                 "openai_api": api if provider == "openai" else None}
     if preset is not None:
         overrides["budgets"] = PackerConfig.preset(preset)
     if spec is not None:

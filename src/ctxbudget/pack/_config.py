@@ -176,9 +176,10 @@ class PackerConfig:
     """Everything a :class:`~ctxbudget.pack.Packer` needs.
 
     The hard limit is ``window - output_reserve - safety_margin`` tokens of prompt, as
-    counted by the packer's counter (components counted separately, plus
-    ``message_overhead`` per message); ``safety_margin`` absorbs tokenizer boundary
-    effects and provider framing the counter does not see.
+    counted by the packer's counter over the same texts ``ctxbudget.tokens.count_tokens``
+    counts in the rendered body (each text separately, role strings included) plus the
+    same framing constants (per message, per tool, tool block, request, reply priming);
+    ``safety_margin`` absorbs what no counter sees (provider-side rendering of schemas).
     """
 
     window: int
@@ -194,7 +195,11 @@ class PackerConfig:
     min_cacheable_tokens: int | None = None
     """Override the model's minimum cacheable prefix (see ``MIN_CACHEABLE``)."""
     cache_ttl: Literal["5m", "1h"] = "5m"
-    message_overhead: int = 4
+    openai_api: Literal["chat", "responses"] = "chat"
+    """Which OpenAI body the counts follow (their framing differs slightly)."""
+    message_overhead: int | None = None
+    """Framing tokens per message; default: ``ctxbudget.tokens``' figure for the provider
+    (OpenAI cookbook: 3; Anthropic estimate: 3)."""
     prompt_cache_key: str | None = None
     """OpenAI ``prompt_cache_key``; default: a hash of the static prefix."""
 

@@ -30,7 +30,11 @@ class ToolCall:
     id: str
     name: str
     arguments: str = "{}"
-    """The arguments object as canonical JSON text (sorted keys, ``(',', ':')``)."""
+    """The arguments object as canonical JSON text (sorted keys, ``(',', ':')``); a JSON
+    text given in another form is normalized, a non-JSON text kept as is."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arguments", _args_json(self.arguments))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

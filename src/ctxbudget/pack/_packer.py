@@ -16,7 +16,7 @@ from itertools import accumulate
 from typing import Any
 
 from ..errors import CtxBudgetError, SpecError
-from ._canon import block_hash
+from ._canon import block_hash, canonical_json
 from ._config import BUCKET_COMPONENTS, STABILITY, PackerConfig
 from ._counter import Counter, MemoCounter, default_counter
 from ._history import UnitTable, choose_cut
@@ -136,6 +136,11 @@ class Packer:
         self._prep = HistoryPrep(self._tokens, self._hash, self.count, config.tool_outputs,
                                  config.history.pin_first_user)
         self._budgets = {b: config.budget(b) for b in BUCKET_COMPONENTS}
+        fr = _framing(config.provider, config.model or "")
+        self._per_msg = fr[0] if config.message_overhead is None else config.message_overhead
+        self._per_tool, self._tools_base, self._request_base, self._reply_priming, \
+            self._per_name = fr[1:]
+        self._tool_tok: dict[ToolDef, int] = {}
         self._bh: dict[tuple[str, str], str] = {}
         self._trim_memo: dict[tuple[str, int], tuple[str, bool]] = {}
         self._min_cache = (config.min_cacheable_tokens if config.min_cacheable_tokens is not None
@@ -156,17 +161,62 @@ class Packer:
 
     # ------------------------------------------------------------------ counting
     def _tokens(self, m: Message) -> int:
+        """A message's tokens as the rendered body counts them: its texts, its role string,
+        (OpenAI) the call ids, plus the per-message framing."""
         hit = self._mtok.get(id(m))
         if hit is not None and hit[0] is m:
             return hit[1]
         c = self.count
-        n = c(m.text) + self.config.message_overhead
-        for call in m.tool_calls:
-            n += c(call.name) + c(call.arguments)
+        cfg = self.config
+        pm = self._per_msg
+        role = m.role
+        if cfg.provider == "anthropic":
+            n = pm + c("user" if role == "tool" else role) + c(m.text)
+            for call in m.tool_calls:
+                n += c(call.name) + c(call.arguments)
+        elif cfg.openai_api == "chat":
+            n = pm + c(role) + c(m.text)
+            if role == "tool":
+                n += c(m.tool_call_id or "")
+            for call in m.tool_calls:
+                n += c(call.name) + c(call.arguments)
+        elif role == "tool":
+            n = pm + c("function_call_output") + c(m.tool_call_id or "") + c(m.text)
+        else:
+            n = pm + c(role) + c(m.text) if (m.text or not m.tool_calls) else 0
+            for call in m.tool_calls:
+                n += pm + self._per_name + c("function_call") + c(call.id) + c(call.name) \
+                    + c(call.arguments)  # a function_call item has a "name" key
         if len(self._mtok) > 500_000:
             self._mtok.clear()
         self._mtok[id(m)] = (m, n)
         return n
+
+    def _tool_tokens(self, t: ToolDef) -> int:
+        """A tool definition as the rendered body counts it, plus the per-tool framing."""
+        n = self._tool_tok.get(t)
+        if n is None:
+            d: dict[str, Any] = {"name": t.name}
+            if t.description:
+                d["description"] = t.description
+            cfg = self.config
+            if cfg.provider == "anthropic":
+                d["input_schema"] = t.schema
+            elif cfg.openai_api == "chat":
+                d = {"type": "function", "function": {**d, "parameters": t.schema}}
+            else:
+                d = {"type": "function", **d, "parameters": t.schema}
+            n = self.count(canonical_json(d)) + self._per_tool
+            self._tool_tok[t] = n
+        return n
+
+    def _sys_overhead(self, has_system: bool) -> int:
+        if not has_system or self.config.provider == "anthropic":
+            return 0  # Anthropic's system is a top-level field, not a message
+        return self._per_msg + self.count("system")
+
+    def _final_overhead(self, has_final: bool) -> int:
+        return self._per_msg + self.count("user") if has_final else 0
 
     def _hash(self, m: Message) -> tuple[str, int]:
         hit = self._mhash.get(id(m))
@@ -278,7 +328,6 @@ class Packer:
         s = self._s
         count = self.count
         decisions: list[Decision] = []
-        ov = cfg.message_overhead
         catalog = parse_tools(tools)
         tool_defs, tool_names = self._select_tools(catalog, task_type, decisions)
         system_parts = tuple(p for p in (system, *docs) if p)  # system first when given
@@ -328,14 +377,16 @@ class Packer:
                                       tokens_before=table.kept(old_cut),
                                       tokens_after=table.kept(cut), reason=why))
         final_texts = tuple(t for t in (volatile, user) if t)
-        fixed = sum(count(t.canonical_text()) for t in tool_defs)
+        fixed = sum(self._tool_tokens(t) for t in tool_defs) + \
+            (self._tools_base if tool_defs else 0) + self._request_base + self._reply_priming
         sys_tok = sum(count(p) for p in system_parts) + mem_tok + summary_reserve
-        fixed += sys_tok + (ov if sys_tok or system_parts else 0)
+        fixed += sys_tok + self._sys_overhead(bool(sys_tok or system_parts))
         vol_tok = sum(count(t) for t in final_texts)
+        final_ov = self._final_overhead(True)
 
         def total(c: int, ch: list[SelectedChunk]) -> int:
             f = vol_tok + sum(x.tokens for x in ch)
-            return fixed + table.kept(c) + f + (ov if f else 0)
+            return fixed + table.kept(c) + f + (final_ov if f else 0)
 
         limit = cfg.limit
         if total(cut, selected) > limit:
@@ -411,7 +462,6 @@ class Packer:
         cfg = self.config
         s = self._s
         count = self.count
-        ov = cfg.message_overhead
         decisions = plan.decisions
         summary = None if plan.reset else s.summary
         if summary_text is not None:
@@ -466,18 +516,19 @@ class Packer:
         apis: list[int] = []
         comps = dict.fromkeys(STABILITY, 0)
         for t in plan.tools:
-            text = t.canonical_text()
-            hashes.append(bh("tool", text))
-            toks.append(count(text))
+            hashes.append(bh("tool", t.canonical_text()))
+            toks.append(self._tool_tokens(t))
             apis.append(1)
+        if toks:
+            toks[0] += self._tools_base
         comps["tools"] = sum(toks)
         n_tools = len(toks)
-        extra_ov = ov
         sys_blocks: list[tuple[str, str]] = [
             ("system" if i == 0 and plan.has_system else "docs", p)
             for i, p in enumerate(plan.system)]
         n_sys = len(sys_blocks)
         sys_blocks += [(c, t) for t, c in ((plan.memory, "memory"), (summary, "summary")) if t]
+        extra_ov = self._sys_overhead(bool(sys_blocks))
         for comp, text in sys_blocks:
             n = count(text) + extra_ov
             extra_ov = 0
@@ -511,7 +562,7 @@ class Packer:
         final += [("retrieved", t) for t in chunk_texts]
         if plan.user:
             final.append(("user", plan.user))
-        extra_ov = ov
+        extra_ov = self._final_overhead(bool(final))
         for comp, text in final:
             n = count(text) + extra_ov
             extra_ov = 0
@@ -521,6 +572,11 @@ class Packer:
             comps[comp] += n
         groups = ("tools",) * n_tools + ("system",) * n_sys + ("epoch",) * n_epoch \
             + ("history",) * n_hist + ("volatile",) * len(final)
+        # request-level framing: the request base on the first block, reply priming on the last
+        if toks:
+            for i, extra in ((0, self._request_base), (len(toks) - 1, self._reply_priming)):
+                toks[i] += extra
+                comps[_component_at(i, n_tools, sys_blocks, kept_msgs, final)] += extra
         n_front = n_tools + len(sys_blocks)
         return self._ledger_and_commit(plan, hashes, toks, apis, groups, comps, epoch, summary,
                                        tuple(kept_msgs), tuple(t for _, t in final),
@@ -612,6 +668,29 @@ class Packer:
         s.kept_key = kept_key
         return Packed(tools=plan.tools, system=plan.system, epoch=epoch, messages=kept_msgs,
                       final=final, ledger=ledger, config=cfg, session_id=self.session_id)
+
+
+def _component_at(i: int, n_tools: int, sys_blocks: list[tuple[str, str]],
+                  kept: list[Message], final: list[tuple[str, str]]) -> str:
+    if i < n_tools:
+        return "tools"
+    i -= n_tools
+    if i < len(sys_blocks):
+        return sys_blocks[i][0]
+    i -= len(sys_blocks)
+    if i < len(kept):
+        return "tool_outputs" if kept[i].role == "tool" else "history"
+    return final[i - len(kept)][0]
+
+
+def _framing(provider: str, model: str) -> tuple[int, int, int, int, int, int]:
+    """(per message, per tool, tool block, request base, reply priming, per name) as
+    ``ctxbudget.tokens`` frames a request for this provider."""
+    from ..tokens._framing import framing_for
+
+    f = framing_for("openai" if provider == "openai" else "anthropic", model)
+    return (f.per_message, f.per_tool, f.tools_base, f.request_base, f.reply_priming,
+            f.per_name)
 
 
 async def _await(x: Any) -> Any:
