@@ -137,7 +137,11 @@ class SparkEngine:
         types = {"VARCHAR": StringType(), "DATE": DateType(), "BIGINT": LongType(),
                  "BOOLEAN": BooleanType(), "DECIMAL(18,9)": DecimalType(18, 9)}
         schema = StructType([StructField(n, types[t], True) for n, t in PRICE_COLUMNS])
-        df = self.spark.createDataFrame([list(r) for r in table.rows], schema=schema)
+        import warnings
+
+        with warnings.catch_warnings():  # pyspark warns about pandas >= 3 on first use
+            warnings.simplefilter("ignore", FutureWarning)
+            df = self.spark.createDataFrame([list(r) for r in table.rows], schema=schema)
         df.createOrReplaceTempView("prices")
 
 

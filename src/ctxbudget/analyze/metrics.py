@@ -46,7 +46,8 @@ class GroupRow:
     error_calls: int
     first_ts: datetime | None
     last_ts: datetime | None
-    latency_ms: float | None
+    latency_us: int | None
+    """Sum of the calls' latencies in whole microseconds (integer: engine-independent)."""
     failed_cost_usd: Decimal | None
     success_tasks: int
     failure_tasks: int
@@ -121,7 +122,7 @@ class GroupRow:
             "output_input_ratio": self.output_input_ratio,
             "error_calls": self.error_calls,
             "first_ts": self.first_ts, "last_ts": self.last_ts, "duration_s": self.duration_s,
-            "latency_s": None if self.latency_ms is None else self.latency_ms / 1000,
+            "latency_s": None if self.latency_us is None else self.latency_us / 1_000_000,
             "success_tasks": self.success_tasks, "failure_tasks": self.failure_tasks,
             "partial_tasks": self.partial_tasks, "failed_cost_usd": self.failed_cost_usd,
             "failed_spend_share": self.failed_spend_share,
@@ -214,7 +215,7 @@ def _group_row(d: dict[str, Any]) -> GroupRow:
     return GroupRow(
         key=str(d["key"]), **kw, cost_usd=_dec(d["cost_usd"]), first_ts=_utc(d["first_ts"]),
         last_ts=_utc(d["last_ts"]),
-        latency_ms=None if d["latency_ms"] is None else float(d["latency_ms"]),
+        latency_us=None if d["latency_us"] is None else int(d["latency_us"]),
         failed_cost_usd=_dec(d["failed_cost_usd"]), task_type=d.get("task_type"),
         outcome=d.get("outcome"),
     )

@@ -137,7 +137,7 @@ _SUMS = """COUNT(*) AS calls,
   SUM(CASE WHEN pc.status = 'ok' THEN 0 ELSE 1 END) AS error_calls,
   MIN(pc.ts) AS first_ts,
   MAX(pc.ts) AS last_ts,
-  SUM(pc.latency_ms) AS latency_ms,
+  SUM(CAST(ROUND(pc.latency_ms * 1000) AS BIGINT)) AS latency_us,
   SUM(CASE WHEN pc.outcome = 'failure' THEN pc.cost_usd END) AS failed_cost_usd"""
 
 
