@@ -135,14 +135,17 @@ def bench_speed() -> None:
     rows = []
     for n_msgs, runs, lc_runs in ((200, 300, 30), (10_000 - 50, 60, 3)):
         hist = history(n_msgs)
+        chunks = CHUNKS if n_msgs == 200 else [  # top up to exactly 10,000 items
+            Chunk(id=f"doc{k}", text=(LOREM * 3)[: 300 + 7 * k], score=1.0 - k / 40)
+            for k in range(10_000 - len(hist) - len(TOOLS))]
         window = 200_000
         cfg = PackerConfig(window=window, output_reserve=8_000, model="gpt-4.1",
                            provider="openai")
         packer = Packer(cfg, counter=MemoCounter(tok))
-        kw = {"system": SYSTEM, "tools": TOOLS, "history": hist, "chunks": CHUNKS,
+        kw = {"system": SYSTEM, "tools": TOOLS, "history": hist, "chunks": chunks,
               "user": "What failed in the last run?"}
         packer.pack(**kw)  # warm the memo (first call counts every text once)
-        items = len(hist) + len(TOOLS) + len(CHUNKS)
+        items = len(hist) + len(TOOLS) + len(chunks)
         kept = len(packer.pack(**kw).messages)
         p50, p99 = timeit(lambda: packer.pack(**kw), runs)  # noqa: B023
         c50, c99 = timeit(lambda: packer.pack(**kw), runs, time.thread_time)  # noqa: B023
