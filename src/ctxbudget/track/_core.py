@@ -11,6 +11,7 @@ enqueues the record. Any other failure inside tracking is logged and counted
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from ..adapters import AdaptedUsage
 from ..errors import BudgetExceeded
 from ..usage import Call, Usage
 from . import _budget
-from ._context import _CURRENT, _LEDGER, TaskContext
+from ._context import _CURRENT, _LEDGER, SPEND_LOCK, TaskContext
 from ._writer import put_call
 
 __all__ = ["PendingCall", "before_call", "finish_call", "internal_error", "record_call"]
@@ -46,6 +47,18 @@ def internal_error(exc: BaseException, where: str) -> None:
     if loud:
         log.warning("ctxbudget: tracking error in %s (ignored, the call is unaffected): %r",
                     where, exc)
+
+
+def _reinit_locks_after_fork() -> None:
+    # A lock held by another thread at fork() time would stay held forever in the child.
+    for lock in (SPEND_LOCK, _err_lock):
+        reinit = getattr(lock, "_at_fork_reinit", None)
+        if reinit is not None:
+            reinit()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_locks_after_fork)
 
 
 def count(name: str) -> None:
