@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
@@ -70,8 +69,8 @@ def test_litellm_usage_rejects_inconsistent_counts(spool: Path) -> None:
     assert c.usage == Usage() and c.meta == {"usage_missing": True}
 
 
-def test_litellm_callback_class(spool: Path) -> None:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+def test_litellm_callback_class(spool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price fetch at import
     pytest.importorskip("litellm.integrations.custom_logger")
     from litellm.integrations.custom_logger import CustomLogger
 

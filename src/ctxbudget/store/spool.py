@@ -31,7 +31,8 @@ from ..errors import StoreError
 from ..track._spoolfmt import call_from_line, task_from_line
 from ..track._writer import default_spool_dir
 from ..usage import Call, Task
-from .db import Store, calls_to_arrow, open_store
+from .db import Store, open_store
+from .schema import CALL_COLUMNS
 
 __all__ = ["SpoolReport", "ingest_spool", "read_spool"]
 
@@ -79,9 +80,97 @@ def _pid_alive(name: str) -> bool:
     return True
 
 
+_ARROW_TYPES = {"VARCHAR": "string", "BIGINT": "int64", "INTEGER": "int32", "DOUBLE": "float64",
+                "BOOLEAN": "bool_"}
+
+
+def _json_col(v: Any) -> str | None:
+    # the same text calls_to_arrow writes for these columns
+    return None if not v else json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+_STR = (str, type(None))
+_INT_N = (int, type(None))
+
+
+class _Columns:
+    """Call rows of one chunk, validated per line, turned into the store's column layout."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.index: dict[str, int] = {}
+
+    def add(self, d: dict[str, Any]) -> None:
+        u = d["u"]
+        if type(u) is not list or len(u) != 6:
+            raise ValueError("u must be a list of 6 token counts")
+        for x in u:
+            if type(x) is not int or x < 0:
+                raise ValueError(f"token counts must be non-negative integers, got {x!r}")
+        if u[5] > u[4]:
+            raise ValueError("reasoning tokens exceed output tokens")
+        ts = d["ts"]
+        datetime.fromisoformat(ts)  # validates; Arrow parses the column in one go
+        g = d.get
+        provider, model = d["provider"], d["model"]
+        texts = (provider, model, g("task_id"), g("session_id"), g("task_type"),
+                 g("request_id"), g("service_tier"))
+        for v in texts:
+            if not isinstance(v, _STR):
+                raise ValueError(f"expected a string, got {v!r}")
+        if not provider or not model:
+            raise ValueError("provider and model are required")
+        lat = g("latency_ms")
+        if lat is not None and (type(lat) not in (int, float)):
+            raise ValueError(f"latency_ms must be a number, got {lat!r}")
+        turn, ecr, incl = g("turn"), g("expected_cache_read_tokens"), g("input_inclusive")
+        for v in (turn, ecr):
+            if not isinstance(v, _INT_N) or isinstance(v, bool):
+                raise ValueError(f"expected an integer, got {v!r}")
+        if incl is not None and type(incl) is not bool:
+            raise ValueError(f"input_inclusive must be a boolean, got {incl!r}")
+        comps, fp, meta = g("components"), g("prefix_fingerprint"), g("meta")
+        if (comps is not None and type(comps) is not dict) or (
+                fp is not None and type(fp) is not list) or (
+                meta is not None and type(meta) is not dict):
+            raise ValueError("components / meta must be objects, prefix_fingerprint a list")
+        key = f"track:{d['rid']}"
+        row = (key, ts, provider, model, texts[2], texts[3], texts[4], texts[5],
+               u[0], u[1], u[2], u[3], u[4], u[5],
+               None if lat is None else float(lat), str(g("status", "ok")),
+               str(g("source", "track")), texts[6], turn, _json_col(comps), _json_col(fp),
+               ecr, incl, _json_col(meta))
+        at = self.index.get(key)
+        if at is None:
+            self.index[key] = len(self.rows)
+            self.rows.append(row)
+        else:  # the same record twice in one chunk: keep the last
+            self.rows[at] = row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def table(self) -> Any:
+        import pyarrow as pa
+
+        cols = list(zip(*self.rows, strict=True))
+        arrays = []
+        fields = []
+        for (n, t), values in zip(CALL_COLUMNS, cols, strict=True):
+            if t == "TIMESTAMPTZ":
+                typ = pa.timestamp("us", tz="UTC")
+                arr = pa.array(values, pa.string()).cast(typ)
+            else:
+                typ = getattr(pa, _ARROW_TYPES[t])()
+                arr = pa.array(values, typ)
+            arrays.append(arr)
+            fields.append((n, typ))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
 def _parse(chunk: bytes, name: str, first_line: int, report: SpoolReport
-           ) -> tuple[dict[str, Call], dict[str, Task]]:
-    calls: dict[str, Call] = {}
+           ) -> tuple[_Columns, dict[str, Task]]:
+    cols = _Columns()
     tasks: dict[str, Task] = {}
     lines = chunk.split(b"\n")
     lines.pop()  # chunk ends with b"\n"
@@ -90,8 +179,7 @@ def _parse(chunk: bytes, name: str, first_line: int, report: SpoolReport
             d = json.loads(raw)
             kind = d["k"]
             if kind == "c":
-                rid, call = call_from_line(d)
-                calls[f"track:{rid}"] = call
+                cols.add(d)
             elif kind == "t":
                 t = task_from_line(d)
                 tasks[t.task_id] = t
@@ -102,12 +190,12 @@ def _parse(chunk: bytes, name: str, first_line: int, report: SpoolReport
             if len(report.rejected_at) < MAX_REPORTED:
                 report.rejected_at.append(f"{name}:{first_line + i}: {type(exc).__name__}: "
                                           f"{str(exc)[:200]}")
-    return calls, tasks
+    return cols, tasks
 
 
 def read_spool(spool: Path | str | None = None) -> tuple[list[Call], list[Task], SpoolReport]:
-    """Every complete record in the spool directory (no store involved; for tests and
-    tools). Includes ``.done`` files."""
+    """Every complete record in the spool directory as objects (no store involved; for tests
+    and tools). Includes ``.done`` files; rejected lines are counted in the report."""
     d = Path(spool) if spool is not None else default_spool_dir()
     report = SpoolReport()
     calls: list[Call] = []
@@ -115,21 +203,26 @@ def read_spool(spool: Path | str | None = None) -> tuple[list[Call], list[Task],
     for path in sorted(d.glob("*.jsonl*")) if d.is_dir() else []:
         report.files += 1
         data = path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        c, t = _parse(data[:end], path.name, 1, report)
-        calls.extend(c.values())
-        tasks.extend(t.values())
+        for i, raw in enumerate(data[:data.rfind(b"\n") + 1].split(b"\n")[:-1]):
+            try:
+                rec = json.loads(raw)
+                if rec["k"] == "c":
+                    calls.append(call_from_line(rec)[1])
+                elif rec["k"] == "t":
+                    tasks.append(task_from_line(rec))
+                else:
+                    raise ValueError(f"unknown record kind {rec['k']!r}")
+            except Exception as exc:
+                report.rejected += 1
+                if len(report.rejected_at) < MAX_REPORTED:
+                    report.rejected_at.append(f"{path.name}:{i + 1}: {exc}")
     report.calls, report.tasks = len(calls), len(tasks)
     return calls, tasks, report
 
 
-def _insert(store: Store, calls: dict[str, Call], tasks: dict[str, Task]) -> None:
-    if calls:
-        import pyarrow as pa
-
-        table = calls_to_arrow(list(calls.values()))
-        table = table.set_column(0, "call_key", pa.array(list(calls), pa.string()))
-        store.insert_arrow(table)
+def _insert(store: Store, calls: _Columns, tasks: dict[str, Task]) -> None:
+    if len(calls):
+        store.insert_arrow(calls.table())
     if tasks:
         store.upsert_tasks(tasks.values(), source="track")
 
@@ -194,6 +287,8 @@ def ingest_spool(
                 report.torn_bytes += left
                 try:
                     path.rename(path.with_name(path.name + ".done"))
+                except FileNotFoundError:  # retired by a concurrent ingester
+                    continue
                 except OSError as exc:
                     raise StoreError(f"{path}: cannot retire spool file: {exc}") from exc
                 store.con.execute("UPDATE spool_offsets SET done = true WHERE file = ?",
