@@ -75,8 +75,9 @@ def configure(
     pricebook: Any = None,
     default_output_tokens: int | None = None,
 ) -> None:
-    """Change tracking settings. Writer options flush the current writer and start a new
-    one (new spool file); options left ``None`` reset to their defaults."""
+    """Change tracking settings. The current writer is flushed and replaced by a new one
+    (new spool file); writer options and ``default_output_tokens`` left ``None`` reset to
+    their defaults, ``pricebook=None`` keeps the current PriceBook."""
     _writer.configure_writer(directory=spool_dir, batch_size=batch_size,
                              flush_interval=flush_interval, fsync=fsync,
                              fsync_interval=fsync_interval, max_pending=max_pending)
