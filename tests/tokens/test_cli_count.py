@@ -131,3 +131,25 @@ def test_progress_bar_and_batches_keep_the_numbers(runner: CliRunner, files: lis
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout) == plain
     assert len(plain["files"]) == 4
+
+
+def test_offline_count_is_an_estimate_not_a_crash(runner: CliRunner, files: list[Path],
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiktoken.registry
+
+    from ctxbudget.tokens import _counters
+
+    empty = tmp_path / "no-encodings"
+    empty.mkdir()
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(empty))
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    _counters._forget_encodings()
+    try:
+        res = runner.invoke(app, ["count", str(files[0]), "-m", "gpt-4o", "--json"])
+    finally:
+        _counters._forget_encodings()
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["exact"] is False and out["method"].startswith("estimate:chars/")
+    assert out["note"] == "tiktoken encoding o200k_base unavailable offline; estimated"
