@@ -311,3 +311,14 @@ def test_ledger_is_what_the_tracker_reads() -> None:
     assert fields["components"]["system"] == 1 + 4
     assert fields["prefix_fingerprint"] == packed.ledger.prefix_fingerprint
     assert fields["expected_cache_read_tokens"] == 0
+
+
+def test_async_summarizer_inside_a_running_loop_needs_apack() -> None:
+    async def summarize(prev: str | None, dropped: Sequence[Message]) -> str:
+        return "s"
+
+    async def main() -> None:
+        with pytest.raises(SpecError, match="apack"):
+            Packer(_summary_cfg(summarize), counter=words).pack(history=_long_history())
+
+    asyncio.run(main())

@@ -77,16 +77,33 @@ chunk_lists = st.lists(st.builds(lambda i, t, s: Chunk(id=f"c{i}", text=t, score
                        max_size=8, unique_by=lambda c: c.id)
 
 
+def summarize(prev: str | None, dropped: Any) -> str:
+    """Deterministic: folds the previous summary and the first words of each message."""
+    return " ".join([prev or "summary:"] + [m.text.split(" ")[0] or "call" for m in dropped])
+
+
+@st.composite
+def histories(draw: Any) -> HistoryPolicy:
+    low = draw(st.floats(0.2, 1.0))
+    turns = draw(st.booleans())
+    keep = draw(st.integers(1, 3))
+    return HistoryPolicy(low_watermark=low, high_watermark=draw(st.floats(low, 1.0)),
+                         pin_first_user=draw(st.booleans()),
+                         mode="turns" if turns else "tokens",
+                         max_turns=keep + draw(st.integers(0, 3)) if turns else None,
+                         keep_turns=keep if turns else None,
+                         summarizer=draw(st.sampled_from([None, summarize])),
+                         summary_max_tokens=draw(st.integers(5, 30)))
+
+
 @st.composite
 def configs(draw: Any) -> PackerConfig:
-    low = draw(st.floats(0.2, 1.0))
     shares = {b: Budget(share=draw(st.floats(0.05, 0.6)), priority=p) for b, p in
               (("history", 30), ("tool_outputs", 20), ("retrieved", 10))}
     return PackerConfig(
         window=draw(st.integers(200, 1500)), output_reserve=draw(st.integers(0, 100)),
         budgets=shares, message_overhead=OV, min_cacheable_tokens=draw(st.integers(0, 300)),
-        history=HistoryPolicy(low_watermark=low, high_watermark=draw(st.floats(low, 1.0)),
-                              pin_first_user=draw(st.booleans())),
+        history=draw(histories()),
         retrieval=RetrievalPolicy(top_k=draw(st.none() | st.integers(1, 5)),
                                   max_chunk_tokens=draw(st.none() | st.integers(3, 30))),
         tool_outputs=ToolOutputPolicy(max_tokens=draw(st.none() | st.integers(5, 30)),

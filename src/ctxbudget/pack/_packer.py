@@ -108,6 +108,7 @@ class _Plan:
     before: dict[str, int]
     budgets: dict[str, int]
     pending_summary: list[Message] | None
+    summary_room: int
     new_cleared: int
     history_len: int
     first_key: tuple[str, str] | None
@@ -264,6 +265,9 @@ class Packer:
                 except RuntimeError:
                     res = asyncio.run(_await(res))
                 else:
+                    close = getattr(res, "close", None)
+                    if callable(close):
+                        close()  # never leave an un-awaited coroutine behind
                     raise SpecError("the summarizer is async and an event loop is running: "
                                     "use 'await packer.apack(...)'") from None
             summary = str(res)
@@ -379,14 +383,23 @@ class Packer:
         final_texts = tuple(t for t in (volatile, user) if t)
         fixed = sum(self._tool_tokens(t) for t in tool_defs) + \
             (self._tools_base if tool_defs else 0) + self._request_base + self._reply_priming
-        sys_tok = sum(count(p) for p in system_parts) + mem_tok + summary_reserve
-        fixed += sys_tok + self._sys_overhead(bool(sys_tok or system_parts))
+        has_sys = bool(system_parts or memory)
+        fixed += sum(count(p) for p in system_parts) + mem_tok + self._sys_overhead(has_sys)
         vol_tok = sum(count(t) for t in final_texts)
         final_ov = self._final_overhead(True)
+        # the summary: the previous one stays while nothing new is dropped; a new one (when
+        # the cut drops messages) gets whatever room is left, at most summary_max_tokens
+        summary_ov = 0 if has_sys else self._sys_overhead(True)
+        prev_sum = count(summary_prev) + summary_ov if summary_prev else 0
+
+        def drops(c: int) -> bool:
+            return c > old_cut and (c - old_cut) > sum(1 for e in table.extras(c)
+                                                       if e >= old_cut)
 
         def total(c: int, ch: list[SelectedChunk]) -> int:
             f = vol_tok + sum(x.tokens for x in ch)
-            return fixed + table.kept(c) + f + (final_ov if f else 0)
+            return fixed + table.kept(c) + f + (final_ov if f else 0) \
+                + (0 if summ and drops(c) else prev_sum)
 
         limit = cfg.limit
         if total(cut, selected) > limit:
@@ -422,12 +435,13 @@ class Packer:
                         "retrieved": sum(x.tokens for x in selected), "volatile+user": vol_tok}
                 raise ContextOverflow(need, limit, comp)
         pending = None
-        if summ and cut > old_cut:
+        summary_room = 0
+        if summ and drops(cut):
             keep = set(table.extras(cut))
             pending = [m for u in range(old_cut, cut) if u not in keep
                        for m in msgs[table.starts[u]:table.ends[u]]]
-            if not pending:
-                pending = None
+            summary_room = min(cfg.history.summary_max_tokens,
+                               limit - total(cut, selected) - summary_ov)
         before = self._before(prep, catalog, system_parts if system else ("", *system_parts),
                               memory, summary_prev, chunk_list, volatile, user)
         return _Plan(tools=tool_defs, system=system_parts, memory=memory, msgs=msgs,
@@ -435,6 +449,7 @@ class Packer:
                      volatile=volatile or None, user=user or None,
                      has_system=bool(system), decisions=decisions, before=before,
                      budgets=budgets, pending_summary=pending, new_cleared=prep.cleared,
+                     summary_room=summary_room,
                      ptoks=prep.ptoks, prep=prep,
                      history_len=len(raw), first_key=first_key, tool_names=tool_names,
                      reset=reset)
@@ -465,16 +480,19 @@ class Packer:
         decisions = plan.decisions
         summary = None if plan.reset else s.summary
         if summary_text is not None:
-            limit = cfg.history.summary_max_tokens
+            room = plan.summary_room
             n = count(summary_text)
-            summary = head_tail(summary_text, limit, count) if n > limit else summary_text
+            summary = head_tail(summary_text, room, count) if n > room else summary_text
+            if not summary.strip():
+                summary = None
             dropped = plan.pending_summary or []
-            decisions.append(Decision(component="summary", action="summarized",
-                                      item=f"{len(dropped)} message(s)",
-                                      tokens_before=sum(self._tokens(m) for m in dropped),
-                                      tokens_after=count(summary),
-                                      reason="messages dropped by the cut were folded into "
-                                             "the summary"))
+            decisions.append(Decision(
+                component="summary", action="summarized", item=f"{len(dropped)} message(s)",
+                tokens_before=sum(self._tokens(m) for m in dropped),
+                tokens_after=count(summary) if summary else 0,
+                reason="messages dropped by the cut were folded into the summary"
+                       + (f" (cut to the {room} tokens left)" if n > room else "")
+                       + ("; no room left for it: not sent" if summary is None else "")))
         epoch = tuple(t for t in (plan.memory, summary) if t)
         table, msgs, ptoks, prep = plan.table, plan.msgs, plan.ptoks, plan.prep
         bh = self._block_hash
