@@ -217,18 +217,21 @@ def bench_session() -> None:
         packer = Packer(cfg, counter=MemoCounter(tok))
         hist: list[Message] = []
         moves = reads = prompt = 0
+        move_turns: list[int] = []
         for t in range(40):
             user = f"Turn {t}: " + LOREM[: 120 + 3 * t]
             packed = packer.pack(system=SYSTEM, tools=TOOLS[:8], history=hist, user=user,
                                  chunks=CHUNKS[:3])
             moves += packed.ledger.cut_moved
+            if packed.ledger.cut_moved:
+                move_turns.append(t)
             reads += packed.ledger.expected_cache_read_tokens
             prompt += packed.ledger.total_tokens
             hist += [Message(role="user", text=user),
                      Message(role="assistant", text=f"Answer {t}. " + LOREM * 8)]
         results[label] = (moves, reads, prompt)
-        print(f"   {label:32} cut moved {moves:2d} times; expected cache read {reads:,} of "
-              f"{prompt:,} prompt tokens ({reads / prompt:.0%})")
+        print(f"   {label:32} cut moved {moves:2d} times (turns {move_turns}); expected cache "
+              f"read {reads:,} of {prompt:,} prompt tokens ({reads / prompt:.0%})")
     (m1, r1, _), (m2, r2, _) = results.values()
     print(f"   hysteresis: {m2 / max(m1, 1):.1f}x fewer cut moves, {r1 / max(r2, 1):.2f}x the "
           "cache-read tokens")
