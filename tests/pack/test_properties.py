@@ -223,6 +223,12 @@ def test_packer_invariants(cfg: PackerConfig, turns: list[list[Message]],
         assert len(led.breakpoints) <= 4
         for other in (render_openai_chat(packed), render_openai_responses(packed)):
             assert other["prompt_cache_key"].startswith("ctxb-")
+        # the static groups (tools, system prompt) are byte-identical across every call,
+        # breakpoint markers included, whatever the history does
+        if prev is not None and not led.static_changed:
+            n_static = sum(1 for g in led.groups if g == "system")
+            assert json.dumps([body.get("tools"), body.get("system", [])[:n_static]]) == \
+                json.dumps([prev[1].get("tools"), prev[1].get("system", [])[:n_static]])
         # cache-stable prefix across consecutive calls
         if prev is not None and not led.static_changed and not led.cut_moved \
                 and led.history_cut == prev[0].ledger.history_cut \

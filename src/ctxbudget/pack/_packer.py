@@ -625,7 +625,12 @@ class Packer:
         breakpoints: list[int] = []
         if cfg.provider == "anthropic":
             cand: dict[int, int] = {}  # block index -> priority (lower is dropped first)
-            for prio, g in ((1, "tools"), (3, "system"), (2, "epoch"), (5, "history")):
+            # a separate tools breakpoint only when no system block follows (the system
+            # one covers the tools): then at most 4 candidates exist and the static
+            # markers never flip from one call to the next
+            groups_used = (("system", 3), ("epoch", 2), ("history", 5)) \
+                if "system" in last_of else (("tools", 1), ("epoch", 2), ("history", 5))
+            for g, prio in groups_used:
                 i = last_of.get(g, -1)
                 if i >= 0 and cum[i] >= self._min_cache:
                     cand[i] = max(cand.get(i, 0), prio)
