@@ -322,3 +322,16 @@ def test_async_summarizer_inside_a_running_loop_needs_apack() -> None:
             Packer(_summary_cfg(summarize), counter=words).pack(history=_long_history())
 
     asyncio.run(main())
+
+
+def test_ledger_blocks_view_matches_the_fingerprint() -> None:
+    cfg = PackerConfig(window=100_000, output_reserve=0, min_cacheable_tokens=1)
+    packed = Packer(cfg, counter=words).pack(
+        system="s " * 10, tools=[ToolDef(name="t")],
+        history=[Message(role="user", text="a"), Message(role="assistant", text="b")],
+        user="c")
+    rows = packed.ledger.blocks()
+    assert [r["group"] for r in rows] == ["tools", "system", "history", "history", "volatile"]
+    assert [r["hash"] for r in rows] == list(packed.ledger.prefix_fingerprint)
+    assert sum(r["tokens"] for r in rows) == packed.ledger.total_tokens
+    assert [r["index"] for r in rows if r["breakpoint"]] == [1, 3]

@@ -22,7 +22,7 @@ from ._config import (
     ToolPolicy,
 )
 from ._counter import Counter, MemoCounter, default_counter
-from ._ledger import MIN_CACHEABLE, Block, Decision, Ledger, min_cacheable_tokens
+from ._ledger import MIN_CACHEABLE, Decision, Ledger, min_cacheable_tokens
 from ._model import Chunk, Message, ToolCall, ToolDef, parse_chunks, parse_messages, parse_tools
 from ._packer import ContextOverflow, Packed, Packer
 from ._render import render_anthropic, render_openai_chat, render_openai_responses
@@ -32,7 +32,6 @@ __all__ = [
     "MIN_CACHEABLE",
     "PRESETS",
     "STABILITY",
-    "Block",
     "Budget",
     "Chunk",
     "ContextOverflow",

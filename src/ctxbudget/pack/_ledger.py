@@ -19,7 +19,6 @@ from typing import Any
 __all__ = [
     "ANTHROPIC_LOOKBACK_BLOCKS",
     "MIN_CACHEABLE",
-    "Block",
     "Decision",
     "Ledger",
     "expected_cache_read",
@@ -50,19 +49,6 @@ def min_cacheable_tokens(model: str | None, provider: str = "anthropic") -> int:
     m = model.lower().replace(".", "-")
     best = max((k for k in MIN_CACHEABLE if k in m), key=len, default=None)
     return MIN_CACHEABLE[best] if best else DEFAULT_MIN_CACHEABLE
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Block:
-    """One rendered block: its group (``tools``, ``system``, ``epoch``, ``history``,
-    ``volatile``), component, tokens (message overhead included) and hash."""
-
-    group: str
-    component: str
-    tokens: int
-    hash: str
-    api_blocks: int = 1
-    """How many Anthropic content blocks it renders to (for the 20-block lookback)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,6 +103,13 @@ class Ledger:
     call_index: int
     static_changed: bool
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def blocks(self) -> list[dict[str, Any]]:
+        """One row per rendered block: index, group, tokens, hash, breakpoint."""
+        bps = set(self.breakpoints)
+        return [{"index": i, "group": g, "tokens": t, "hash": h, "breakpoint": i in bps}
+                for i, (g, t, h) in enumerate(zip(self.groups, self.block_tokens,
+                                                  self.prefix_fingerprint, strict=True))]
 
     def as_dict(self) -> dict[str, Any]:
         return {
