@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
-from ..errors import CtxBudgetError, SpecError
+from ..errors import SpecError
 from ._canon import block_hash, canonical_json
 from ._config import BUCKET_COMPONENTS, STABILITY, PackerConfig
 from ._counter import Counter, MemoCounter, default_counter
-from ._history import UnitTable, choose_cut
+from ._history import choose_cut
 from ._ledger import (
     ANTHROPIC_LOOKBACK_BLOCKS,
     Decision,
@@ -32,89 +31,9 @@ from ._model import Chunk, Message, ToolDef, parse_chunks, parse_messages, parse
 from ._prepare import HistoryPrep, Prepared
 from ._retrieval import SelectedChunk, edge_order, select_chunks
 from ._trim import head_tail
+from ._types import ContextOverflow, Packed, _Plan, _Session, await_, component_at, framing
 
 __all__ = ["ContextOverflow", "Packed", "Packer"]
-
-GROUP_ORDER = ("tools", "system", "epoch", "history", "volatile")
-
-
-class ContextOverflow(CtxBudgetError):
-    """What cannot be trimmed (tools, system, docs, memory, the user message and the turn's
-    anchor) does not fit ``window - output_reserve - safety_margin``."""
-
-    def __init__(self, needed: int, limit: int, components: Mapping[str, int]) -> None:
-        self.needed = needed
-        self.limit = limit
-        self.components = dict(components)
-        parts = ", ".join(f"{k} {v}" for k, v in components.items() if v)
-        super().__init__(f"context needs {needed} tokens after every trim, over the limit "
-                         f"of {limit} (window - output reserve - margin): {parts}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Packed:
-    """One packed call, provider-neutral. Render it with ``render_anthropic`` /
-    ``render_openai_chat`` / ``render_openai_responses``."""
-
-    tools: tuple[ToolDef, ...]
-    system: tuple[str, ...]
-    """Static system parts: the system prompt, then persistent docs."""
-    epoch: tuple[str, ...]
-    """Memory and summary texts (rendered after the static system parts)."""
-    messages: tuple[Message, ...]
-    """The kept history."""
-    final: tuple[str, ...]
-    """Text blocks of the closing user message: volatile context, chunks, user message."""
-    ledger: Ledger
-    config: PackerConfig
-    session_id: str | None = None
-
-    @property
-    def breakpoints(self) -> tuple[int, ...]:
-        return self.ledger.breakpoints
-
-
-@dataclass(slots=True)
-class _Session:
-    cut: int = 0
-    cleared: int = 0
-    summary: str | None = None
-    tool_names: frozenset[str] | None = None
-    static_hash: str | None = None
-    prev_hashes: tuple[str, ...] = ()
-    prev_breakpoints: tuple[int, ...] = ()
-    calls: int = 0
-    history_len: int = 0
-    first_key: tuple[str, str] | None = None
-    kept_key: tuple[int, ...] = ()
-
-
-@dataclass(slots=True)
-class _Plan:
-    tools: tuple[ToolDef, ...]
-    system: tuple[str, ...]
-    memory: str | None
-    msgs: list[Message]
-    ptoks: list[int]
-    prep: Prepared
-    table: UnitTable
-    cut_unit: int
-    cut_moved: bool
-    chunks: list[SelectedChunk]
-    volatile: str | None
-    user: str | None
-    has_system: bool
-    decisions: list[Decision]
-    before: dict[str, int]
-    budgets: dict[str, int]
-    pending_summary: list[Message] | None
-    summary_room: int
-    new_cleared: int
-    history_len: int
-    first_key: tuple[str, str] | None
-    tool_names: frozenset[str] | None
-    reset: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Packer:
@@ -137,7 +56,7 @@ class Packer:
         self._prep = HistoryPrep(self._tokens, self._hash, self.count, config.tool_outputs,
                                  config.history.pin_first_user)
         self._budgets = {b: config.budget(b) for b in BUCKET_COMPONENTS}
-        fr = _framing(config.provider, config.model or "")
+        fr = framing(config.provider, config.model or "")
         self._per_msg = fr[0] if config.message_overhead is None else config.message_overhead
         self._per_tool, self._tools_base, self._request_base, self._reply_priming, \
             self._per_name = fr[1:]
@@ -263,7 +182,7 @@ class Packer:
                 try:
                     asyncio.get_running_loop()
                 except RuntimeError:
-                    res = asyncio.run(_await(res))
+                    res = asyncio.run(await_(res))
                 else:
                     close = getattr(res, "close", None)
                     if callable(close):
@@ -594,7 +513,7 @@ class Packer:
         if toks:
             for i, extra in ((0, self._request_base), (len(toks) - 1, self._reply_priming)):
                 toks[i] += extra
-                comps[_component_at(i, n_tools, sys_blocks, kept_msgs, final)] += extra
+                comps[component_at(i, n_tools, sys_blocks, kept_msgs, final)] += extra
         n_front = n_tools + len(sys_blocks)
         return self._ledger_and_commit(plan, hashes, toks, apis, groups, comps, epoch, summary,
                                        tuple(kept_msgs), tuple(t for _, t in final),
@@ -691,30 +610,3 @@ class Packer:
         s.kept_key = kept_key
         return Packed(tools=plan.tools, system=plan.system, epoch=epoch, messages=kept_msgs,
                       final=final, ledger=ledger, config=cfg, session_id=self.session_id)
-
-
-def _component_at(i: int, n_tools: int, sys_blocks: list[tuple[str, str]],
-                  kept: list[Message], final: list[tuple[str, str]]) -> str:
-    if i < n_tools:
-        return "tools"
-    i -= n_tools
-    if i < len(sys_blocks):
-        return sys_blocks[i][0]
-    i -= len(sys_blocks)
-    if i < len(kept):
-        return "tool_outputs" if kept[i].role == "tool" else "history"
-    return final[i - len(kept)][0]
-
-
-def _framing(provider: str, model: str) -> tuple[int, int, int, int, int, int]:
-    """(per message, per tool, tool block, request base, reply priming, per name) as
-    ``ctxbudget.tokens`` frames a request for this provider."""
-    from ..tokens._framing import framing_for
-
-    f = framing_for("openai" if provider == "openai" else "anthropic", model)
-    return (f.per_message, f.per_tool, f.tools_base, f.request_base, f.reply_priming,
-            f.per_name)
-
-
-async def _await(x: Any) -> Any:
-    return await x
