@@ -443,7 +443,12 @@ def _hf_counter(path: str | Path) -> HFCounter:
     return counter
 
 
-_resolved: dict[tuple[str, str | None, Calibration | None, str | None], tuple[Counter, str]] = {}
+#: (model, provider, calibration) -> (counter, family, TIKTOKEN_CACHE_DIR when resolved).
+#: A counter built on a loaded encoding stays valid (tiktoken keeps loaded
+#: encodings too); one that degraded offline is re-resolved when the variable
+#: changes, so pointing it at the files later makes counts exact again.
+_resolved: dict[tuple[str, str | None, Calibration | None],
+                tuple[Counter, str, str | None, bool]] = {}
 
 
 def get_counter(
@@ -458,19 +463,23 @@ def get_counter(
     Order: a ``tokenizer`` file the user points to (exact); tiktoken for models
     with a known encoding (exact, or the estimator with a warning when the
     encoding cannot be loaded); otherwise the calibrated estimator. Resolved
-    once per (model, provider, calibration, TIKTOKEN_CACHE_DIR).
+    once per (model, provider, calibration); see ``_resolved``.
     """
     if tokenizer is not None:
         return _hf_counter(tokenizer), provider_for_model(model, provider)
-    key = (model, provider, calibration, os.environ.get("TIKTOKEN_CACHE_DIR"))
+    key = (model, provider, calibration)
     hit = _resolved.get(key)
-    if hit is None:
-        hit = _resolve(model, provider, calibration)
-        with _lock:
-            if len(_resolved) > 4096:
-                _resolved.clear()
-            _resolved[key] = hit
-    return hit
+    if hit is not None and (hit[3] or hit[2] == os.environ.get("TIKTOKEN_CACHE_DIR")):
+        return hit[0], hit[1]
+    env = os.environ.get("TIKTOKEN_CACHE_DIR")
+    counter, family = _resolve(model, provider, calibration)
+    healthy = isinstance(counter, TiktokenCounter) or (
+        isinstance(counter, EstimateCounter) and counter.base is not None)
+    with _lock:
+        if len(_resolved) > 4096:
+            _resolved.clear()
+        _resolved[key] = (counter, family, env, healthy)
+    return counter, family
 
 
 def _resolve(model: str, provider: str | None,
