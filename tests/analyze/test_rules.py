@@ -114,6 +114,13 @@ def test_tolerance_and_percentile() -> None:
     assert percentile([5, 1, 4, 2, 3], 0.5) == 3
     assert percentile(list(range(1, 21)), 0.95) == 19
     assert percentile([], 0.5) is None
+    import duckdb  # the same definition as DuckDB's quantile_disc
+
+    con = duckdb.connect()
+    for n in (1, 2, 3, 7, 20, 21, 100, 101):
+        for q in (0.5, 0.95):
+            ref = con.execute(f"SELECT quantile_disc(x, {q}) FROM range(1, {n + 1}) t(x)")
+            assert percentile(list(range(1, n + 1)), q) == ref.fetchall()[0][0]
 
 
 class _Hook(BaseHTTPRequestHandler):

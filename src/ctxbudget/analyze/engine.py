@@ -40,6 +40,10 @@ class Engine(Protocol):
 
     def query(self, sql: str) -> Rows: ...
 
+    def arrow(self, sql: str) -> Any:
+        """The result as a pyarrow Table (no Python object per row)."""
+        ...
+
     def set_prices(self, table: PriceTable) -> None: ...
 
 
@@ -55,6 +59,9 @@ class DuckDBEngine:
         cur = self.source.con.execute(sql)
         cols = tuple(d[0] for d in cur.description)
         return Rows(cols, cur.fetchall())
+
+    def arrow(self, sql: str) -> Any:
+        return self.source.con.sql(sql).to_arrow_table()
 
     def set_prices(self, table: PriceTable) -> None:
         con = self.source.con
@@ -122,6 +129,9 @@ class SparkEngine:
         df = self.spark.sql(to_dialect(sql, "spark"))
         cols = tuple(df.columns)
         return Rows(cols, [tuple(r) for r in df.collect()])
+
+    def arrow(self, sql: str) -> Any:
+        return self.spark.sql(to_dialect(sql, "spark")).toArrow()
 
     def set_prices(self, table: PriceTable) -> None:
         from pyspark.sql.types import (

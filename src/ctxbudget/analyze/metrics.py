@@ -7,6 +7,7 @@ are listed in ``docs/metrics.md``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,9 +15,10 @@ from typing import Any
 
 from ..prices import PriceBook, default_pricebook
 from .engine import Engine, price_data
-from .sql import DIMENSIONS, Filters, group_sql, type_summary_sql
+from .sql import DIMENSIONS, Filters, group_sql, task_sql
 
-__all__ = ["GroupRow", "Report", "TypeStats", "compute_report", "ratio"]
+__all__ = ["GroupRow", "Report", "TypeStats", "compute_report", "percentile", "ratio",
+           "type_stats_from_tasks"]
 
 
 def ratio(num: int | Decimal | None, den: int | Decimal | None) -> float | None:
@@ -179,12 +181,17 @@ class TypeStats:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Report:
-    """The result of ``report --by BY``: rows, the total row, per-type stats, unpriced models."""
+    """The result of ``report --by BY``: rows, the total row, per-type stats, unpriced models.
+
+    The rows live in ``table`` (a pyarrow Table sorted by cost, descending — by day:
+    by date) and become :class:`GroupRow` objects only when read (``rows``, ``top``),
+    so a report over a million tasks costs no Python object per task until printed.
+    """
 
     by: str
-    rows: tuple[GroupRow, ...]
+    table: Any
     total: GroupRow | None
     types: tuple[TypeStats, ...]
     unpriced_models: tuple[dict[str, Any], ...]
@@ -192,7 +199,23 @@ class Report:
     filters: Filters
     engine: str
     source: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    def top(self, n: int | None) -> tuple[GroupRow, ...]:
+        """The first ``n`` rows (all when ``n`` is None)."""
+        if n is None or n >= len(self):
+            return self.rows
+        return tuple(_group_row(d) for d in self.table.slice(0, n).to_pylist())
+
+    @property
+    def rows(self) -> tuple[GroupRow, ...]:
+        if "rows" not in self._cache:
+            self._cache["rows"] = tuple(_group_row(d) for d in self.table.to_pylist())
+        rows: tuple[GroupRow, ...] = self._cache["rows"]
+        return rows
 
     def as_dict(self) -> dict[str, Any]:
         f = self.filters
@@ -234,30 +257,84 @@ def _dec(v: Any) -> Decimal | None:
     return v if isinstance(v, Decimal) else Decimal(str(v))
 
 
-def _opt_int(v: Any) -> int | None:
-    return None if v is None else int(v)
+def percentile(values: list[Any], q: float) -> Any:
+    """Nearest-rank percentile: sorted(values)[ceil(q * n) - 1]; None for no values."""
+    v = sorted(values)
+    return v[max(0, math.ceil(q * len(v)) - 1)] if v else None
 
 
-def type_stats(engine: Engine, f: Filters) -> tuple[TypeStats, ...]:
+def type_stats_from_tasks(tasks: Any) -> tuple[TypeStats, ...]:
+    """Per task type stats from a per-task Arrow table (:func:`.sql.task_sql` columns, or
+    the ``--by task`` report table), vectorized with pyarrow.compute."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "prompt_tokens" in tasks.column_names:
+        tokens = pc.add(tasks["prompt_tokens"], tasks["output_tokens"])
+    else:
+        tokens = tasks["output_tokens"]
+        for b in ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+                  "cache_write_1h_tokens"):
+            tokens = pc.add(tokens, tasks[b])
+    ttype = pc.fill_null(tasks["task_type"], "(none)")
+    outcome = pc.fill_null(tasks["outcome"], "")
+    t = pa.table({"ttype": ttype, "outcome": outcome, "cost": tasks["cost_usd"],
+                  "tokens": tokens, "calls": tasks["calls"]})
+
+    def nearest(col: Any, q: float) -> Any:
+        col = col.drop_null()
+        if len(col) == 0:
+            return None
+        k = max(0, math.ceil(q * len(col)) - 1)
+        return col.take(pc.sort_indices(col))[k].as_py()
+
+    def dsum(col: Any) -> Decimal | None:
+        v = pc.sum(col).as_py()
+        return None if v is None else Decimal(v)
+
     out = []
-    for d in engine.query(type_summary_sql(f, engine.dialect)).dicts():
+    for name in sorted(set(ttype.to_pylist())):
+        g = t.filter(pc.equal(t["ttype"], name))
+        cost = g["cost"]
+        fail = g.filter(pc.equal(g["outcome"], "failure"))["cost"]
+        ok = g.filter(pc.equal(g["outcome"], "success"))["cost"]
+        n_out = {o: int(pc.sum(pc.equal(g["outcome"], o)).as_py() or 0)
+                 for o in ("success", "failure", "partial")}
+        maxc = pc.max(cost).as_py()
         out.append(TypeStats(
-            task_type=str(d["task_type"]), tasks=int(d["tasks"]),
-            priced_tasks=int(d["priced_tasks"]), calls=int(d["calls"]),
-            p50_cost_usd=_dec(d["p50_cost_usd"]), p95_cost_usd=_dec(d["p95_cost_usd"]),
-            max_cost_usd=_dec(d["max_cost_usd"]), cost_usd=_dec(d["cost_usd"]),
-            p50_tokens=_opt_int(d["p50_tokens"]), p95_tokens=_opt_int(d["p95_tokens"]),
-            successes=int(d["successes"] or 0), failures=int(d["failures"] or 0),
-            partials=int(d["partials"] or 0), failed_cost_usd=_dec(d["failed_cost_usd"]),
-            success_cost_usd=_dec(d["success_cost_usd"]),
+            task_type=name, tasks=g.num_rows, priced_tasks=g.num_rows - cost.null_count,
+            calls=int(pc.sum(g["calls"]).as_py() or 0),
+            p50_cost_usd=nearest(cost, 0.5), p95_cost_usd=nearest(cost, 0.95),
+            max_cost_usd=maxc, cost_usd=dsum(cost),
+            p50_tokens=nearest(g["tokens"], 0.5), p95_tokens=nearest(g["tokens"], 0.95),
+            successes=n_out["success"], failures=n_out["failure"], partials=n_out["partial"],
+            failed_cost_usd=dsum(fail) if len(fail) else None,
+            success_cost_usd=dsum(ok) if len(ok) else None,
         ))
-    return tuple(sorted(out, key=lambda t: t.task_type))
+    return tuple(out)
 
 
-def _sort_key(by: str) -> Any:
-    if by in ("day",):
-        return lambda r: r.key
-    return lambda r: (-(r.cost_usd or Decimal(0)), r.key)
+def _total_from_tasks(table: Any) -> GroupRow | None:
+    """The total row of a per-task report, summed from its table (no second scan)."""
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return None
+    d: dict[str, Any] = {"key": "total"}
+    for name in ("calls", "tasks", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+                 "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "unpriced_calls",
+                 "wasted_write_tokens", "error_calls", "success_tasks", "failure_tasks",
+                 "partial_tasks", "cost_usd", "failed_cost_usd", "latency_us"):
+        d[name] = pc.sum(table[name]).as_py()
+    d["first_ts"] = pc.min(table["first_ts"]).as_py()
+    d["last_ts"] = pc.max(table["last_ts"]).as_py()
+    return _group_row(d)
+
+
+def _order(by: str) -> str:
+    if by == "day":
+        return "key"
+    return "cost_usd DESC NULLS LAST, key"
 
 
 def compute_report(
@@ -271,31 +348,39 @@ def compute_report(
     wasted: bool = True,
     source: str = "",
 ) -> Report:
-    """Price the data and compute the ``by`` rows, the total and the per-type stats."""
+    """Price the data and compute the ``by`` rows, the total and the per-type stats.
+
+    ``wasted=False`` skips the wasted-cache-write column (it needs a window over every
+    session's calls in time order, the one expensive part on large data); it is then 0.
+    """
     if by not in DIMENSIONS:
         from ..errors import UsageError
 
         raise UsageError(f"--by {by!r}: expected one of {', '.join(DIMENSIONS)}", field="by")
     f = filters or Filters()
-    table = price_data(engine, f, book or default_pricebook())
-    rows = tuple(sorted((_group_row(d) for d in
-                         engine.query(group_sql(by, f, engine.dialect, wasted=wasted)).dicts()),
-                        key=_sort_key(by)))
+    prices = price_data(engine, f, book or default_pricebook())
+    table = engine.arrow(f"SELECT * FROM ({group_sql(by, f, engine.dialect, wasted=wasted)}) "
+                         f"AS r ORDER BY {_order(by)}")
     total = None
     if with_total:
-        tot = engine.query(group_sql("all", f, engine.dialect, wasted=wasted)).dicts()
-        total = _group_row(tot[0]) if tot and tot[0]["calls"] else None
-    types = type_stats(engine, f) if with_types else ()
+        if by == "task":
+            total = _total_from_tasks(table)
+        else:
+            tot = engine.query(group_sql("all", f, engine.dialect, wasted=wasted)).dicts()
+            total = _group_row(tot[0]) if tot and tot[0]["calls"] else None
+    types: tuple[TypeStats, ...] = ()
+    if with_types:
+        per_task = table if by == "task" else engine.arrow(task_sql(f, engine.dialect))
+        types = type_stats_from_tasks(per_task)
     unpriced: list[dict[str, Any]] = []
-    if table.unpriced:
-        counts = {(r.key): r.unpriced_calls for r in rows} if by == "model" else {}
-        for prov, model, why in table.unpriced:
-            n = counts.get(model)
-            if n is None:
-                q = (f"SELECT COUNT(*) AS n FROM calls WHERE COALESCE(provider, '') = '"
-                     f"{prov.replace(chr(39), chr(39) * 2)}' AND COALESCE(model, '') = '"
-                     f"{model.replace(chr(39), chr(39) * 2)}' AND {f.where()}")
-                n = int(engine.query(q).rows[0][0])
-            unpriced.append({"provider": prov, "model": model, "calls": n, "reason": why})
-    return Report(by=by, rows=rows, total=total, types=types,
+    for prov, model, why in prices.unpriced:
+        q = (f"SELECT COUNT(*) AS n FROM calls WHERE COALESCE(provider, '') = "
+             f"{_lit(prov)} AND COALESCE(model, '') = {_lit(model)} AND {f.where()}")
+        unpriced.append({"provider": prov, "model": model,
+                         "calls": int(engine.query(q).rows[0][0]), "reason": why})
+    return Report(by=by, table=table, total=total, types=types,
                   unpriced_models=tuple(unpriced), filters=f, engine=engine.name, source=source)
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"

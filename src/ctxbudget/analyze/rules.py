@@ -22,7 +22,6 @@ costs), the same definition as DuckDB's ``quantile_disc`` used by the report.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -37,20 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import SpecError
 from ..prices import PriceBook, default_pricebook
 from .engine import Engine, price_data
+from .metrics import percentile
 from .sql import Filters, task_sql
 
 __all__ = ["METRICS", "Breach", "CheckResult", "Rule", "check_baseline", "check_rules",
            "load_rules", "parse_tolerance", "percentile", "save_baseline", "task_metrics"]
 
 BASELINE_VERSION = 1
-
-
-def percentile(values: Sequence[Any], q: float) -> Any:
-    """Nearest-rank percentile: sorted(values)[ceil(q * n) - 1]; None for no values."""
-    s = sorted(values)
-    if not s:
-        return None
-    return s[max(0, math.ceil(q * len(s)) - 1)]
 
 
 def _ratio(num: float, den: float) -> float | None:

@@ -17,14 +17,13 @@ Definitions used throughout:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from .pricing import call_cost_sql
 
 __all__ = ["DIMENSIONS", "Filters", "base_cte", "group_sql", "price_keys_sql", "task_sql",
-           "to_dialect", "type_summary_sql"]
+           "to_dialect"]
 
 #: ``--by`` dimension -> SQL key expression over the priced-calls relation ``pc``.
 DIMENSIONS: dict[str, str] = {
@@ -86,8 +85,13 @@ def price_keys_sql(f: Filters) -> str:
     )
 
 
-def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True) -> str:
-    """``WITH ... pc AS (...)``: one row per call with cost, type, outcome and waste."""
+def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
+             join_tasks: bool = True) -> str:
+    """``WITH ... pc AS (...)``: one row per call with cost, type, outcome and waste.
+
+    ``join_tasks=False`` leaves ``outcome`` NULL and ``ttype`` the call's own type: the
+    per-task queries group first and join the (much smaller) tasks table afterwards.
+    """
     waste_window = (
         "MIN(CASE WHEN cache_read_tokens > 0 THEN ts END) OVER ("
         "PARTITION BY COALESCE(session_id, task_id, call_key), model "
@@ -97,6 +101,12 @@ def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True) -> str
     type_filter = ""
     if f.task_type is not None:
         type_filter = f"WHERE COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
+    if join_tasks or f.task_type is not None:
+        task_cols = "COALESCE(w.task_type, t.task_type) AS ttype, t.outcome AS outcome"
+        task_join = "LEFT JOIN tasks t ON t.task_id = w.task_id"
+    else:
+        task_cols = "w.task_type AS ttype, CAST(NULL AS VARCHAR) AS outcome"
+        task_join = ""
     return f"""WITH c AS (
   SELECT calls.*,
     input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens
@@ -108,7 +118,7 @@ def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True) -> str
 ), w AS (
   SELECT c.*, {waste_window} AS next_read_ts FROM c
 ), pc AS (
-  SELECT w.*, COALESCE(w.task_type, t.task_type) AS ttype, t.outcome AS outcome,
+  SELECT w.*, {task_cols},
     {call_cost_sql("w", "p")} AS cost_usd,
     CASE WHEN w.next_read_ts IS NOT NULL AND w.next_read_ts <= w.ts + INTERVAL 5 MINUTE
          THEN 0 ELSE w.cache_write_5m_tokens END
@@ -119,85 +129,80 @@ def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True) -> str
     ON p.provider = COALESCE(w.provider, '') AND p.model = COALESCE(w.model, '')
    AND p.service_tier = COALESCE(w.service_tier, '') AND p.price_day = w.price_day
    AND w.prompt_tokens > p.lo AND (p.hi IS NULL OR w.prompt_tokens <= p.hi)
-  LEFT JOIN tasks t ON t.task_id = w.task_id
+  {task_join}
   {type_filter}
 )"""
 
 
 _SUMS = """COUNT(*) AS calls,
-  SUM(pc.input_tokens) AS input_tokens,
-  SUM(pc.cache_read_tokens) AS cache_read_tokens,
-  SUM(pc.cache_write_5m_tokens) AS cache_write_5m_tokens,
-  SUM(pc.cache_write_1h_tokens) AS cache_write_1h_tokens,
-  SUM(pc.output_tokens) AS output_tokens,
-  SUM(pc.reasoning_tokens) AS reasoning_tokens,
+  CAST(SUM(pc.input_tokens) AS BIGINT) AS input_tokens,
+  CAST(SUM(pc.cache_read_tokens) AS BIGINT) AS cache_read_tokens,
+  CAST(SUM(pc.cache_write_5m_tokens) AS BIGINT) AS cache_write_5m_tokens,
+  CAST(SUM(pc.cache_write_1h_tokens) AS BIGINT) AS cache_write_1h_tokens,
+  CAST(SUM(pc.output_tokens) AS BIGINT) AS output_tokens,
+  CAST(SUM(pc.reasoning_tokens) AS BIGINT) AS reasoning_tokens,
   SUM(pc.cost_usd) AS cost_usd,
-  SUM(CASE WHEN pc.cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced_calls,
-  SUM(pc.wasted_write_tokens) AS wasted_write_tokens,
-  SUM(CASE WHEN pc.status = 'ok' THEN 0 ELSE 1 END) AS error_calls,
+  CAST(SUM(CASE WHEN pc.cost_usd IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_calls,
+  CAST(SUM(pc.wasted_write_tokens) AS BIGINT) AS wasted_write_tokens,
+  CAST(SUM(CASE WHEN pc.status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS error_calls,
   MIN(pc.ts) AS first_ts,
   MAX(pc.ts) AS last_ts,
-  SUM(CAST(ROUND(pc.latency_ms * 1000) AS BIGINT)) AS latency_us,
-  SUM(CASE WHEN pc.outcome = 'failure' THEN pc.cost_usd END) AS failed_cost_usd"""
+  CAST(SUM(CAST(ROUND(pc.latency_ms * 1000) AS BIGINT)) AS BIGINT) AS latency_us"""
 
 
 def group_sql(by: str, f: Filters, dialect: str = "duckdb", *, wasted: bool = True) -> str:
     """One row per ``by`` key (``all``: one total row) with summed buckets, cost, outcomes."""
+    if by == "task":
+        return _task_group_sql(f, dialect, wasted=wasted)
     key = "'total'" if by == "all" else DIMENSIONS[by]
     group = "" if by == "all" else f" GROUP BY {key}"
-    if by == "task":
-        per_task = """1 AS tasks,
-  CASE WHEN MIN(pc.outcome) = 'success' THEN 1 ELSE 0 END AS success_tasks,
-  CASE WHEN MIN(pc.outcome) = 'failure' THEN 1 ELSE 0 END AS failure_tasks,
-  CASE WHEN MIN(pc.outcome) = 'partial' THEN 1 ELSE 0 END AS partial_tasks,
-  MIN(pc.ttype) AS task_type, MIN(pc.outcome) AS outcome"""
-    else:
-        per_task = """COUNT(DISTINCT pc.task_key) AS tasks,
-  COUNT(DISTINCT CASE WHEN pc.outcome = 'success' THEN pc.task_key END) AS success_tasks,
-  COUNT(DISTINCT CASE WHEN pc.outcome = 'failure' THEN pc.task_key END) AS failure_tasks,
-  COUNT(DISTINCT CASE WHEN pc.outcome = 'partial' THEN pc.task_key END) AS partial_tasks,
-  CAST(NULL AS VARCHAR) AS task_type, CAST(NULL AS VARCHAR) AS outcome"""
     return f"""{base_cte(f, dialect, wasted=wasted)}
 SELECT {key} AS key,
   {_SUMS},
-  {per_task}
+  SUM(CASE WHEN pc.outcome = 'failure' THEN pc.cost_usd END) AS failed_cost_usd,
+  COUNT(DISTINCT pc.task_key) AS tasks,
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'success' THEN pc.task_key END) AS success_tasks,
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'failure' THEN pc.task_key END) AS failure_tasks,
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'partial' THEN pc.task_key END) AS partial_tasks,
+  CAST(NULL AS VARCHAR) AS task_type, CAST(NULL AS VARCHAR) AS outcome
 FROM pc{group}"""
+
+
+def _task_group_sql(f: Filters, dialect: str, *, wasted: bool) -> str:
+    """``group_sql('task')``: group the calls by task first, then join the tasks table."""
+    return f"""{base_cte(f, dialect, wasted=wasted, join_tasks=False)}, g AS (
+SELECT pc.task_key AS key, MIN(pc.task_id) AS tid, MIN(pc.ttype) AS ctype,
+  {_SUMS}
+FROM pc GROUP BY pc.task_key
+)
+SELECT g.*, CASE WHEN t.outcome = 'failure' THEN g.cost_usd END AS failed_cost_usd,
+  1 AS tasks,
+  CASE WHEN t.outcome = 'success' THEN 1 ELSE 0 END AS success_tasks,
+  CASE WHEN t.outcome = 'failure' THEN 1 ELSE 0 END AS failure_tasks,
+  CASE WHEN t.outcome = 'partial' THEN 1 ELSE 0 END AS partial_tasks,
+  COALESCE(g.ctype, t.task_type) AS task_type, t.outcome AS outcome
+FROM g LEFT JOIN tasks t ON t.task_id = g.tid"""
 
 
 def task_sql(f: Filters, dialect: str = "duckdb") -> str:
     """One row per task: type, outcome, calls, tokens, cost (NULL if any call is unpriced)."""
-    return f"""{base_cte(f, dialect, wasted=False)}
-SELECT pc.task_key AS task_key, MIN(pc.ttype) AS task_type, MIN(pc.outcome) AS outcome,
+    return f"""{base_cte(f, dialect, wasted=False, join_tasks=False)}, g AS (
+SELECT pc.task_key AS task_key, MIN(pc.task_id) AS tid, MIN(pc.ttype) AS ctype,
   COUNT(*) AS calls, MAX(pc.turn) AS max_turn,
-  SUM(pc.prompt_tokens) AS prompt_tokens, SUM(pc.output_tokens) AS output_tokens,
-  SUM(pc.cache_read_tokens) AS cache_read_tokens,
+  CAST(SUM(pc.prompt_tokens) AS BIGINT) AS prompt_tokens,
+  CAST(SUM(pc.output_tokens) AS BIGINT) AS output_tokens,
+  CAST(SUM(pc.cache_read_tokens) AS BIGINT) AS cache_read_tokens,
   CASE WHEN SUM(CASE WHEN pc.cost_usd IS NULL THEN 1 ELSE 0 END) > 0 THEN NULL
        ELSE SUM(pc.cost_usd) END AS cost_usd,
   MIN(pc.ts) AS first_ts, MIN(pc.day) AS day
-FROM pc GROUP BY pc.task_key"""
-
-
-def type_summary_sql(f: Filters, dialect: str = "duckdb") -> str:
-    """Per task type: tasks, p50 / p95 / max cost per task (nearest rank), outcomes, spend."""
-    return f"""WITH tk AS (
-{task_sql(f, dialect)}
+FROM pc GROUP BY pc.task_key
 )
-SELECT COALESCE(tk.task_type, '(none)') AS task_type,
-  COUNT(*) AS tasks,
-  COUNT(tk.cost_usd) AS priced_tasks,
-  quantile_disc(tk.cost_usd, 0.5) AS p50_cost_usd,
-  quantile_disc(tk.cost_usd, 0.95) AS p95_cost_usd,
-  MAX(tk.cost_usd) AS max_cost_usd,
-  SUM(tk.cost_usd) AS cost_usd,
-  quantile_disc(tk.prompt_tokens + tk.output_tokens, 0.5) AS p50_tokens,
-  quantile_disc(tk.prompt_tokens + tk.output_tokens, 0.95) AS p95_tokens,
-  SUM(CASE WHEN tk.outcome = 'success' THEN 1 ELSE 0 END) AS successes,
-  SUM(CASE WHEN tk.outcome = 'failure' THEN 1 ELSE 0 END) AS failures,
-  SUM(CASE WHEN tk.outcome = 'partial' THEN 1 ELSE 0 END) AS partials,
-  SUM(CASE WHEN tk.outcome = 'failure' THEN tk.cost_usd END) AS failed_cost_usd,
-  SUM(CASE WHEN tk.outcome = 'success' THEN tk.cost_usd END) AS success_cost_usd,
-  SUM(tk.calls) AS calls
-FROM tk GROUP BY COALESCE(tk.task_type, '(none)')"""
+SELECT g.task_key AS task_key, COALESCE(g.ctype, t.task_type) AS task_type,
+  t.outcome AS outcome, g.calls AS calls, g.max_turn AS max_turn,
+  g.prompt_tokens AS prompt_tokens, g.output_tokens AS output_tokens,
+  g.cache_read_tokens AS cache_read_tokens, g.cost_usd AS cost_usd,
+  g.first_ts AS first_ts, g.day AS day
+FROM g LEFT JOIN tasks t ON t.task_id = g.tid"""
 
 
 def to_dialect(sql: str, dialect: str) -> str:
@@ -206,11 +211,4 @@ def to_dialect(sql: str, dialect: str) -> str:
         return sql
     import sqlglot
 
-    out = str(sqlglot.transpile(sql, read="duckdb", write=dialect)[0])
-    if dialect == "spark":
-        # sqlglot writes PERCENTILE_DISC(x, q); Spark only has the ordered-set form.
-        out = _PCT_DISC.sub(r"PERCENTILE_DISC(\2) WITHIN GROUP (ORDER BY \1)", out)
-    return out
-
-
-_PCT_DISC = re.compile(r"PERCENTILE_DISC\(([^()]+?), ([0-9.]+)\)")
+    return str(sqlglot.transpile(sql, read="duckdb", write=dialect)[0])

@@ -25,6 +25,8 @@ _MASTER = typer.Option("local[2]", "--spark-master", help="Spark master URL for 
 _PRICES = typer.Option(None, "--prices", help="Price overrides YAML (repeatable).")
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 _HTML = typer.Option(None, "--html", help="Also write the HTML report here.")
+_WASTE = typer.Option(True, "--waste/--no-waste", help="Compute wasted cache writes (a "
+                      "time-ordered window over every session; skip it on huge data).")
 _LIMIT = typer.Option(50, "--limit", help="Rows shown in the terminal table (0: all).")
 _RULES = typer.Option(None, "--rules", help="Alert rules YAML.")
 _BASELINE = typer.Option(None, "--baseline", help="Baseline JSON to compare.")
@@ -95,6 +97,7 @@ def report(
     html: Path | None = _HTML,
     engine: str = _ENGINE, spark_master: str = _MASTER, prices: list[Path] | None = _PRICES,
     limit: int = _LIMIT,
+    waste: bool = _WASTE,
     as_json: bool = _JSON,
 ) -> None:
     """Cost and cache metrics per task, type, model, day or session (priced per call date)."""
@@ -106,7 +109,7 @@ def report(
     f = _filters(since, until, tz)
     book = _book(prices)
     with _open(db, data, engine, spark_master) as eng:
-        rep = compute_report(eng, by, f, book, source=eng.source.label)
+        rep = compute_report(eng, by, f, book, source=eng.source.label, wasted=waste)
         if html is not None:
             _write_html(eng, f, book, html)
     if as_json:

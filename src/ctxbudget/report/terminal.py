@@ -83,8 +83,7 @@ class ReportView:
                      fmt_usd(g.cost_per_success_usd)])
             return out
 
-        rows = r.rows if self.limit is None else r.rows[: self.limit]
-        for g in rows:
+        for g in r.top(self.limit):
             t.add_row(*cells(g, g.key))
         if r.total is not None:
             tot = cells(r.total, "total")
@@ -92,8 +91,8 @@ class ReportView:
                 tot[1:3] = ["", ""]
             t.add_row(*tot, style="bold")
         yield t
-        if self.limit is not None and len(r.rows) > self.limit:
-            yield f"({len(r.rows) - self.limit} more rows; --json prints all)"
+        if self.limit is not None and len(r) > self.limit:
+            yield f"({len(r) - self.limit} more rows; --json prints all)"
         if r.types:
             tt = Table(title="cost per task by type")
             for c in ("type", "tasks", "p50", "p95", "max", "p95 tok", "ok", "failed",
