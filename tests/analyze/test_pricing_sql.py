@@ -115,5 +115,8 @@ def test_price_table_bands() -> None:
             return Price(provider="p", model=model, base=base,
                          tiers=(Tier(200_000, tier),))
 
-    t = build_price_table([("p", "m", "", datetime(2026, 1, 1).date())], Book())  # type: ignore[arg-type]
-    assert [(r[4], r[5]) for r in t.rows] == [(-1, 200_000), (200_000, None)]
+    d0, d1 = datetime(2026, 1, 1).date(), datetime(2026, 1, 9).date()
+    t = build_price_table([("p", "m", "", d0, d1)], Book())  # type: ignore[arg-type]
+    # nine days of one price collapse into one range, one row per tier band
+    assert [(r[3], r[4], r[5], r[6]) for r in t.rows] == [(d0, d1, -1, 200_000),
+                                                          (d0, d1, 200_000, None)]

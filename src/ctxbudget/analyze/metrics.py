@@ -48,8 +48,6 @@ class GroupRow:
     error_calls: int
     first_ts: datetime | None
     last_ts: datetime | None
-    latency_us: int | None
-    """Sum of the calls' latencies in whole microseconds (integer: engine-independent)."""
     failed_cost_usd: Decimal | None
     success_tasks: int
     failure_tasks: int
@@ -124,7 +122,6 @@ class GroupRow:
             "output_input_ratio": self.output_input_ratio,
             "error_calls": self.error_calls,
             "first_ts": self.first_ts, "last_ts": self.last_ts, "duration_s": self.duration_s,
-            "latency_s": None if self.latency_us is None else self.latency_us / 1_000_000,
             "success_tasks": self.success_tasks, "failure_tasks": self.failure_tasks,
             "partial_tasks": self.partial_tasks, "failed_cost_usd": self.failed_cost_usd,
             "failed_spend_share": self.failed_spend_share,
@@ -238,7 +235,6 @@ def _group_row(d: dict[str, Any]) -> GroupRow:
     return GroupRow(
         key=str(d["key"]), **kw, cost_usd=_dec(d["cost_usd"]), first_ts=_utc(d["first_ts"]),
         last_ts=_utc(d["last_ts"]),
-        latency_us=None if d["latency_us"] is None else int(d["latency_us"]),
         failed_cost_usd=_dec(d["failed_cost_usd"]), task_type=d.get("task_type"),
         outcome=d.get("outcome"),
     )
@@ -324,7 +320,7 @@ def _total_from_tasks(table: Any) -> GroupRow | None:
     for name in ("calls", "tasks", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
                  "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "unpriced_calls",
                  "wasted_write_tokens", "error_calls", "success_tasks", "failure_tasks",
-                 "partial_tasks", "cost_usd", "failed_cost_usd", "latency_us"):
+                 "partial_tasks", "cost_usd", "failed_cost_usd"):
         d[name] = pc.sum(table[name]).as_py()
     d["first_ts"] = pc.min(table["first_ts"]).as_py()
     d["last_ts"] = pc.max(table["last_ts"]).as_py()

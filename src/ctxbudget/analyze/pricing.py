@@ -1,18 +1,19 @@
 """The price table joined to calls in SQL.
 
-For every distinct (provider, model, service tier, UTC day) in the data, the
-:class:`~ctxbudget.prices.PriceBook` resolves the price in force that day; each
-price becomes one row per tier band with ``lo < prompt_tokens <= hi`` (the base
-rates have ``lo = -1``; the last band has ``hi = NULL``), so a call joins exactly
-one row and :func:`~ctxbudget.prices.cost_sql` prices it. An unknown model gets a
-row with ``priced = false`` and NULL rates: its calls cost NULL and are counted as
-unpriced, never $0.
+For every distinct (provider, model, service tier) in the data and every UTC day
+from its first to its last call, the :class:`~ctxbudget.prices.PriceBook` resolves the
+price in force that day; runs of days with the same price collapse into one
+``day_from .. day_to`` range, and each price becomes one row per tier band with
+``lo < prompt_tokens <= hi`` (the base rates have ``lo = -1``; the last band has
+``hi = NULL``), so a call joins exactly one row and :func:`~ctxbudget.prices.cost_sql`
+prices it. An unknown model gets a row with ``priced = false`` and NULL rates: its
+calls cost NULL and are counted as unpriced, never $0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +28,8 @@ PRICE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("provider", "VARCHAR"),
     ("model", "VARCHAR"),
     ("service_tier", "VARCHAR"),
-    ("price_day", "DATE"),
+    ("day_from", "DATE"),
+    ("day_to", "DATE"),
     ("lo", "BIGINT"),
     ("hi", "BIGINT"),
     ("priced", "BOOLEAN"),
@@ -77,31 +79,41 @@ def _bands(price: Price) -> list[tuple[int, int | None, Any]]:
 
 
 def build_price_table(
-    keys: list[tuple[str | None, str | None, str | None, date]], book: PriceBook
+    keys: list[tuple[str | None, str | None, str | None, date, date]], book: PriceBook
 ) -> PriceTable:
-    """Resolve every (provider, model, service_tier, day) key into price-table rows."""
+    """Resolve every (provider, model, service_tier, first day, last day) key into rows."""
     rows: list[tuple[Any, ...]] = []
     unpriced: dict[tuple[str, str], str] = {}
-    for provider, model, tier, day in keys:
-        prov = provider or ""
-        mod = model or ""
-        st = tier or ""
-        try:
-            if not mod:
-                raise PricingError("no model name")
-            price = book.resolve(mod, provider or None, day, tier or None)
-        except PricingError as exc:
-            unpriced.setdefault((prov, mod), str(exc))
-            rows.append((prov, mod, st, day, -1, None, False, *([None] * len(RATE_FIELDS)),
-                         None, None, None))
-            continue
-        where = f"{prov}/{mod}"
-        for lo, hi, r in _bands(price):
-            rows.append((
-                prov, mod, st, day, lo, hi, True,
-                *(_rate(getattr(r, f), where) for f in RATE_FIELDS),
-                _rate(price.per_request_usd, where), price.model, price.source,
-            ))
+    for provider, model, tier, first, last in keys:
+        prov, mod, st = provider or "", model or "", tier or ""
+        runs: list[tuple[date, date, Price | None]] = []
+        day = first
+        while day <= last:
+            price: Price | None
+            try:
+                if not mod:
+                    raise PricingError("no model name")
+                price = book.resolve(mod, provider or None, day, tier or None)
+            except PricingError as exc:
+                unpriced.setdefault((prov, mod), str(exc))
+                price = None
+            if runs and runs[-1][2] == price:
+                runs[-1] = (runs[-1][0], day, price)
+            else:
+                runs.append((day, day, price))
+            day += timedelta(days=1)
+        for d0, d1, price in runs:
+            if price is None:
+                rows.append((prov, mod, st, d0, d1, -1, None, False,
+                             *([None] * len(RATE_FIELDS)), None, None, None))
+                continue
+            where = f"{prov}/{mod}"
+            for lo, hi, r in _bands(price):
+                rows.append((
+                    prov, mod, st, d0, d1, lo, hi, True,
+                    *(_rate(getattr(r, f), where) for f in RATE_FIELDS),
+                    _rate(price.per_request_usd, where), price.model, price.source,
+                ))
     return PriceTable(rows=tuple(rows),
                       unpriced=tuple((p, m, why) for (p, m), why in sorted(unpriced.items())))
 

@@ -77,11 +77,12 @@ def _day_expr(tz: str, dialect: str) -> str:
 
 
 def price_keys_sql(f: Filters) -> str:
-    """Distinct (provider, model, service_tier, UTC day) keys to price."""
+    """Distinct (provider, model, service_tier) with their first and last UTC day."""
     return (
-        "SELECT DISTINCT COALESCE(provider, '') AS provider, COALESCE(model, '') AS model, "
-        "COALESCE(service_tier, '') AS service_tier, CAST(ts AS DATE) AS price_day "
-        f"FROM calls WHERE {f.where()}"
+        "SELECT COALESCE(provider, '') AS provider, COALESCE(model, '') AS model, "
+        "COALESCE(service_tier, '') AS service_tier, CAST(MIN(ts) AS DATE) AS first_day, "
+        f"CAST(MAX(ts) AS DATE) AS last_day FROM calls WHERE {f.where()} "
+        "GROUP BY COALESCE(provider, ''), COALESCE(model, ''), COALESCE(service_tier, '')"
     )
 
 
@@ -127,7 +128,8 @@ def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
   FROM w
   LEFT JOIN prices p
     ON p.provider = COALESCE(w.provider, '') AND p.model = COALESCE(w.model, '')
-   AND p.service_tier = COALESCE(w.service_tier, '') AND p.price_day = w.price_day
+   AND p.service_tier = COALESCE(w.service_tier, '')
+   AND p.day_from <= w.price_day AND w.price_day <= p.day_to
    AND w.prompt_tokens > p.lo AND (p.hi IS NULL OR w.prompt_tokens <= p.hi)
   {task_join}
   {type_filter}
@@ -146,8 +148,7 @@ _SUMS = """COUNT(*) AS calls,
   CAST(SUM(pc.wasted_write_tokens) AS BIGINT) AS wasted_write_tokens,
   CAST(SUM(CASE WHEN pc.status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS error_calls,
   MIN(pc.ts) AS first_ts,
-  MAX(pc.ts) AS last_ts,
-  CAST(SUM(CAST(ROUND(pc.latency_ms * 1000) AS BIGINT)) AS BIGINT) AS latency_us"""
+  MAX(pc.ts) AS last_ts"""
 
 
 def group_sql(by: str, f: Filters, dialect: str = "duckdb", *, wasted: bool = True) -> str:
