@@ -66,6 +66,10 @@ _LAZY: dict[str, str] = {
     "simulate_cache": "ctxbudget.analyze.cachesim:simulate_cache",
     "whatif": "ctxbudget.analyze.whatif:whatif",
     "run_checklist": "ctxbudget.analyze.checklist:run_checklist",
+    # per-task metrics, warning signals
+    "compute_report": "ctxbudget.analyze.metrics:compute_report",
+    "compute_signals": "ctxbudget.analyze.signals:compute_signals",
+    "open_source": "ctxbudget.analyze.source:open_source",
 }
 
 
@@ -119,6 +123,8 @@ __all__ = [
     "__version__",
     "adapt_usage",
     "audit_requests",
+    "compute_report",
+    "compute_signals",
     "cost_of",
     "count_many",
     "count_tokens",
@@ -128,6 +134,7 @@ __all__ = [
     "flush",
     "ingest_spool",
     "load_spec",
+    "open_source",
     "open_store",
     "plan",
     "project",
