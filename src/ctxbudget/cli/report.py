@@ -77,7 +77,11 @@ def _open(db: Path | None, data: Path | None, engine: str, master: str) -> Itera
                 import pyspark  # noqa: F401
             except ImportError:
                 fail("--engine spark needs pyspark: pip install 'ctxbudget[spark]'")
-            yield SparkEngine(src, master=master)
+            eng = SparkEngine(src, master=master)
+            try:
+                yield eng
+            finally:
+                eng.close()
         else:
             yield DuckDBEngine(src)
     finally:
