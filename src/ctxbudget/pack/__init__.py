@@ -22,14 +22,13 @@ from ._config import (
     ToolPolicy,
 )
 from ._counter import Counter, MemoCounter, default_counter
-from ._ledger import MIN_CACHEABLE, Decision, Ledger, min_cacheable_tokens
+from ._ledger import Decision, Ledger, min_cacheable_tokens
 from ._model import Chunk, Message, ToolCall, ToolDef, parse_chunks, parse_messages, parse_tools
 from ._packer import ContextOverflow, Packed, Packer
 from ._render import render_anthropic, render_openai_chat, render_openai_responses
 
 __all__ = [
     "BUCKET_COMPONENTS",
-    "MIN_CACHEABLE",
     "PRESETS",
     "STABILITY",
     "Budget",

@@ -193,7 +193,7 @@ class PackerConfig:
     provider: Literal["anthropic", "openai"] = "anthropic"
     model: str | None = None
     min_cacheable_tokens: int | None = None
-    """Override the model's minimum cacheable prefix (see ``MIN_CACHEABLE``)."""
+    """Override the model's minimum cacheable prefix (see :mod:`ctxbudget.cache_rules`)."""
     cache_ttl: Literal["5m", "1h"] = "5m"
     openai_api: Literal["chat", "responses"] = "chat"
     """Which OpenAI body the counts follow (their framing differs slightly)."""

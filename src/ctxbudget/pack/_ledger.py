@@ -16,39 +16,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cache_rules import ANTHROPIC_LOOKBACK_BLOCKS, OPENAI_CACHE_STEP
+from ..cache_rules import min_cacheable_tokens as min_cacheable_tokens_for
+
 __all__ = [
     "ANTHROPIC_LOOKBACK_BLOCKS",
-    "MIN_CACHEABLE",
     "Decision",
     "Ledger",
     "expected_cache_read",
     "min_cacheable_tokens",
 ]
 
-#: Model-name fragment -> minimum cacheable prefix (tokens); the longest match wins.
-MIN_CACHEABLE: Mapping[str, int] = {
-    "claude-opus-4-7": 4096, "claude-mythos-preview": 4096, "claude-opus-4-8": 1024,
-    "claude-opus-4-6": 4096, "claude-opus-4-5": 4096, "claude-haiku-4-5": 4096,
-    "claude-sonnet-4-6": 1024, "claude-sonnet-4-5": 1024, "claude-opus-4-1": 1024,
-    "claude-opus-4": 1024, "claude-sonnet-4": 1024, "claude-3-7-sonnet": 1024,
-    "claude-3-5-haiku": 2048, "claude-3-haiku": 2048, "claude-haiku-3": 2048,
-}
 DEFAULT_MIN_CACHEABLE = 1024
-OPENAI_MIN_CACHEABLE = 1024
-OPENAI_CACHE_STEP = 128
-#: Anthropic checks for a cached prefix at most this many blocks before a breakpoint.
-ANTHROPIC_LOOKBACK_BLOCKS = 20
+OPENAI_MIN_CACHEABLE = min_cacheable_tokens_for("openai", None)
 
 
 def min_cacheable_tokens(model: str | None, provider: str = "anthropic") -> int:
-    """The minimum cacheable prefix for ``model`` (1024 when unknown)."""
-    if provider == "openai":
-        return OPENAI_MIN_CACHEABLE
-    if not model:
-        return DEFAULT_MIN_CACHEABLE
-    m = model.lower().replace(".", "-")
-    best = max((k for k in MIN_CACHEABLE if k in m), key=len, default=None)
-    return MIN_CACHEABLE[best] if best else DEFAULT_MIN_CACHEABLE
+    """The minimum cacheable prefix for ``model`` (see :mod:`ctxbudget.cache_rules`;
+    1024 when the provider is unknown)."""
+    return min_cacheable_tokens_for(provider, model) or DEFAULT_MIN_CACHEABLE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

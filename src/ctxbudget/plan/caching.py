@@ -28,6 +28,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ..cache_rules import TTL_SECONDS, min_cacheable_tokens, provider_family
 from ..usage import Usage
 
 __all__ = [
@@ -40,57 +41,11 @@ __all__ = [
 
 CacheMode = Literal["explicit", "automatic", "none"]
 
-TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
-
-# (provider, model-name fragment, minimum cacheable prompt tokens), first match wins.
-# Anthropic: "Prompt caching" docs, minimum cacheable prompt length table (2026):
-# 4096 for Opus 4.6 / 4.5 and Haiku 4.5; 2048 for Opus 4.7 and Haiku 3.5 / 3;
-# 1024 for Sonnet 4.6 / 4.5 / 4, Opus 4.1 / 4, Sonnet 3.7 (and Opus 4.8, Sonnet 5);
-# 512 for the 5.x Opus family. OpenAI: 1024 for every cached model.
-# Gemini implicit caching: 2048 for 2.5 Flash / Pro, 4096 for 3.x (docs, Oct 2026).
-_MIN_CACHEABLE: tuple[tuple[str, str, int], ...] = (
-    ("anthropic", "opus-4-6", 4096),
-    ("anthropic", "opus-4-5", 4096),
-    ("anthropic", "haiku-4-5", 4096),
-    ("anthropic", "opus-4-7", 2048),
-    ("anthropic", "haiku-3", 2048),
-    ("anthropic", "3-5-haiku", 2048),
-    ("anthropic", "3-haiku", 2048),
-    ("anthropic", "opus-5", 512),
-    ("anthropic", "", 1024),
-    ("openai", "", 1024),
-    ("google", "gemini-2.5", 2048),
-    ("google", "gemini-3", 4096),
-    ("google", "", 4096),
-)
-
-
-def min_cacheable_tokens(provider: str, model: str) -> int:
-    """The provider's minimum cacheable prefix length for ``model`` (0 when unknown)."""
-    prov = _provider_family(provider)
-    name = model.lower()
-    for p, frag, n in _MIN_CACHEABLE:
-        if p == prov and frag in name:
-            return n
-    return 0
-
-
-def _provider_family(provider: str) -> str:
-    p = provider.lower()
-    if p in ("anthropic", "bedrock", "aws", "vertex-anthropic") or p.startswith("anthropic"):
-        return "anthropic"
-    if p in ("openai", "azure", "azure-openai"):
-        return "openai"
-    if p in ("google", "gemini", "vertex", "google-vertex", "google-gla"):
-        return "google"
-    return p
-
-
 def cache_mode_for(provider: str, requested: str = "auto") -> CacheMode:
     """The caching mechanics a provider applies (``auto``) or the one requested."""
     if requested in ("explicit", "automatic", "none"):
         return requested  # type: ignore[return-value]
-    fam = _provider_family(provider)
+    fam = provider_family(provider)
     if fam == "anthropic":
         return "explicit"
     if fam in ("openai", "google"):
