@@ -12,7 +12,7 @@ OpenAI caches automatically from 1024 tokens, in 128-token steps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
