@@ -74,6 +74,18 @@ def test_cli_report_json_and_errors(regressed_store: Path, tmp_path: Path) -> No
         ["2026-03-04", "2026-03-05"]
 
 
+def test_empty_store_says_so(tmp_path: Path) -> None:
+    from ctxbudget.store import open_store
+
+    db = tmp_path / "empty.duckdb"
+    open_store(db).close()
+    r = runner.invoke(app, ["report", "--db", str(db)])
+    assert r.exit_code == 0 and "no calls in" in r.stdout
+    j = runner.invoke(app, ["report", "--db", str(db), "--json"])
+    doc = json.loads(j.stdout)
+    assert doc["rows"] == [] and doc["total"] is None
+
+
 def test_cli_signals_json(regressed_store: Path) -> None:
     r = runner.invoke(app, ["signals", "--json", "--db", str(regressed_store)])
     assert r.exit_code == 0, r.output

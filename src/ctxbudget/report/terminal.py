@@ -57,6 +57,9 @@ class ReportView:
         from rich.table import Table
 
         r = self.report
+        if len(r) == 0:
+            yield f"no calls in {r.source or 'the selected data'} for the selected range"
+            return
         title = f"cost by {r.by}  ({r.source}, {r.engine}"
         if r.filters.tz != "UTC":
             title += f", days in {r.filters.tz}"
