@@ -19,10 +19,16 @@ from ..analyze.signals import Signal
 __all__ = ["CheckView", "ReportView", "SignalsView", "fmt_pct", "fmt_usd", "render_text"]
 
 
-def fmt_usd(v: Decimal | float | None, places: int = 4) -> str:
+def fmt_usd(v: Decimal | float | None, places: int = 4, missing: str = "unpriced") -> str:
+    """Dollars for display; ``missing`` says why there is no figure."""
     if v is None:
-        return "unpriced"
+        return missing
     return f"${float(v):,.{places}f}"
+
+
+def _no_success(row: object) -> str:
+    """Why cost per successful task is missing: nothing priced, or no success recorded."""
+    return "unpriced" if getattr(row, "cost_usd", 1) is None else "no successes"
 
 
 def fmt_pct(v: float | None) -> str:
@@ -83,7 +89,7 @@ class ReportView:
             out += [_tok(g.prompt_tokens), _tok(g.output_tokens), cost, fmt_pct(g.cache_hit_rate)]
             out += ([fmt_ratio(g.output_input_ratio)] if task else
                     [fmt_pct(g.wasted_write_share), fmt_pct(g.failed_spend_share),
-                     fmt_usd(g.cost_per_success_usd)])
+                     fmt_usd(g.cost_per_success_usd, missing=_no_success(g))])
             return out
 
         for g in r.top(self.limit):
@@ -106,7 +112,8 @@ class ReportView:
                            fmt_usd(s.p95_cost_usd), fmt_usd(s.max_cost_usd),
                            "-" if s.p95_tokens is None else _tok(s.p95_tokens),
                            _int(s.successes), _int(s.failures),
-                           fmt_pct(s.failed_spend_share), fmt_usd(s.cost_per_success_usd))
+                           fmt_pct(s.failed_spend_share),
+                           fmt_usd(s.cost_per_success_usd, missing=_no_success(s)))
             yield tt
         for u in r.unpriced_models:
             yield (f"[yellow]unpriced:[/] {u['calls']:,} calls of {u['provider']}/{u['model']} "
