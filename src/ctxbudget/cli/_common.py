@@ -66,15 +66,18 @@ def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Map ctxbudget errors to one line on stderr and exit code 2 (1 for a breached budget)."""
+def user_errors(prefix: str = "") -> Iterator[None]:
+    """Map ctxbudget errors to one line on stderr and exit code 2 (1 for a breached budget).
+
+    ``prefix`` (e.g. ``"FILE: "``) is put before the message.
+    """
     try:
         yield
     except BudgetExceeded as exc:
         sys.stderr.write(f"budget exceeded: {exc}\n")
         raise typer.Exit(EXIT_CHECK_FAILED) from None
     except CtxBudgetError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {prefix}{exc}\n")
         raise typer.Exit(EXIT_USER_ERROR) from None
     except FileNotFoundError as exc:
         sys.stderr.write(f"error: {exc.filename or exc}: file not found\n")

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from ._common import console, fail, handles_errors, parse_day, print_json
+from ._common import console, fail, handles_errors, parse_day, print_json, user_errors
 
 
 def _book(prices: list[Path] | None) -> Any:
@@ -40,7 +40,7 @@ def cost(
     with_day = parse_day(at, "--at")
     when = datetime(with_day.year, with_day.month, with_day.day, tzinfo=UTC) if with_day \
         else datetime.now(UTC)
-    with _errors():
+    with user_errors():
         usage = Usage(input_tokens=input_tokens, cache_read_tokens=cache_read,
                       cache_write_5m_tokens=cache_write_5m, cache_write_1h_tokens=cache_write_1h,
                       output_tokens=output_tokens)
@@ -79,7 +79,7 @@ def usage(
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         fail(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})")
-    with _errors(prefix=f"{file}: "):
+    with user_errors(prefix=f"{file}: "):
         a = adapt_usage(provider, raw)
     d: dict[str, Any] = {**a.usage.as_dict(), "prompt_tokens": a.usage.prompt_tokens,
                          "source_input_inclusive": a.input_inclusive, "model": a.model,
@@ -106,7 +106,7 @@ def prices_cmd(
     """List the price rows matching PATTERN, with source and effective date."""
     day = parse_day(at, "--at")
     when = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
-    with _errors():
+    with user_errors():
         rows = _book(prices).rows(pattern, when)
     if as_json:
         print_json([r.as_dict() for r in rows])
@@ -131,24 +131,6 @@ def _read(path: str) -> str:
     if not p.exists():
         fail(f"{path}: file not found")
     return p.read_text(encoding="utf-8")
-
-
-class _errors:
-    """Context manager: ctxbudget errors → one line, exit 2."""
-
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, et: Any, exc: Any, tb: Any) -> bool:
-        from ..errors import CtxBudgetError
-
-        if exc is not None and isinstance(exc, CtxBudgetError):
-            sys.stderr.write(f"error: {self.prefix}{exc}\n")
-            raise typer.Exit(2)
-        return False
 
 
 def register(app: typer.Typer) -> None:
