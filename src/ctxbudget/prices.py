@@ -572,17 +572,9 @@ def _price_from_genai(
 
 
 def _load_overrides(path: Path) -> list[_OverrideEntry]:
-    import yaml
+    from ._yamlio import read_yaml
 
-    if not path.exists():
-        raise PriceFileError(f"{path}: prices file not found")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", exc)
-        raise PriceFileError(f"{path}{line}: not valid YAML ({problem})") from None
+    doc = read_yaml(path, PriceFileError, "prices file")
     if not isinstance(doc, Mapping) or not isinstance(doc.get("prices"), list):
         raise PriceFileError(f"{path}: expected a mapping with a 'prices' list")
     allowed = {"model", "provider", "aliases", "effective_from", "source", "tiers",

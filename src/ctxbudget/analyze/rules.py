@@ -142,16 +142,9 @@ class _RulesFile(BaseModel):
 
 def load_rules(path: Path) -> list[Rule]:
     """Read and validate a rules YAML file (SpecError naming file, line or field)."""
-    import yaml
+    from .._yamlio import read_yaml
 
-    if not path.exists():
-        raise SpecError(f"{path}: rules file not found")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    doc = read_yaml(path, SpecError, "rules file")
     try:
         return _RulesFile.model_validate(doc).rules
     except ValidationError as exc:

@@ -415,13 +415,10 @@ def parse_spec(text: str, path: Path | None = None) -> LoadedSpec:
     import yaml
 
     name = str(path) if path is not None else "<spec>"
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{name}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    from .._yamlio import safe_load
+
+    data = safe_load(text, name, SpecError)
+    root = yaml.compose(text, Loader=yaml.SafeLoader)  # node tree: line numbers per field
     if not isinstance(data, dict):
         raise SpecError(f"{name}:1: a budget spec is a YAML mapping (see docs/plan.md)")
     try:
