@@ -18,10 +18,10 @@ from ctxbudget.analyze.audit import (
     AuditReport,
     Request,
     audit_requests,
-    build_request,
     byte_diff,
     load_requests,
 )
+from ctxbudget.analyze.requests import build_request
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 

@@ -9,7 +9,8 @@ import pytest
 
 pack = pytest.importorskip("ctxbudget.pack")
 
-from ctxbudget.analyze.audit import Request, audit_requests, build_request  # noqa: E402
+from ctxbudget.analyze.audit import Request, audit_requests  # noqa: E402
+from ctxbudget.analyze.requests import build_request  # noqa: E402
 
 T0 = datetime(2026, 11, 28, 9, tzinfo=UTC)
 SYSTEM = "You are the support assistant for Acme. " + "Follow the refund policy. " * 250

@@ -652,7 +652,7 @@ def load_requests_trace(path: Path | str) -> Trace:
     """A trace from logged request bodies (JSONL or cassette; see :mod:`.audit`): each
     labeled block is one cache block with its counted tokens; ids are chained hashes.
     Prompt / output tokens come from the logged usage when present."""
-    from .audit import load_requests
+    from .requests import load_requests
 
     reqs, _ = load_requests(path)
     if not reqs:
