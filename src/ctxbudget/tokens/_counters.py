@@ -46,6 +46,8 @@ log = logging.getLogger("ctxbudget.tokens")
 
 #: (counter key, blake2b digest) -> units. Shared by every counter.
 units_memo: LRUMemo[int] = LRUMemo(maxsize=131_072)
+_memo_get = units_memo.get
+_memo_put = units_memo.put
 
 _lock = threading.Lock()
 _NO_SPECIAL: frozenset[str] = frozenset()
@@ -115,7 +117,16 @@ class Counter:
 
     def text_count(self, text: str) -> TokenCount:
         """The TokenCount of one plain text (memoized units, shared result objects)."""
-        return self.result(cached_units(self, text))
+        if self.memoize:
+            key = (self.key, memo_key(text))
+            units = _memo_get(key)
+            if units is None:
+                units = self.units(text)
+                _memo_put(key, units)
+        else:
+            units = self.units(text)
+        hit = self._results.get(units)
+        return hit if hit is not None else self.result(units)
 
     def result(self, units: int) -> TokenCount:
         hit = self._results.get(units)
@@ -448,7 +459,7 @@ def _hf_counter(path: str | Path) -> HFCounter:
 #: encodings too); one that degraded offline is re-resolved when the variable
 #: changes, so pointing it at the files later makes counts exact again.
 _resolved: dict[tuple[str, str | None, Calibration | None],
-                tuple[Counter, str, str | None, bool]] = {}
+                tuple[tuple[Counter, str], str | None, bool]] = {}
 
 
 def get_counter(
@@ -469,17 +480,18 @@ def get_counter(
         return _hf_counter(tokenizer), provider_for_model(model, provider)
     key = (model, provider, calibration)
     hit = _resolved.get(key)
-    if hit is not None and (hit[3] or hit[2] == os.environ.get("TIKTOKEN_CACHE_DIR")):
-        return hit[0], hit[1]
+    if hit is not None and (hit[2] or hit[1] == os.environ.get("TIKTOKEN_CACHE_DIR")):
+        return hit[0]
     env = os.environ.get("TIKTOKEN_CACHE_DIR")
     counter, family = _resolve(model, provider, calibration)
     healthy = isinstance(counter, TiktokenCounter) or (
         isinstance(counter, EstimateCounter) and counter.base is not None)
+    pair = (counter, family)
     with _lock:
         if len(_resolved) > 4096:
             _resolved.clear()
-        _resolved[key] = (counter, family, env, healthy)
-    return counter, family
+        _resolved[key] = (pair, env, healthy)
+    return pair
 
 
 def _resolve(model: str, provider: str | None,
