@@ -67,12 +67,8 @@ class DuckDBEngine:
         con = self.source.con
         cols = ", ".join(f"{n} {t}" for n, t in PRICE_COLUMNS)
         con.execute(f"CREATE OR REPLACE TEMP TABLE prices ({cols})")
-        if table.rows:
-            con.register("_ctxb_prices", table.to_arrow())
-            try:
-                con.execute("INSERT INTO prices SELECT * FROM _ctxb_prices")
-            finally:
-                con.unregister("_ctxb_prices")
+        if table.rows:  # literal VALUES: registering an Arrow table would import pandas
+            con.execute(f"INSERT INTO prices VALUES {table.values_sql()}")
 
 
 @dataclass
@@ -142,9 +138,11 @@ class SparkEngine:
             StringType,
             StructField,
             StructType,
+            TimestampType,
         )
 
         types = {"VARCHAR": StringType(), "DATE": DateType(), "BIGINT": LongType(),
+                 "TIMESTAMPTZ": TimestampType(),
                  "BOOLEAN": BooleanType(), "DECIMAL(18,9)": DecimalType(18, 9)}
         schema = StructType([StructField(n, types[t], True) for n, t in PRICE_COLUMNS])
         import warnings

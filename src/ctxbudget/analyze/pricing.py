@@ -6,14 +6,16 @@ price in force that day; runs of days with the same price collapse into one
 ``day_from .. day_to`` range, and each price becomes one row per tier band with
 ``lo < prompt_tokens <= hi`` (the base rates have ``lo = -1``; the last band has
 ``hi = NULL``), so a call joins exactly one row and :func:`~ctxbudget.prices.cost_sql`
-prices it. An unknown model gets a row with ``priced = false`` and NULL rates: its
-calls cost NULL and are counted as unpriced, never $0.
+prices it. Each row has a ``price_id`` and its day range also as UTC instants
+``ts_from <= ts < ts_to`` (so the join compares timestamps, no per-call date cast).
+An unknown model gets a row with ``priced = false`` and NULL rates: its calls cost NULL
+and are counted as unpriced, never $0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +23,8 @@ from ..errors import PricingError
 from ..prices import RATE_FIELDS, Price, PriceBook, cost_sql
 from ..usage import BUCKETS
 
-__all__ = ["PRICE_COLUMNS", "PriceTable", "build_price_table", "call_cost_sql"]
+__all__ = ["PRICE_COLUMNS", "PriceTable", "build_price_table", "call_cost_sql",
+           "group_cost_sql"]
 
 #: (name, DuckDB type) of the price table.
 PRICE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -37,6 +40,9 @@ PRICE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("per_request_usd", "DECIMAL(18,9)"),
     ("price_model", "VARCHAR"),
     ("price_source", "VARCHAR"),
+    ("price_id", "BIGINT"),
+    ("ts_from", "TIMESTAMPTZ"),
+    ("ts_to", "TIMESTAMPTZ"),
 )
 
 _Q = Decimal("0.000000001")
@@ -57,15 +63,27 @@ class PriceTable:
     unpriced: tuple[tuple[str, str, str], ...]
     """(provider, model, reason) for models no price resolved for."""
 
-    def to_arrow(self) -> Any:
-        import pyarrow as pa
+    def values_sql(self) -> str:
+        """The rows as one SQL ``VALUES`` list with typed literals (no pyarrow, no pandas)."""
+        return ",\n".join(
+            "(" + ", ".join(_literal(v, t) for v, (_, t) in zip(r, PRICE_COLUMNS, strict=True))
+            + ")" for r in self.rows)
 
-        types = {"VARCHAR": pa.string(), "DATE": pa.date32(), "BIGINT": pa.int64(),
-                 "BOOLEAN": pa.bool_(), "DECIMAL(18,9)": pa.decimal128(18, 9)}
-        schema = pa.schema([(n, types[t]) for n, t in PRICE_COLUMNS])
-        cols = list(zip(*self.rows, strict=True)) if self.rows else [() for _ in PRICE_COLUMNS]
-        return pa.table({n: list(c) for (n, _), c in zip(PRICE_COLUMNS, cols, strict=True)},
-                        schema=schema)
+
+def _literal(v: Any, sql_type: str) -> str:
+    if v is None:
+        return f"CAST(NULL AS {sql_type})"
+    if sql_type == "VARCHAR":
+        return "'" + str(v).replace("'", "''") + "'"
+    if sql_type == "DATE":
+        return f"CAST('{v.isoformat()}' AS DATE)"
+    if sql_type == "TIMESTAMPTZ":
+        return f"CAST('{v.isoformat(sep=' ')}' AS TIMESTAMPTZ)"
+    if sql_type == "BOOLEAN":
+        return "TRUE" if v else "FALSE"
+    if sql_type == "BIGINT":
+        return f"CAST({int(v)} AS BIGINT)"
+    return f"CAST('{format(v, 'f')}' AS {sql_type})"  # DECIMAL: plain notation, exact
 
 
 def _bands(price: Price) -> list[tuple[int, int | None, Any]]:
@@ -103,9 +121,11 @@ def build_price_table(
                 runs.append((day, day, price))
             day += timedelta(days=1)
         for d0, d1, price in runs:
+            ts_span = (_instant(d0), _instant(d1 + timedelta(days=1)))
             if price is None:
                 rows.append((prov, mod, st, d0, d1, -1, None, False,
-                             *([None] * len(RATE_FIELDS)), None, None, None))
+                             *([None] * len(RATE_FIELDS)), None, None, None,
+                             len(rows), *ts_span))
                 continue
             where = f"{prov}/{mod}"
             for lo, hi, r in _bands(price):
@@ -113,9 +133,15 @@ def build_price_table(
                     prov, mod, st, d0, d1, lo, hi, True,
                     *(_rate(getattr(r, f), where) for f in RATE_FIELDS),
                     _rate(price.per_request_usd, where), price.model, price.source,
+                    len(rows), *ts_span,
                 ))
     return PriceTable(rows=tuple(rows),
                       unpriced=tuple((p, m, why) for (p, m), why in sorted(unpriced.items())))
+
+
+def _instant(d: date) -> datetime:
+    """Midnight UTC starting ``d`` (an aware datetime: Spark and DuckDB read it as UTC)."""
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
 def call_cost_sql(call: str = "c", price: str = "p") -> str:
@@ -123,3 +149,15 @@ def call_cost_sql(call: str = "c", price: str = "p") -> str:
     tokens = {b: f"{call}.{b}" for b in BUCKETS}
     rates = {r: f"{price}.{r}" for r in RATE_FIELDS}
     return f"({cost_sql(tokens, rates)} + {price}.per_request_usd)"
+
+
+def group_cost_sql(sums: str = "g", price: str = "p", calls: str = "calls") -> str:
+    """USD cost of a group of calls that all joined the same price row ``price``: :func:`cost_sql`
+    over the group's summed buckets + per-request fee x calls (NULL when unpriced).
+
+    Exactly the sum of the calls' :func:`call_cost_sql`: the formula is linear and DECIMAL
+    arithmetic does not round, so pricing the sums equals summing the prices.
+    """
+    tokens = {b: f"{sums}.{b}" for b in BUCKETS}
+    rates = {r: f"{price}.{r}" for r in RATE_FIELDS}
+    return f"({cost_sql(tokens, rates)} + {price}.per_request_usd * {sums}.{calls})"

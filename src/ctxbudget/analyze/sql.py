@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .pricing import call_cost_sql
+from .pricing import call_cost_sql, group_cost_sql
 
 __all__ = ["DIMENSIONS", "Filters", "base_cte", "group_sql", "price_keys_sql", "task_sql",
            "to_dialect"]
@@ -68,12 +68,12 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _day_expr(tz: str, dialect: str) -> str:
+def _day_expr(tz: str, dialect: str, col: str = "ts") -> str:
     if tz in ("UTC", "utc", "Etc/UTC"):
-        return "CAST(ts AS DATE)"
+        return f"CAST({col} AS DATE)"
     if dialect == "spark":
-        return f"TO_DATE(FROM_UTC_TIMESTAMP(ts, {_lit(tz)}))"
-    return f"CAST(timezone({_lit(tz)}, ts) AS DATE)"
+        return f"TO_DATE(FROM_UTC_TIMESTAMP({col}, {_lit(tz)}))"
+    return f"CAST(timezone({_lit(tz)}, {col}) AS DATE)"
 
 
 def price_keys_sql(f: Filters) -> str:
@@ -86,19 +86,46 @@ def price_keys_sql(f: Filters) -> str:
     )
 
 
-def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
-             join_tasks: bool = True) -> str:
-    """``WITH ... pc AS (...)``: one row per call with cost, type, outcome and waste.
+def _price_on(w: str, p: str) -> str:
+    """The join of a call ``w`` to its one price row ``p`` (key, UTC day as instants, band)."""
+    return f"""{p}.provider = COALESCE({w}.provider, '') AND {p}.model = COALESCE({w}.model, '')
+   AND {p}.service_tier = COALESCE({w}.service_tier, '')
+   AND {p}.ts_from <= {w}.ts AND {w}.ts < {p}.ts_to
+   AND {w}.prompt_tokens > {p}.lo AND ({p}.hi IS NULL OR {w}.prompt_tokens <= {p}.hi)"""
 
-    ``join_tasks=False`` leaves ``outcome`` NULL and ``ttype`` the call's own type: the
-    per-task queries group first and join the (much smaller) tasks table afterwards.
-    """
+
+_WASTED = """CASE WHEN w.next_read_ts IS NOT NULL AND w.next_read_ts <= w.ts + INTERVAL 5 MINUTE
+         THEN 0 ELSE w.cache_write_5m_tokens END
+    + CASE WHEN w.next_read_ts IS NOT NULL AND w.next_read_ts <= w.ts + INTERVAL 1 HOUR
+         THEN 0 ELSE w.cache_write_1h_tokens END"""
+
+
+def _calls_ctes(f: Filters, dialect: str, wasted: bool) -> str:
+    """``WITH c AS (...), w AS (...)``: the filtered calls with derived keys (and next read)."""
     waste_window = (
         "MIN(CASE WHEN cache_read_tokens > 0 THEN ts END) OVER ("
         "PARTITION BY COALESCE(session_id, task_id, call_key), model "
         "ORDER BY ts, call_key ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"
         if wasted else "CAST(NULL AS TIMESTAMP)"
     )
+    return f"""WITH c AS (
+  SELECT calls.*,
+    input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens
+      AS prompt_tokens,
+    {_day_expr(f.tz, dialect)} AS day,
+    COALESCE(task_id, session_id, call_key) AS task_key
+  FROM calls WHERE {f.where()}
+), w AS (
+  SELECT c.*, {waste_window} AS next_read_ts FROM c
+)"""
+
+
+def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
+             join_tasks: bool = True) -> str:
+    """``WITH ... pc AS (...)``: one row per call with cost, type, outcome and waste.
+
+    ``join_tasks=False`` leaves ``outcome`` NULL and ``ttype`` the call's own type.
+    """
     type_filter = ""
     if f.task_type is not None:
         type_filter = f"WHERE COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
@@ -108,33 +135,67 @@ def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
     else:
         task_cols = "w.task_type AS ttype, CAST(NULL AS VARCHAR) AS outcome"
         task_join = ""
-    return f"""WITH c AS (
-  SELECT calls.*,
-    input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens
-      AS prompt_tokens,
-    CAST(ts AS DATE) AS price_day,
-    {_day_expr(f.tz, dialect)} AS day,
-    COALESCE(task_id, session_id, call_key) AS task_key
-  FROM calls WHERE {f.where()}
-), w AS (
-  SELECT c.*, {waste_window} AS next_read_ts FROM c
-), pc AS (
+    return f"""{_calls_ctes(f, dialect, wasted)}, pc AS (
   SELECT w.*, {task_cols},
     {call_cost_sql("w", "p")} AS cost_usd,
-    CASE WHEN w.next_read_ts IS NOT NULL AND w.next_read_ts <= w.ts + INTERVAL 5 MINUTE
-         THEN 0 ELSE w.cache_write_5m_tokens END
-    + CASE WHEN w.next_read_ts IS NOT NULL AND w.next_read_ts <= w.ts + INTERVAL 1 HOUR
-         THEN 0 ELSE w.cache_write_1h_tokens END AS wasted_write_tokens
+    {_WASTED} AS wasted_write_tokens
   FROM w
   LEFT JOIN prices p
-    ON p.provider = COALESCE(w.provider, '') AND p.model = COALESCE(w.model, '')
-   AND p.service_tier = COALESCE(w.service_tier, '')
-   AND p.day_from <= w.price_day AND w.price_day <= p.day_to
-   AND w.prompt_tokens > p.lo AND (p.hi IS NULL OR w.prompt_tokens <= p.hi)
+    ON {_price_on("w", "p")}
   {task_join}
   {type_filter}
 )"""
 
+
+def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
+    """``WITH ... g AS (...)``: one row per task key with summed buckets and exact cost.
+
+    The calls are grouped by (task, price row) with integer sums, and each group is priced
+    once with :func:`.pricing.group_cost_sql` — the same DECIMAL value as summing every
+    call's cost, without a DECIMAL product per call — then summed per task.
+    """
+    type_join = type_filter = ""
+    if f.task_type is not None:
+        type_join = "LEFT JOIN tasks t ON t.task_id = w.task_id"
+        type_filter = f"WHERE COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
+    waste = f"{_WASTED}" if wasted else "0"
+    sums = ", ".join(f"CAST(SUM(j.{b}) AS BIGINT) AS {b}" for b in _BUCKET_COLS)
+    resums = ", ".join(f"CAST(SUM(q.{b}) AS BIGINT) AS {b}" for b in _BUCKET_COLS)
+    return f"""{_calls_ctes(f, dialect, wasted)}, j AS (
+  SELECT w.task_key, w.task_id, w.task_type, w.ts, w.turn, w.status,
+    {", ".join(f"w.{b}" for b in _BUCKET_COLS)},
+    {waste} AS wasted_write_tokens, p.price_id AS pid
+  FROM w
+  LEFT JOIN prices p
+    ON {_price_on("w", "p")}
+  {type_join}
+  {type_filter}
+), g1 AS (
+  SELECT j.task_key, j.pid,
+    CASE WHEN COUNT(j.task_id) > 0 THEN j.task_key END AS tid,  -- = MIN(task_id), cheaper
+    MIN(j.task_type) AS ctype,
+    COUNT(*) AS calls, {sums},
+    CAST(SUM(j.wasted_write_tokens) AS BIGINT) AS wasted_write_tokens,
+    CAST(SUM(CASE WHEN j.status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS error_calls,
+    MIN(j.ts) AS first_ts, MAX(j.ts) AS last_ts, MAX(j.turn) AS max_turn
+  FROM j GROUP BY j.task_key, j.pid
+), q AS (
+  SELECT g1.*, {group_cost_sql("g1", "p")} AS cost_usd
+  FROM g1 LEFT JOIN prices p ON p.price_id = g1.pid
+), g AS (
+  SELECT q.task_key AS task_key, MIN(q.tid) AS tid, MIN(q.ctype) AS ctype,
+    CAST(SUM(q.calls) AS BIGINT) AS calls, {resums},
+    SUM(q.cost_usd) AS cost_usd,
+    CAST(SUM(CASE WHEN q.cost_usd IS NULL THEN q.calls ELSE 0 END) AS BIGINT) AS unpriced_calls,
+    CAST(SUM(q.wasted_write_tokens) AS BIGINT) AS wasted_write_tokens,
+    CAST(SUM(q.error_calls) AS BIGINT) AS error_calls,
+    MIN(q.first_ts) AS first_ts, MAX(q.last_ts) AS last_ts, MAX(q.max_turn) AS max_turn
+  FROM q GROUP BY q.task_key
+)"""
+
+
+_BUCKET_COLS = ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+                "cache_write_1h_tokens", "output_tokens", "reasoning_tokens")
 
 _SUMS = """COUNT(*) AS calls,
   CAST(SUM(pc.input_tokens) AS BIGINT) AS input_tokens,
@@ -171,12 +232,13 @@ FROM pc{group}"""
 
 def _task_group_sql(f: Filters, dialect: str, *, wasted: bool) -> str:
     """``group_sql('task')``: group the calls by task first, then join the tasks table."""
-    return f"""{base_cte(f, dialect, wasted=wasted, join_tasks=False)}, g AS (
-SELECT pc.task_key AS key, MIN(pc.task_id) AS tid, MIN(pc.ttype) AS ctype,
-  {_SUMS}
-FROM pc GROUP BY pc.task_key
-)
-SELECT g.*, CASE WHEN t.outcome = 'failure' THEN g.cost_usd END AS failed_cost_usd,
+    cols = ", ".join(f"g.{b} AS {b}" for b in _BUCKET_COLS)
+    return f"""{_task_ctes(f, dialect, wasted=wasted)}
+SELECT g.task_key AS key, g.tid AS tid, g.ctype AS ctype, g.calls AS calls, {cols},
+  g.cost_usd AS cost_usd, g.unpriced_calls AS unpriced_calls,
+  g.wasted_write_tokens AS wasted_write_tokens, g.error_calls AS error_calls,
+  g.first_ts AS first_ts, g.last_ts AS last_ts,
+  CASE WHEN t.outcome = 'failure' THEN g.cost_usd END AS failed_cost_usd,
   1 AS tasks,
   CASE WHEN t.outcome = 'success' THEN 1 ELSE 0 END AS success_tasks,
   CASE WHEN t.outcome = 'failure' THEN 1 ELSE 0 END AS failure_tasks,
@@ -187,22 +249,14 @@ FROM g LEFT JOIN tasks t ON t.task_id = g.tid"""
 
 def task_sql(f: Filters, dialect: str = "duckdb") -> str:
     """One row per task: type, outcome, calls, tokens, cost (NULL if any call is unpriced)."""
-    return f"""{base_cte(f, dialect, wasted=False, join_tasks=False)}, g AS (
-SELECT pc.task_key AS task_key, MIN(pc.task_id) AS tid, MIN(pc.ttype) AS ctype,
-  COUNT(*) AS calls, MAX(pc.turn) AS max_turn,
-  CAST(SUM(pc.prompt_tokens) AS BIGINT) AS prompt_tokens,
-  CAST(SUM(pc.output_tokens) AS BIGINT) AS output_tokens,
-  CAST(SUM(pc.cache_read_tokens) AS BIGINT) AS cache_read_tokens,
-  CASE WHEN SUM(CASE WHEN pc.cost_usd IS NULL THEN 1 ELSE 0 END) > 0 THEN NULL
-       ELSE SUM(pc.cost_usd) END AS cost_usd,
-  MIN(pc.ts) AS first_ts, MIN(pc.day) AS day
-FROM pc GROUP BY pc.task_key
-)
+    return f"""{_task_ctes(f, dialect, wasted=False)}
 SELECT g.task_key AS task_key, COALESCE(g.ctype, t.task_type) AS task_type,
   t.outcome AS outcome, g.calls AS calls, g.max_turn AS max_turn,
-  g.prompt_tokens AS prompt_tokens, g.output_tokens AS output_tokens,
-  g.cache_read_tokens AS cache_read_tokens, g.cost_usd AS cost_usd,
-  g.first_ts AS first_ts, g.day AS day
+  CAST(g.input_tokens + g.cache_read_tokens + g.cache_write_5m_tokens
+       + g.cache_write_1h_tokens AS BIGINT) AS prompt_tokens,
+  g.output_tokens AS output_tokens, g.cache_read_tokens AS cache_read_tokens,
+  CASE WHEN g.unpriced_calls > 0 THEN NULL ELSE g.cost_usd END AS cost_usd,
+  g.first_ts AS first_ts, {_day_expr(f.tz, dialect, "g.first_ts")} AS day
 FROM g LEFT JOIN tasks t ON t.task_id = g.tid"""
 
 
