@@ -19,7 +19,7 @@ def check_chart_path(path: Path) -> None:
     if suffix not in (".html", ".htm", ".png"):
         raise CtxBudgetError(f"--chart {path}: use a .html or .png file name")
     if importlib.util.find_spec("plotly") is None:
-        raise CtxBudgetError("--chart needs plotly: pip install 'ctxbudget[charts]'")
+        raise CtxBudgetError("--chart needs plotly: pip install plotly")
     if suffix == ".png" and importlib.util.find_spec("kaleido") is None:
         raise CtxBudgetError(f"--chart {path}: PNG export needs the kaleido package, which is "
                              "not installed; write a self-contained .html chart instead")

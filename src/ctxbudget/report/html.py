@@ -48,7 +48,12 @@ def _fig_html(fig: Any, div_id: str, first: bool) -> str:
 
 
 def _figures(d: Dashboard) -> list[tuple[str, str, Any]]:
-    import plotly.graph_objects as go
+    try:
+        import plotly.graph_objects as go
+    except ImportError:  # a core dependency; only missing in a broken install
+        from ..errors import CtxBudgetError
+
+        raise CtxBudgetError("the HTML report needs plotly: pip install plotly") from None
 
     layout = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_white",
               "legend": {"orientation": "h", "y": -0.2}}
