@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -205,12 +205,12 @@ class Report:
         """The first ``n`` rows (all when ``n`` is None)."""
         if n is None or n >= len(self):
             return self.rows
-        return tuple(_group_row(d) for d in self.table.slice(0, n).to_pylist())
+        return tuple(_group_row(d) for d in _pylist(self.table.slice(0, n)))
 
     @property
     def rows(self) -> tuple[GroupRow, ...]:
         if "rows" not in self._cache:
-            self._cache["rows"] = tuple(_group_row(d) for d in self.table.to_pylist())
+            self._cache["rows"] = tuple(_group_row(d) for d in _pylist(self.table))
         rows: tuple[GroupRow, ...] = self._cache["rows"]
         return rows
 
@@ -224,6 +224,34 @@ class Report:
             "types": [t.as_dict() for t in self.types],
             "unpriced_models": list(self.unpriced_models),
         }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _pylist(table: Any) -> list[dict[str, Any]]:
+    """``table.to_pylist()``, except timestamps: pyarrow imports pandas (~0.3 s) to turn a
+    timestamp into a datetime, so they are read as integers and converted here (UTC)."""
+    import pyarrow as pa
+
+    cols: dict[str, list[Any]] = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if not pa.types.is_timestamp(col.type):
+            cols[name] = col.to_pylist()
+            continue
+        per_s = _PER_SECOND[col.type.unit]
+        vals: list[Any] = []
+        for ch in col.chunks:
+            ints = pa.Array.from_buffers(pa.int64(), len(ch), ch.buffers(),
+                                         null_count=ch.null_count, offset=ch.offset)
+            vals += [None if v is None else _EPOCH + timedelta(seconds=v // per_s,
+                                                               microseconds=(v % per_s)
+                                                               * 1_000_000 // per_s)
+                     for v in ints.to_pylist()]
+        cols[name] = vals
+    names = list(cols)
+    return [dict(zip(names, row, strict=True)) for row in zip(*cols.values(), strict=True)]
 
 
 def _group_row(d: dict[str, Any]) -> GroupRow:
@@ -259,71 +287,77 @@ def percentile(values: list[Any], q: float) -> Any:
     return v[max(0, math.ceil(q * len(v)) - 1)] if v else None
 
 
+def _local(table: Any, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` over the Arrow ``table`` (as ``t``) with an in-process DuckDB.
+
+    Whatever engine produced the table, the small per-task summaries run here: DuckDB
+    reads Arrow without a copy, and pyarrow.compute's first call alone costs ~0.25 s.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("t", table)
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def type_stats_from_tasks(tasks: Any) -> tuple[TypeStats, ...]:
     """Per task type stats from a per-task Arrow table (:func:`.sql.task_sql` columns, or
-    the ``--by task`` report table), vectorized with pyarrow.compute."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    the ``--by task`` report table): one in-process DuckDB query over the table.
 
-    if "prompt_tokens" in tasks.column_names:
-        tokens = pc.add(tasks["prompt_tokens"], tasks["output_tokens"])
+    DuckDB's ``quantile_disc`` is the nearest-rank percentile of :func:`percentile`
+    (sorted(values)[ceil(q * n) - 1], NULLs ignored); the analyze tests check that.
+    """
+    names = tasks.column_names
+    if "prompt_tokens" in names:
+        tokens = "prompt_tokens + output_tokens"
     else:
-        tokens = tasks["output_tokens"]
-        for b in ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
-                  "cache_write_1h_tokens"):
-            tokens = pc.add(tokens, tasks[b])
-    ttype = pc.fill_null(tasks["task_type"], "(none)")
-    outcome = pc.fill_null(tasks["outcome"], "")
-    t = pa.table({"ttype": ttype, "outcome": outcome, "cost": tasks["cost_usd"],
-                  "tokens": tokens, "calls": tasks["calls"]})
-
-    def nearest(col: Any, q: float) -> Any:
-        col = col.drop_null()
-        if len(col) == 0:
-            return None
-        k = max(0, math.ceil(q * len(col)) - 1)
-        return col.take(pc.sort_indices(col))[k].as_py()
-
-    def dsum(col: Any) -> Decimal | None:
-        v = pc.sum(col).as_py()
-        return None if v is None else Decimal(v)
-
+        tokens = ("input_tokens + cache_read_tokens + cache_write_5m_tokens "
+                  "+ cache_write_1h_tokens + output_tokens")
+    rows = _local(tasks, f"""
+WITH b AS (
+  SELECT COALESCE(task_type, '(none)') AS ttype, COALESCE(outcome, '') AS outcome,
+    cost_usd AS cost, CAST({tokens} AS BIGINT) AS tokens, calls FROM t
+)
+SELECT ttype, COUNT(*), COUNT(cost), CAST(SUM(calls) AS BIGINT),
+  QUANTILE_DISC(cost, 0.5), QUANTILE_DISC(cost, 0.95), MAX(cost), SUM(cost),
+  QUANTILE_DISC(tokens, 0.5), QUANTILE_DISC(tokens, 0.95),
+  COUNT(CASE WHEN outcome = 'success' THEN 1 END),
+  COUNT(CASE WHEN outcome = 'failure' THEN 1 END),
+  COUNT(CASE WHEN outcome = 'partial' THEN 1 END),
+  SUM(CASE WHEN outcome = 'failure' THEN cost END),
+  SUM(CASE WHEN outcome = 'success' THEN cost END)
+FROM b GROUP BY ttype""")
     out = []
-    for name in sorted(set(ttype.to_pylist())):
-        g = t.filter(pc.equal(t["ttype"], name))
-        cost = g["cost"]
-        fail = g.filter(pc.equal(g["outcome"], "failure"))["cost"]
-        ok = g.filter(pc.equal(g["outcome"], "success"))["cost"]
-        n_out = {o: int(pc.sum(pc.equal(g["outcome"], o)).as_py() or 0)
-                 for o in ("success", "failure", "partial")}
-        maxc = pc.max(cost).as_py()
+    for (name, n, priced, calls, p50, p95, maxc, cost, t50, t95, ok, bad, part, fail_c,
+         ok_c) in sorted(rows, key=lambda r: r[0]):
         out.append(TypeStats(
-            task_type=name, tasks=g.num_rows, priced_tasks=g.num_rows - cost.null_count,
-            calls=int(pc.sum(g["calls"]).as_py() or 0),
-            p50_cost_usd=nearest(cost, 0.5), p95_cost_usd=nearest(cost, 0.95),
-            max_cost_usd=maxc, cost_usd=dsum(cost),
-            p50_tokens=nearest(g["tokens"], 0.5), p95_tokens=nearest(g["tokens"], 0.95),
-            successes=n_out["success"], failures=n_out["failure"], partials=n_out["partial"],
-            failed_cost_usd=dsum(fail) if len(fail) else None,
-            success_cost_usd=dsum(ok) if len(ok) else None,
+            task_type=name, tasks=int(n), priced_tasks=int(priced), calls=int(calls or 0),
+            p50_cost_usd=p50, p95_cost_usd=p95, max_cost_usd=maxc, cost_usd=cost,
+            p50_tokens=t50, p95_tokens=t95,
+            successes=int(ok), failures=int(bad), partials=int(part),
+            failed_cost_usd=fail_c, success_cost_usd=ok_c,
         ))
     return tuple(out)
 
 
+_TOTAL_SUMS = ("calls", "tasks", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+               "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "unpriced_calls",
+               "wasted_write_tokens", "error_calls", "success_tasks", "failure_tasks",
+               "partial_tasks", "cost_usd", "failed_cost_usd")
+
+
 def _total_from_tasks(table: Any) -> GroupRow | None:
     """The total row of a per-task report, summed from its table (no second scan)."""
-    import pyarrow.compute as pc
-
     if table.num_rows == 0:
         return None
-    d: dict[str, Any] = {"key": "total"}
-    for name in ("calls", "tasks", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
-                 "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "unpriced_calls",
-                 "wasted_write_tokens", "error_calls", "success_tasks", "failure_tasks",
-                 "partial_tasks", "cost_usd", "failed_cost_usd"):
-        d[name] = pc.sum(table[name]).as_py()
-    d["first_ts"] = pc.min(table["first_ts"]).as_py()
-    d["last_ts"] = pc.max(table["last_ts"]).as_py()
+    row = _local(table, "SELECT " + ", ".join(f"SUM({n})" for n in _TOTAL_SUMS)
+                 + ", MIN(first_ts), MAX(last_ts) FROM t")[0]
+    d: dict[str, Any] = {"key": "total", **dict(zip(_TOTAL_SUMS, row, strict=False))}
+    d["first_ts"], d["last_ts"] = row[-2], row[-1]
     return _group_row(d)
 
 
