@@ -11,12 +11,24 @@ Usage: ``python3 bench/bench_report.py [CALLS] [--keep DIR]`` (default 10,000,00
      ``--no-waste`` (the wasted-cache-write window skipped) and with it.
    - ``cli``: the same as a command (``ctxbudget report --by task --no-waste``), process
      start and imports included.
-   - ``raw duckdb``: a hand-written DuckDB query over the same Parquet: per-task sums and
-     cost with the rates typed in as literals (what you would write by hand), to Arrow.
+   - ``raw duckdb``: a hand-written DuckDB query over the same Parquet computing what the
+     report returns per task: calls, every token bucket, and the exact DECIMAL cost from a
+     hand-typed price table joined on (provider, model) and the call's UTC day, with the
+     task's type and outcome from the tasks file, sorted by cost, to Arrow. The ratio
+     column compares against this query.
+   - ``raw minimal``: for reference, the smallest query with the same total: group by
+     task_id, two sums, the seed model's rates as literals, no price join.
    - ``pandas``: read the Parquet columns, price each record (float), group by task —
      on a 100k-call sample, extrapolated linearly to CALLS (said so in the table).
    - ``litellm``: ``litellm.cost_per_token`` per record on a 100k-call sample, extrapolated.
 3. Totals (tokens and cost) are compared between ctxbudget and raw DuckDB.
+
+Each contender runs ``--repeat`` times (default 3, interleaved) and the best time is
+shown: the machine is shared, single runs vary by 2x.
+
+Before the report-path optimization (commit 1063fbf's code, 10,000,005 calls, one run):
+raw minimal 0.56 s; library ``--no-waste`` 4.08 s (7.3x); with waste 10.3 s (18.4x,
+2.9 GB); CLI 3.50 s.
 """
 
 from __future__ import annotations
@@ -64,6 +76,46 @@ def run_ctxbudget(path: str, waste: bool) -> dict[str, object]:
 
 
 def run_raw(path: str) -> dict[str, object]:
+    """The per-task report as one hand-written query (same columns that carry totals)."""
+    import duckdb
+    import pyarrow.compute as pc
+
+    t = time.perf_counter()
+    con = duckdb.connect()
+    r = RATES
+    tasks = path.replace(".parquet", ".tasks.parquet")
+    table = con.sql(f"""
+        WITH prices(provider, model, day_from, day_to, input, cache_read, write_5m, write_1h,
+                    output) AS (VALUES ('anthropic', 'claude-sonnet-4-6', DATE '2020-01-01',
+                    DATE '2099-12-31', {r['input']}::DECIMAL(18,9),
+                    {r['cache_read']}::DECIMAL(18,9), {r['write_5m']}::DECIMAL(18,9),
+                    {r['write_1h']}::DECIMAL(18,9), {r['output']}::DECIMAL(18,9))),
+        per_task AS (
+          SELECT c.task_id, count(*) AS calls,
+            sum(input_tokens) AS input_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+            sum(cache_write_5m_tokens) AS cache_write_5m_tokens,
+            sum(cache_write_1h_tokens) AS cache_write_1h_tokens,
+            sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+            sum((input_tokens * p.input + cache_read_tokens * p.cache_read
+                 + cache_write_5m_tokens * p.write_5m + cache_write_1h_tokens * p.write_1h
+                 + output_tokens * p.output) * 0.000001) AS cost,
+            min(ts) AS first_ts, max(ts) AS last_ts
+          FROM read_parquet('{path}') c
+          JOIN prices p ON p.provider = c.provider AND p.model = c.model
+           AND c.ts::DATE BETWEEN p.day_from AND p.day_to
+          GROUP BY c.task_id)
+        SELECT g.*, t.task_type, t.outcome FROM per_task g
+        LEFT JOIN read_parquet('{tasks}') t ON t.task_id = g.task_id
+        ORDER BY cost DESC, g.task_id""").to_arrow_table()
+    secs = time.perf_counter() - t
+    tokens = sum(pc.sum(table[b]).as_py() for b in (
+        "input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+        "output_tokens"))
+    return {"seconds": secs, "tasks": table.num_rows, "calls": pc.sum(table["calls"]).as_py(),
+            "tokens": tokens, "cost": str(pc.sum(table["cost"]).as_py())}
+
+
+def run_raw_minimal(path: str) -> dict[str, object]:
     import duckdb
     import pyarrow.compute as pc
 
@@ -139,6 +191,7 @@ def run_cli(path: str) -> dict[str, object]:
 def child(name: str, path: str) -> None:
     fn = {"ctxbudget": lambda: run_ctxbudget(path, False),
           "ctxbudget+waste": lambda: run_ctxbudget(path, True), "raw": lambda: run_raw(path),
+          "raw-minimal": lambda: run_raw_minimal(path),
           "pandas": lambda: run_pandas(path), "litellm": lambda: run_litellm(path),
           "cli": lambda: run_cli(path)}[name]
     out = fn()
@@ -172,30 +225,47 @@ def main() -> None:
                                          task_types="support:2,research:1,coding:1")
         _, _, rows = write_parquet(chunks, tasks_fn, path)
         print(f"simulated {rows:,} calls in {time.perf_counter() - t:.1f} s -> {path}")
-    res = {n: measure(n, str(path)) for n in
-           ("raw", "ctxbudget", "ctxbudget+waste", "cli", "pandas", "litellm")}
+    repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
+    names = ("raw", "raw-minimal", "ctxbudget", "ctxbudget+waste", "cli")
+    res: dict[str, dict[str, object]] = {}
+    for _ in range(repeat):  # interleaved; keep the best time and the largest peak RSS
+        for n in names:
+            r = measure(n, str(path))
+            old = res.get(n)
+            if old is not None:
+                r["maxrss_mb"] = max(float(r["maxrss_mb"]), float(old["maxrss_mb"]))  # type: ignore[arg-type]
+                if float(old["seconds"]) < float(r["seconds"]):  # type: ignore[arg-type]
+                    r = {**old, "maxrss_mb": r["maxrss_mb"]}
+            res[n] = r
+    res["pandas"] = measure("pandas", str(path))
+    res["litellm"] = measure("litellm", str(path))
     raw, ours = res["raw"], res["ctxbudget"]
     n_calls = int(raw["calls"])  # type: ignore[call-overload]
     same = (int(str(raw["tokens"])) == int(str(ours["tokens"]))
             and int(str(raw["calls"])) == int(str(ours["calls"]))
             and Decimal(str(raw["cost"])) == Decimal(str(ours["cost"])))
     base = float(raw["seconds"])  # type: ignore[arg-type]
+    mini = res["raw-minimal"]
+    same_min = (int(str(mini["tokens"])) == int(str(ours["tokens"]))
+                and Decimal(str(mini["cost"])) == Decimal(str(ours["cost"])))
     print(f"\nreport --by task on {n_calls:,} calls ({raw['tasks']:,} tasks), "
-          f"2 cores; totals equal (calls, tokens, exact cost): {same}")
+          f"2 cores, best of {repeat}; totals equal (calls, tokens, exact cost): {same} "
+          f"(raw minimal: {same_min})")
     print(f"  total cost ctxbudget {ours['cost']}  raw {raw['cost']}")
-    print(f"{'contender':44s} {'seconds':>9s} {'vs raw':>7s} {'peak RSS MB':>12s}")
-    rows = [("raw DuckDB SQL (literal rates) -> Arrow", raw),
+    print(f"{'contender':48s} {'seconds':>9s} {'vs raw':>7s} {'peak RSS MB':>12s}")
+    rows = [("raw DuckDB SQL per task (price join) -> Arrow", raw),
+            ("raw minimal (literal rates, 2 sums)", mini),
             ("ctxbudget report --by task (library, --no-waste)", ours),
             ("ctxbudget report --by task (library, with waste)", res["ctxbudget+waste"]),
             ("ctxbudget report --by task --no-waste (CLI)", res["cli"])]
     for label, r in rows:
         s = float(r["seconds"])  # type: ignore[arg-type]
-        print(f"{label:44s} {s:9.2f} {s / base:6.2f}x {float(r['maxrss_mb']):12.0f}")  # type: ignore[arg-type]
+        print(f"{label:48s} {s:9.2f} {s / base:6.2f}x {float(r['maxrss_mb']):12.0f}")  # type: ignore[arg-type]
     for label, key in (("pandas (100k sample, extrapolated)", "pandas"),
                        ("LiteLLM cost_per_token (100k, extrapolated)", "litellm")):
         r = res[key]
         s = float(r["seconds"]) * n_calls / float(r["rows"])  # type: ignore[arg-type]
-        print(f"{label:44s} {s:9.2f} {s / base:6.2f}x {float(r['maxrss_mb']):12.0f}")  # type: ignore[arg-type]
+        print(f"{label:48s} {s:9.2f} {s / base:6.2f}x {float(r['maxrss_mb']):12.0f}")  # type: ignore[arg-type]
     if tmp is not None:
         tmp.cleanup()
 
