@@ -158,13 +158,11 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
     if f.task_type is not None:
         type_join = "LEFT JOIN tasks t ON t.task_id = w.task_id"
         type_filter = f"WHERE COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
-    waste = f"{_WASTED}" if wasted else "0"
     sums = ", ".join(f"CAST(SUM(j.{b}) AS BIGINT) AS {b}" for b in _BUCKET_COLS)
     resums = ", ".join(f"CAST(SUM(q.{b}) AS BIGINT) AS {b}" for b in _BUCKET_COLS)
-    return f"""{_calls_ctes(f, dialect, wasted)}, j AS (
+    return f"""{_calls_ctes(f, dialect, False)}, j AS (
   SELECT w.task_key, w.task_id, w.task_type, w.ts, w.turn, w.status,
-    {", ".join(f"w.{b}" for b in _BUCKET_COLS)},
-    {waste} AS wasted_write_tokens, p.price_id AS pid
+    {", ".join(f"w.{b}" for b in _BUCKET_COLS)}, p.price_id AS pid
   FROM w
   LEFT JOIN prices p
     ON {_price_on("w", "p")}
@@ -175,7 +173,6 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
     CASE WHEN COUNT(j.task_id) > 0 THEN j.task_key END AS tid,  -- = MIN(task_id), cheaper
     MIN(j.task_type) AS ctype,
     COUNT(*) AS calls, {sums},
-    CAST(SUM(j.wasted_write_tokens) AS BIGINT) AS wasted_write_tokens,
     CAST(SUM(CASE WHEN j.status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS error_calls,
     MIN(j.ts) AS first_ts, MAX(j.ts) AS last_ts, MAX(j.turn) AS max_turn
   FROM j GROUP BY j.task_key, j.pid
@@ -187,10 +184,40 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
     CAST(SUM(q.calls) AS BIGINT) AS calls, {resums},
     SUM(q.cost_usd) AS cost_usd,
     CAST(SUM(CASE WHEN q.cost_usd IS NULL THEN q.calls ELSE 0 END) AS BIGINT) AS unpriced_calls,
-    CAST(SUM(q.wasted_write_tokens) AS BIGINT) AS wasted_write_tokens,
     CAST(SUM(q.error_calls) AS BIGINT) AS error_calls,
     MIN(q.first_ts) AS first_ts, MAX(q.last_ts) AS last_ts, MAX(q.max_turn) AS max_turn
   FROM q GROUP BY q.task_key
+), {_task_waste_ctes(f, wasted)}"""
+
+
+def _task_waste_ctes(f: Filters, wasted: bool) -> str:
+    """``ww AS (...)``: wasted cache-write tokens per task key (no rows when ``wasted`` is off).
+
+    The next-read window reads ``calls`` itself (a CTE used twice would be materialized
+    whole) and runs only over calls that read or write the cache, with only the columns
+    it needs (calls doing neither never change a write's next read).
+    """
+    if not wasted:
+        return ("ww AS (SELECT CAST(NULL AS VARCHAR) AS task_key, "
+                "CAST(0 AS BIGINT) AS wasted_write_tokens FROM prices WHERE 1 = 0)")
+    type_join = type_filter = ""
+    if f.task_type is not None:
+        type_join = "LEFT JOIN tasks t ON t.task_id = w.task_id"
+        type_filter = f"AND COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
+    return f"""wc AS (
+  SELECT COALESCE(c.task_id, c.session_id, c.call_key) AS task_key, c.task_id, c.task_type,
+    c.ts, c.cache_write_5m_tokens, c.cache_write_1h_tokens,
+    MIN(CASE WHEN c.cache_read_tokens > 0 THEN c.ts END) OVER (
+      PARTITION BY COALESCE(c.session_id, c.task_id, c.call_key), c.model
+      ORDER BY c.ts, c.call_key ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_read_ts
+  FROM calls c
+  WHERE ({f.where()}) AND (c.cache_read_tokens > 0 OR c.cache_write_5m_tokens > 0
+         OR c.cache_write_1h_tokens > 0)
+), ww AS (
+  SELECT w.task_key AS task_key, CAST(SUM({_WASTED}) AS BIGINT) AS wasted_write_tokens
+  FROM wc w {type_join}
+  WHERE (w.cache_write_5m_tokens > 0 OR w.cache_write_1h_tokens > 0) {type_filter}
+  GROUP BY w.task_key
 )"""
 
 
@@ -236,7 +263,7 @@ def _task_group_sql(f: Filters, dialect: str, *, wasted: bool) -> str:
     return f"""{_task_ctes(f, dialect, wasted=wasted)}
 SELECT g.task_key AS key, g.tid AS tid, g.ctype AS ctype, g.calls AS calls, {cols},
   g.cost_usd AS cost_usd, g.unpriced_calls AS unpriced_calls,
-  g.wasted_write_tokens AS wasted_write_tokens, g.error_calls AS error_calls,
+  COALESCE(ww.wasted_write_tokens, 0) AS wasted_write_tokens, g.error_calls AS error_calls,
   g.first_ts AS first_ts, g.last_ts AS last_ts,
   CASE WHEN t.outcome = 'failure' THEN g.cost_usd END AS failed_cost_usd,
   1 AS tasks,
@@ -244,7 +271,7 @@ SELECT g.task_key AS key, g.tid AS tid, g.ctype AS ctype, g.calls AS calls, {col
   CASE WHEN t.outcome = 'failure' THEN 1 ELSE 0 END AS failure_tasks,
   CASE WHEN t.outcome = 'partial' THEN 1 ELSE 0 END AS partial_tasks,
   COALESCE(g.ctype, t.task_type) AS task_type, t.outcome AS outcome
-FROM g LEFT JOIN tasks t ON t.task_id = g.tid"""
+FROM g LEFT JOIN tasks t ON t.task_id = g.tid LEFT JOIN ww ON ww.task_key = g.task_key"""
 
 
 def task_sql(f: Filters, dialect: str = "duckdb") -> str:
