@@ -150,16 +150,19 @@ def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
 def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
     """``WITH ... g AS (...)``: one row per task key with summed buckets and exact cost.
 
-    The calls are grouped by (task, price row) with integer sums, and each group is priced
-    once with :func:`.pricing.group_cost_sql` — the same DECIMAL value as summing every
-    call's cost, without a DECIMAL product per call — then summed per task.
+    One pass groups the calls by task with integer sums and the task's lowest and highest
+    price row. A task whose calls all joined one price row (nearly all: a task rarely
+    spans a price change or a tier boundary) is priced once from its sums with
+    :func:`.pricing.group_cost_sql` — the same DECIMAL value as summing every call's cost,
+    since the formula is linear and DECIMAL does not round. The other tasks (``mx``) are
+    priced call by call from a second read of ``calls`` joined to just those tasks, which
+    DuckDB skips when there are none.
     """
     type_join = type_filter = ""
     if f.task_type is not None:
         type_join = "LEFT JOIN tasks t ON t.task_id = w.task_id"
         type_filter = f"WHERE COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
     sums = ", ".join(f"CAST(SUM(j.{b}) AS BIGINT) AS {b}" for b in _BUCKET_COLS)
-    resums = ", ".join(f"CAST(SUM(q.{b}) AS BIGINT) AS {b}" for b in _BUCKET_COLS)
     return f"""{_calls_ctes(f, dialect, False)}, j AS (
   SELECT w.task_key, w.task_id, w.task_type, w.ts, w.turn, w.status,
     {", ".join(f"w.{b}" for b in _BUCKET_COLS)}, p.price_id AS pid
@@ -169,24 +172,38 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
   {type_join}
   {type_filter}
 ), g1 AS (
-  SELECT j.task_key, j.pid,
+  SELECT j.task_key,
     CASE WHEN COUNT(j.task_id) > 0 THEN j.task_key END AS tid,  -- = MIN(task_id), cheaper
-    MIN(j.task_type) AS ctype,
-    COUNT(*) AS calls, {sums},
+    MIN(j.task_type) AS ctype, COUNT(*) AS calls, {sums},
     CAST(SUM(CASE WHEN j.status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS error_calls,
-    MIN(j.ts) AS first_ts, MAX(j.ts) AS last_ts, MAX(j.turn) AS max_turn
-  FROM j GROUP BY j.task_key, j.pid
-), q AS (
-  SELECT g1.*, {group_cost_sql("g1", "p")} AS cost_usd
-  FROM g1 LEFT JOIN prices p ON p.price_id = g1.pid
+    MIN(j.ts) AS first_ts, MAX(j.ts) AS last_ts, MAX(j.turn) AS max_turn,
+    MIN(j.pid) AS pid, MAX(j.pid) AS pid_hi, COUNT(j.pid) AS priced_rows
+  FROM j GROUP BY j.task_key
+), mx AS (
+  SELECT g1.task_key FROM g1 WHERE g1.pid <> g1.pid_hi OR g1.priced_rows < g1.calls
+), fx AS (
+  SELECT w.task_key, SUM({call_cost_sql("w", "p")}) AS cost_usd,
+    CAST(SUM(CASE WHEN {call_cost_sql("w", "p")} IS NULL THEN 1 ELSE 0 END) AS BIGINT)
+      AS unpriced_calls
+  FROM (SELECT calls.*, COALESCE(task_id, session_id, call_key) AS task_key,
+          input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens
+            AS prompt_tokens
+        FROM calls WHERE {f.where()}) w
+  JOIN mx ON mx.task_key = w.task_key
+  LEFT JOIN prices p
+    ON {_price_on("w", "p")}
+  {type_join}
+  {type_filter}
+  GROUP BY w.task_key
 ), g AS (
-  SELECT q.task_key AS task_key, MIN(q.tid) AS tid, MIN(q.ctype) AS ctype,
-    CAST(SUM(q.calls) AS BIGINT) AS calls, {resums},
-    SUM(q.cost_usd) AS cost_usd,
-    CAST(SUM(CASE WHEN q.cost_usd IS NULL THEN q.calls ELSE 0 END) AS BIGINT) AS unpriced_calls,
-    CAST(SUM(q.error_calls) AS BIGINT) AS error_calls,
-    MIN(q.first_ts) AS first_ts, MAX(q.last_ts) AS last_ts, MAX(q.max_turn) AS max_turn
-  FROM q GROUP BY q.task_key
+  SELECT g1.*,
+    CASE WHEN fx.task_key IS NOT NULL THEN fx.cost_usd
+         ELSE {group_cost_sql("g1", "p")} END AS cost_usd,
+    CASE WHEN fx.task_key IS NOT NULL THEN fx.unpriced_calls
+         WHEN {group_cost_sql("g1", "p")} IS NULL THEN g1.calls ELSE 0 END AS unpriced_calls
+  FROM g1
+  LEFT JOIN fx ON fx.task_key = g1.task_key
+  LEFT JOIN prices p ON p.price_id = g1.pid
 ), {_task_waste_ctes(f, wasted)}"""
 
 
