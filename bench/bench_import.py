@@ -84,7 +84,8 @@ def ensure_ccusage() -> bool:
     return r.returncode == 0 and CCUSAGE.exists()
 
 
-def ctxbudget_run(folder: Path, work: Path, fresh: bool = True) -> tuple[M, dict[str, int]]:
+def ctxbudget_run(folder: Path, work: Path,
+                  fresh: bool = True) -> tuple[M, dict[str, int], M, M]:
     db = work / "bench.duckdb"
     if fresh and db.exists():
         db.unlink()
@@ -98,7 +99,7 @@ def ctxbudget_run(folder: Path, work: Path, fresh: bool = True) -> tuple[M, dict
                               for r in rows),
            "cache_read": sum(r["cache_read_tokens"] for r in rows)}
     del out1
-    return m1 + m2, tot
+    return m1 + m2, tot, m1, m2
 
 
 def ccusage_run(folder: Path) -> tuple[M, dict[str, int]]:
@@ -133,8 +134,10 @@ def main(argv: list[str] | None = None) -> None:
         ours_name, cc_name, raw_name = ("ctxbudget import + report --by day",
                                         "ccusage@20.0.24 claude daily", "raw DuckDB read_json sum")
         for _ in range(a.repeat):
-            m, totals["ctxbudget"] = ctxbudget_run(folder, work)
+            m, totals["ctxbudget"], m_imp, m_rep = ctxbudget_run(folder, work)
             runs.setdefault(ours_name, []).append(m)
+            runs.setdefault("  of which import", []).append(m_imp)
+            runs.setdefault("  of which report --by day", []).append(m_rep)
             if have_cc:
                 m, totals["ccusage"] = ccusage_run(folder)
                 runs.setdefault(cc_name, []).append(m)
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
             m, _ = timed(["sh", "-c", 'xargs cat < "$0" > /dev/null',
                           _write_list(work, file_list)])
             runs.setdefault("cat > /dev/null", []).append(m)
-        reimport, _ = ctxbudget_run(folder, work, fresh=False)
+        reimport = ctxbudget_run(folder, work, fresh=False)[0]
         small_rss = 0
         if not a.dir:
             make_folder(work / "quarter", a.size_mib / 4)
