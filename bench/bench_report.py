@@ -29,6 +29,14 @@ shown: the machine is shared, single runs vary by 2x.
 Before the report-path optimization (commit 1063fbf's code, 10,000,005 calls, one run):
 raw minimal 0.56 s; library ``--no-waste`` 4.08 s (7.3x); with waste 10.3 s (18.4x,
 2.9 GB); CLI 3.50 s.
+
+After (same data, best of 3, the raw contender now the full per-task query above):
+raw per task 1.49 s; raw minimal 0.41 s; library ``--no-waste`` 1.93 s (1.29x raw per
+task), with waste 6.08 s (4.07x, 2.2 GB); CLI 2.65 s (process start and imports
+included). Totals equal. Where the time went: pandas imported by registering the price
+table as Arrow and by pyarrow's timestamp-to-datetime (~0.3 s each), pyarrow.compute's
+first call (0.25 s), a per-call date cast for the price join, a DECIMAL(38) product per
+call, a second GROUP BY, a string MIN(task_id); see src/ctxbudget/analyze/sql.py.
 """
 
 from __future__ import annotations
