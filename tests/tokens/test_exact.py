@@ -171,3 +171,35 @@ def test_big_texts_counted_in_parallel_pieces(real_texts: dict[str, str],
         # memoized whole-text counts afterwards
         assert count_tokens(big, model).tokens == got[1]
     assert len(_counters.safe_split(big, 7)) == 7
+
+
+def test_count_many_large_batch_in_processes_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches over FORK_MIN_CHARS go to forked workers; counts stay exactly tiktoken's."""
+    import threading
+
+    import tiktoken
+
+    from ctxbudget.tokens import _counters, count_many
+
+    enc = tiktoken.get_encoding("o200k_base")
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    base = root.parent / "shared" / "seed" / "token-budget-planning-and-execution.txt"
+    text = base.read_text(encoding="utf-8") if base.exists() else "plain text, many words. " * 400
+    texts = [f"{i} {text[i % 500:(i % 500) + 300]}" for i in range(400)]
+    monkeypatch.setattr(_counters, "FORK_MIN_CHARS", 10_000)
+    used: list[bool] = []
+    real = _counters._units_forked
+
+    def spy(counter: object, ts: object, workers: int) -> object:
+        out = real(counter, ts, workers)  # type: ignore[arg-type]
+        used.append(out is not None)
+        return out
+
+    monkeypatch.setattr(_counters, "_units_forked", spy)
+    got = [c.tokens for c in count_many(texts, "gpt-4o", threads=2)]
+    assert got == [len(enc.encode_ordinary(t)) for t in texts]
+    assert used, "the process path was not tried"
+    if threading.active_count() == 1:
+        assert used == [True]

@@ -76,7 +76,9 @@ def count(
         "--tokenizer", help="A Hugging Face tokenizer.json (exact count).")] = None,
     calibration: Annotated[Path | None, typer.Option(
         "--calibration", help="Calibration JSON for the estimator.")] = None,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="Encoding threads.")] = 2,
+    threads: Annotated[int, typer.Option(
+        "--threads", min=1,
+        help="Encoding workers (processes for large tiktoken batches, else threads).")] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Count tokens per file and in total; says whether exact and which tokenizer/estimator."""
