@@ -187,3 +187,15 @@ def test_prices_with_overrides_table() -> None:
                            env={"COLUMNS": "200"})
     assert r.exit_code == 0
     assert "gemini-3.5-flash" in r.stdout and "overrides" in r.stdout
+
+
+def test_version_and_bare_invocation() -> None:
+    from typer.testing import CliRunner
+
+    from ctxbudget import __version__
+    from ctxbudget.cli.main import app
+
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == __version__
+    res = CliRunner().invoke(app, [])
+    assert res.exit_code == 0 and "Usage" in res.output and "cost" in res.output
