@@ -26,7 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 app = typer.Typer(
     name="ctxbudget",
     help="Plan, enforce and monitor the token budget of LLM applications.",
-    no_args_is_help=True,
+    no_args_is_help=False,  # the root callback prints help (exit 0)
     add_completion=False,
     pretty_exceptions_enable=False,
 )
