@@ -32,6 +32,7 @@ __all__ = [
     "Rejection",
     "Skip",
     "csv_records",
+    "json_or_csv_records",
     "json_records",
     "jsonl_records",
     "open_binary",
@@ -313,3 +314,10 @@ def parse_ts(value: Any, what: str) -> datetime:
             raise InputFormatError(f"{what}: {value!r} is not a timestamp") from None
         return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
     raise InputFormatError(f"{what}: {value!r} is not a timestamp")
+
+
+def json_or_csv_records(path: Path, list_key: str | None = "data") -> Iterator[Record]:
+    """Rows of an export that may be CSV (by suffix) or JSON / JSON Lines."""
+    if path.suffix.lower() == ".csv":
+        return csv_records(path)
+    return json_records(path, list_key=list_key)

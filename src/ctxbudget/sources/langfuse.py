@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import InputFormatError
 from ..usage import Call, Usage
-from ._base import Importer, Record, Skip, csv_records, json_records, parse_ts
+from ._base import Importer, Record, Skip, json_or_csv_records, parse_ts
 from ._guess import int_cell, json_cell, provider_for
 
 __all__ = ["LangfuseImporter", "register"]
@@ -44,9 +44,7 @@ class LangfuseImporter(Importer):
     patterns = ("*.json", "*.jsonl", "*.csv")
 
     def records(self, path: Path) -> Iterator[Record]:
-        if path.suffix.lower() == ".csv":
-            return csv_records(path)
-        return json_records(path, list_key="data")
+        return json_or_csv_records(path)
 
     def convert(self, rec: Record) -> Iterable[Any]:
         d = rec.value
