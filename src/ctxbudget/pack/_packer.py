@@ -415,6 +415,18 @@ class Packer:
         epoch = tuple(t for t in (plan.memory, summary) if t)
         table, msgs, ptoks, prep = plan.table, plan.msgs, plan.ptoks, plan.prep
         bh = self._block_hash
+
+        def add_blocks(blocks: list[tuple[str, str]], overhead: int) -> None:
+            """One rendered block per (component, text); the group's framing
+            overhead is charged to its first block."""
+            for comp, text in blocks:
+                n = count(text) + overhead
+                overhead = 0
+                hashes.append(bh(comp, text))
+                toks.append(n)
+                apis.append(1)
+                comps[comp] += n
+
         cut = plan.cut_unit
         extras = table.extras(cut)
         # kept message indexes: extras, then every unit from the cut (contiguous unless
@@ -465,14 +477,7 @@ class Packer:
             for i, p in enumerate(plan.system)]
         n_sys = len(sys_blocks)
         sys_blocks += [(c, t) for t, c in ((plan.memory, "memory"), (summary, "summary")) if t]
-        extra_ov = self._sys_overhead(bool(sys_blocks))
-        for comp, text in sys_blocks:
-            n = count(text) + extra_ov
-            extra_ov = 0
-            hashes.append(bh(comp, text))
-            toks.append(n)
-            apis.append(1)
-            comps[comp] += n
+        add_blocks(sys_blocks, self._sys_overhead(bool(sys_blocks)))
         n_epoch = len(sys_blocks) - n_sys
         kept_msgs = [msgs[i] for i in idx]
         hashes += [prep.phash[i] for i in idx]
@@ -499,14 +504,7 @@ class Packer:
         final += [("retrieved", t) for t in chunk_texts]
         if plan.user:
             final.append(("user", plan.user))
-        extra_ov = self._final_overhead(bool(final))
-        for comp, text in final:
-            n = count(text) + extra_ov
-            extra_ov = 0
-            hashes.append(bh(comp, text))
-            toks.append(n)
-            apis.append(1)
-            comps[comp] += n
+        add_blocks(final, self._final_overhead(bool(final)))
         groups = ("tools",) * n_tools + ("system",) * n_sys + ("epoch",) * n_epoch \
             + ("history",) * n_hist + ("volatile",) * len(final)
         # request-level framing: the request base on the first block, reply priming on the last
