@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -53,12 +54,12 @@ def test_cli_import_and_reimport_changes_nothing(data_dir: Path, tmp_path: Path)
     assert _snapshot(db) == before
 
 
-def test_python_path_equals_duckdb_path(data_dir: Path, tmp_path: Path) -> None:
+def test_python_path_equals_fast_path(data_dir: Path, tmp_path: Path) -> None:
     imp = get_importer("claude-code")
     files = imp.discover(data_dir / "claude-code")
     with open_store(tmp_path / "fast.duckdb") as st:
         stats = import_paths(imp, files, st)
-        assert stats.engine == "duckdb"
+        assert stats.engine == "msgspec"
     with open_store(tmp_path / "slow.duckdb") as st:
         slow = ImportStats(format="claude-code")
         import_files(get_importer("claude-code"), files, st, slow)
@@ -95,7 +96,7 @@ def test_malformed_lines_reported_and_nothing_else_lost(data_dir: Path, tmp_path
         [(target.name, 54), (target.name, 55)]
     assert "not valid JSON" in s["rejections"][0]["reason"]
     assert "negative" in s["rejections"][1]["reason"]
-    assert s["engine"] == "duckdb+python"
+    assert s["engine"] == "msgspec+python"
     assert _sums(db) == TOTALS  # every good line of the damaged file still landed
 
 
@@ -149,9 +150,9 @@ def test_user_errors_exit_2(tmp_path: Path, bad: str) -> None:
     assert "Traceback" not in r.output
 
 
-def test_old_logs_without_cache_split_use_explicit_columns(tmp_path: Path) -> None:
-    """Old Claude Code lines lack ``cache_creation`` / ``isSidechain``: DuckDB's inferred
-    schema cannot bind them, the importer names the columns itself (still DuckDB)."""
+def test_old_logs_without_cache_split(tmp_path: Path) -> None:
+    """Old Claude Code lines lack ``cache_creation`` / ``isSidechain``: the fast path
+    reads them (all writes are 5-minute writes)."""
     lines = [{"type": "assistant", "sessionId": "old", "timestamp": f"2025-03-0{i}T10:00:00Z",
               "requestId": f"req_{i}", "uuid": f"u{i}",
               "message": {"id": f"msg_{i}", "model": "claude-3-7-sonnet-20250219",
@@ -163,7 +164,99 @@ def test_old_logs_without_cache_split_use_explicit_columns(tmp_path: Path) -> No
     f.write_text("".join(json.dumps(x) + "\n" for x in lines))
     with open_store(tmp_path / "u.db") as st:
         stats = import_paths(get_importer("claude-code"), [tmp_path], st)
-        assert stats.engine == "duckdb" and stats.accepted == 3
+        assert stats.engine == "msgspec" and stats.accepted == 3
         assert st.con.execute(SUMS).fetchall()[0] == (3, 60, 6, 300, 3000)
         assert st.con.execute("SELECT sum(cache_write_5m_tokens) FROM calls").fetchall() == \
             [(300,)]
+
+
+def _folder_copies(data_dir: Path, root: Path, copies: int) -> Path:
+    """``copies`` copies of the shared sessions under ``root/projects``; copy 0 keeps the
+    original ids, so every copy but the first repeats the same calls (duplicates)."""
+    src = sorted((data_dir / "claude-code" / "projects").rglob("*.jsonl"))
+    for k in range(copies):
+        d = root / "projects" / f"p{k}"
+        d.mkdir(parents=True)
+        for f in src:
+            shutil.copy(f, d / f.name)
+    return root
+
+
+def test_forked_workers_and_small_batches_equal_in_process(
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool path (forced: no size threshold, tiny chunks, 2 workers) and several
+    store batches (tiny BATCH_ROWS, the same calls repeated in later batches) give
+    exactly the rows of the in-process single-batch path."""
+    from ctxbudget.sources import claude_code
+
+    root = _folder_copies(data_dir, tmp_path / "c", 4)
+    with open_store(tmp_path / "one.duckdb") as st:
+        one = import_paths(get_importer("claude-code"), [root], st)
+    monkeypatch.setattr(claude_code, "FORK_MIN_BYTES", 0)
+    monkeypatch.setattr(claude_code, "CHUNK_BYTES", 1)  # one file per worker task
+    monkeypatch.setattr(claude_code, "BATCH_ROWS", 100)
+    monkeypatch.setattr(claude_code, "_workers", lambda: 2)
+    from ctxbudget.sources import _claude_scan
+
+    real_parse = _claude_scan.parse_files
+    pids = tmp_path / "pids"
+    pids.mkdir()
+
+    def parse(paths: list[str], first: int = 0) -> _claude_scan.Chunk:
+        (pids / str(os.getpid())).touch()
+        return real_parse(paths, first)
+
+    monkeypatch.setattr(_claude_scan, "parse_files", parse)
+    with open_store(tmp_path / "many.duckdb") as st:
+        many = import_paths(get_importer("claude-code"), [root], st)
+    ran_in = {int(p.name) for p in pids.iterdir()}
+    assert ran_in and os.getpid() not in ran_in  # forked workers parsed every chunk
+    assert one.as_dict() == many.as_dict()
+    assert (one.files, one.calls, one.accepted) == (12, 4 * 305, 197)
+    assert _snapshot(tmp_path / "one.duckdb") == _snapshot(tmp_path / "many.duckdb")
+    assert _sums(tmp_path / "many.duckdb") == TOTALS
+
+
+def test_irregular_files_go_to_the_python_path(tmp_path: Path) -> None:
+    """Two JSON values on one line (msgspec would read both), a blank line, and a
+    timestamp DuckDB cannot read: those files are read line by line, so the first is
+    rejected as file:line, the blank line is skipped, the bad timestamp is rejected."""
+    def call(n: int, ts: str = "2025-10-01T10:00:00.000Z") -> str:
+        return json.dumps({"type": "assistant", "sessionId": "s", "timestamp": ts,
+                           "uuid": f"u{n}", "requestId": f"req_{n}",
+                           "message": {"id": f"msg_{n}", "model": "claude-sonnet-4-5",
+                                       "usage": {"input_tokens": n, "output_tokens": 1}}})
+    d = tmp_path / "projects" / "p"
+    d.mkdir(parents=True)
+    (d / "a.jsonl").write_text(call(1) + "\n" + call(2) + call(3) + "\n")
+    (d / "b.jsonl").write_text(call(4) + "\n\n" + call(5) + "\n")
+    (d / "c.jsonl").write_text(call(6) + "\n" + call(7, "yesterday") + "\n")
+    (d / "d.jsonl").write_text(call(8) + "\n")
+    with open_store(tmp_path / "u.db") as st:
+        stats = import_paths(get_importer("claude-code"), [tmp_path], st)
+        got = st.con.execute("SELECT input_tokens FROM calls ORDER BY 1").fetchall()
+    assert [r[0] for r in got] == [1, 4, 5, 6, 8]
+    assert stats.engine == "msgspec+python"
+    assert [(Path(r.path).name, r.line) for r in stats.rejections] == [("a.jsonl", 2),
+                                                                       ("c.jsonl", 2)]
+    assert "not valid JSON" in stats.rejections[0].reason
+    assert "timestamp" in stats.rejections[1].reason
+    assert (stats.files, stats.lines, stats.accepted, stats.rejected) == (4, 7, 5, 2)
+
+
+def test_store_refuses_a_batch_with_repeated_keys(tmp_path: Path) -> None:
+    """The calls table has no key index: the writer checks the batch's keys instead."""
+    from datetime import UTC, datetime
+
+    from ctxbudget.errors import StoreError
+    from ctxbudget.store.db import calls_to_arrow
+    from ctxbudget.usage import Call, Usage
+
+    c = Call(ts=datetime(2025, 1, 1, tzinfo=UTC), provider="anthropic", model="m",
+             usage=Usage(input_tokens=1), request_id="r1", source="test")
+    with open_store(tmp_path / "u.db") as st:
+        with pytest.raises(StoreError, match="1 repeated"):
+            st.insert_arrow(calls_to_arrow([c, c]))
+        assert st.insert_arrow(calls_to_arrow([c])) == 1
+        assert st.insert_arrow(calls_to_arrow([c])) == 1  # replaced, not added
+        assert st.count_calls() == 1

@@ -163,6 +163,6 @@ def import_paths(
     if files:
         engine = stats.engine
         import_files(importer, files, store, stats, strict=strict, progress=progress)
-        stats.engine = "duckdb+python" if engine == "duckdb" else "python"
+        stats.engine = f"{engine}+python" if engine else "python"
     stats.accepted = stats.calls - stats.duplicates
     return stats

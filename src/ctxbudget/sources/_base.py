@@ -103,7 +103,8 @@ class ImportStats:
     """The first rejected records (up to :attr:`max_listed`), in input order."""
     max_listed: int = 50
     engine: str = ""
-    """``duckdb`` when the fast SQL path parsed the files, ``python`` otherwise (or both)."""
+    """The parser that read the files: an importer's fast path (``msgspec`` for
+    ``claude-code``), ``python`` (line by line), or ``<fast>+python`` when both did."""
 
     def skip(self, reason: str, n: int = 1) -> None:
         if n:

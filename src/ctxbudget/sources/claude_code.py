@@ -33,16 +33,20 @@ How a line becomes a :class:`~ctxbudget.usage.Call` (matching ``ccusage@20.0.24`
   no tier. ccusage's ``costUSD`` field (old logs) is ignored: cost always comes
   from the :class:`~ctxbudget.prices.PriceBook`.
 
-Fast path: a folder is parsed by DuckDB's JSON reader and de-duplicated in SQL
-(``arg_max`` by the rank above), in batches of :data:`BATCH_BYTES`. A file with a
-malformed line, or a usage line the SQL checks flag (missing timestamp / model /
-ids, negative counts, inconsistent cache split), is handed to the line-by-line
-Python path, which reports each rejected line as ``file:line``.
+Fast path: files are decoded by msgspec (:mod:`._claude_scan`) in forked worker
+processes (one per core, when the input is large enough to pay for the fork), in
+chunks of about :data:`CHUNK_BYTES`; the call rows come back as Arrow tables and are
+de-duplicated in SQL (``arg_max`` by the rank above) and written in batches of about
+:data:`BATCH_ROWS` call lines (which bounds the working memory). A file with a
+malformed line, or a usage line the checks flag (missing timestamp / model / ids,
+negative counts, inconsistent cache split), is handed to the line-by-line Python
+path, which reports each rejected line as ``file:line``.
 """
 
 from __future__ import annotations
 
-import re
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,19 +54,17 @@ from typing import Any
 from ..adapters import from_anthropic
 from ..errors import InputFormatError
 from ..usage import Call
+from . import _claude_scan
 from ._base import STDIN, Importer, ImportStats, Record, Skip, parse_ts
 from ._runner import record_imports
 
-__all__ = ["BATCH_BYTES", "ClaudeCodeImporter", "register"]
+__all__ = ["BATCH_ROWS", "CHUNK_BYTES", "ClaudeCodeImporter", "register"]
 
 #: Input bytes parsed by one DuckDB query (bounds the fast path's working memory).
-BATCH_BYTES = 256 * 1024 * 1024
+BATCH_ROWS = 500_000
 
 NOT_A_CALL = "not an API call"
 SYNTHETIC = "synthetic message (no API call)"
-
-_TOKENS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-           "cache_read_input_tokens")
 
 
 def _tier(value: Any) -> str | None:
@@ -125,223 +127,193 @@ class ClaudeCodeImporter(Importer):
             input_inclusive=False, meta=meta or None,
         )
 
-    # -- DuckDB fast path ---------------------------------------------------
+    # -- fast path -----------------------------------------------------------
     def import_fast(self, files: list[Path], store: Any, stats: ImportStats, *,
                     strict: bool = False,
                     progress: Callable[[int], None] | None = None) -> list[Path]:
-        """Import what DuckDB can parse; return the files left for the Python path."""
-        left: list[Path] = []
-        disk = [f for f in files if f != STDIN]
-        left.extend(f for f in files if f == STDIN)
-        for batch in _batches(disk, BATCH_BYTES):
-            nbytes = sum(_size(f) for f in batch)
-            todo = list(batch)
-            while todo:
-                try:
-                    bad = _import_batch(todo, store, stats)
-                except _MalformedFile as exc:
-                    todo.remove(exc.path)
-                    left.append(exc.path)
-                    continue
-                except _Unsupported:
-                    left.extend(todo)
-                    break
-                left.extend(bad)
-                break
+        """Import what the fast parser accepts; return the files left for the Python
+        path (under ``--strict`` it stops at their first bad line)."""
+        left = [f for f in files if f == STDIN]
+        disk = [str(f) for f in files if f != STDIN]
+        if not disk:
+            return left
+        pending: list[_claude_scan.Chunk] = []
+        pending_rows = batches = 0
+        for chunk in _parse(disk):
+            left.extend(Path(p) for p in chunk.left)
+            if pending and pending_rows + len(chunk.cols["key"]) > BATCH_ROWS:
+                left.extend(_write(pending, disk, store, stats, batches=batches, final=False))
+                pending, pending_rows = [], 0
+                batches += 1
+            pending.append(chunk)
+            pending_rows += len(chunk.cols["key"])
             if progress is not None:
-                progress(nbytes - sum(_size(f) for f in batch if f in left))
-        return left  # under --strict the Python path stops at their first bad line
+                progress(chunk.nbytes)
+        if pending:
+            left.extend(_write(pending, disk, store, stats, batches=batches, final=True))
+        if stats.files:
+            stats.engine = "msgspec"
+        return left
 
 
-def _size(p: Path) -> int:
+#: Input bytes parsed by one worker task.
+CHUNK_BYTES = 24 * 1024 * 1024
+#: Input below this is parsed in-process (forking costs more than it saves).
+FORK_MIN_BYTES = 48 * 1024 * 1024
+
+
+def _workers() -> int:
     try:
-        return p.stat().st_size
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def _size(p: str) -> int:
+    try:
+        return os.stat(p).st_size
     except OSError:
         return 0
 
 
-def _batches(files: list[Path], limit: int) -> Iterator[list[Path]]:
-    cur: list[Path] = []
+def _chunks(files: list[str], limit: int) -> list[tuple[int, list[str]]]:
+    """(index of the first file, files) of about ``limit`` bytes each."""
+    out: list[tuple[int, list[str]]] = []
     size = 0
-    for f in files:
+    for n, f in enumerate(files):
         s = _size(f)
-        if cur and size + s > limit:
-            yield cur
-            cur, size = [], 0
-        cur.append(f)
+        if not out or (out[-1][1] and size + s > limit):
+            out.append((n, []))
+            size = 0
+        out[-1][1].append(f)
         size += s
-    if cur:
-        yield cur
+    return out
 
 
-class _MalformedFile(Exception):
-    def __init__(self, path: Path) -> None:
-        self.path = path
+def _parse(files: list[str]) -> Iterator[_claude_scan.Chunk]:
+    """The parsed chunks of ``files``, in file order."""
+    total = sum(_size(f) for f in files)
+    workers = _workers()
+    chunks = _chunks(files, min(CHUNK_BYTES, max(1 << 20, total // (4 * workers))))
+    pool = None
+    if workers > 1 and total >= FORK_MIN_BYTES and threading.active_count() == 1:
+        import multiprocessing
+
+        try:
+            pool = multiprocessing.get_context("fork").Pool(min(workers, len(chunks)))
+        except (ValueError, OSError):  # no fork on this platform, or no resources
+            pool = None
+    if pool is None:
+        for c in chunks:
+            yield _parse_chunk(c)
+        return
+    try:
+        yield from pool.imap(_parse_chunk, chunks)
+    finally:
+        pool.terminate()
 
 
-class _Unsupported(Exception):
-    """DuckDB could not read the batch for a reason not tied to one file."""
+def _parse_chunk(job: tuple[int, list[str]]) -> _claude_scan.Chunk:
+    return _claude_scan.parse_files(job[1], job[0])
 
 
-_EXPLICIT_COLUMNS = (
-    "{'type': 'VARCHAR', 'timestamp': 'VARCHAR', 'sessionId': 'VARCHAR', "
-    "'requestId': 'VARCHAR', 'isSidechain': 'BOOLEAN', 'uuid': 'VARCHAR', "
-    "'message': 'STRUCT(id VARCHAR, model VARCHAR, usage STRUCT(input_tokens BIGINT, "
-    "output_tokens BIGINT, cache_creation_input_tokens BIGINT, cache_read_input_tokens BIGINT, "
-    "cache_creation STRUCT(ephemeral_5m_input_tokens BIGINT, ephemeral_1h_input_tokens BIGINT), "
-    "service_tier VARCHAR))'}"
-)
+# The rank of a copy is one HUGEINT (main chain, total tokens, earliest first) so
+# arg_max compares numbers; the key's copies across the batch meet in one group.
+_RANK = ("(CASE WHEN side THEN 0 ELSE 1 END)::HUGEINT * 100000000000000000000000 "
+         "+ (input + cache_read + write_5m + write_1h + output)::HUGEINT * 10000000000000 "
+         "- epoch_ms(t)")
 
-_MALFORMED = re.compile(r'in file "([^"]+)"')
-
-
-def _scan_sql(explicit: bool) -> str:
-    cols = f", columns={_EXPLICIT_COLUMNS}" if explicit else ""
-    return f"""
-    SELECT filename AS f,
-           message.usage IS NOT NULL AS is_call,
-           message.model AS model,
-           TRY_CAST("timestamp" AS TIMESTAMPTZ) AS ts,
-           CAST(sessionId AS VARCHAR) AS sid,
-           CAST(message.usage.input_tokens AS BIGINT) AS i,
-           CAST(message.usage.output_tokens AS BIGINT) AS o,
-           CAST(message.usage.cache_read_input_tokens AS BIGINT) AS cr,
-           CAST(message.usage.cache_creation_input_tokens AS BIGINT) AS cw,
-           CAST(message.usage.cache_creation.ephemeral_5m_input_tokens AS BIGINT) AS w5,
-           CAST(message.usage.cache_creation.ephemeral_1h_input_tokens AS BIGINT) AS w1,
-           CAST(message.usage.service_tier AS VARCHAR) AS tier,
-           coalesce(CAST(isSidechain AS BOOLEAN), false) AS side,
-           CASE WHEN message.usage IS NULL THEN NULL
-                WHEN message.id IS NOT NULL AND message.id <> ''
-                THEN message.id || ':' || coalesce(CAST(requestId AS VARCHAR), '')
-                WHEN uuid IS NOT NULL THEN 'uuid:' || CAST(uuid AS VARCHAR) END AS k
-    FROM read_json($files, format='newline_delimited', filename=true,
-                   maximum_object_size=268435456{cols})
-    """
-
-
-# One scan: group by (file, call key); the rank of a copy is one HUGEINT
-# (main chain, total tokens, earliest first) so arg_max compares numbers.
-_AGG_SQL = """
-CREATE OR REPLACE TEMP TABLE _ctxb_cc AS
-WITH s AS ({scan}),
-t AS (
-  SELECT *,
-    coalesce(is_call AND model = '<synthetic>'
-      AND coalesce(i, 0) + coalesce(o, 0) + coalesce(cr, 0) + coalesce(cw, 0)
-          + coalesce(w5, 0) + coalesce(w1, 0) = 0, false) AS syn,
-    coalesce(is_call AND (ts IS NULL OR model IS NULL OR model = '' OR k IS NULL
-      OR i < 0 OR o < 0 OR cr < 0 OR cw < 0 OR w5 < 0 OR w1 < 0
-      OR ((w5 IS NOT NULL OR w1 IS NOT NULL) AND cw IS NOT NULL
-          AND coalesce(w5, 0) + coalesce(w1, 0) <> cw)), false) AS bad
-  FROM s
-)
-SELECT f, CASE WHEN NOT syn THEN k END AS key,
-       count(*) AS n,
-       count(*) FILTER (WHERE is_call AND NOT syn) AS ncalls,
-       count(*) FILTER (WHERE syn) AS nsyn,
-       count(*) FILTER (WHERE bad) AS nbad,
-       arg_max({{'ts': ts, 'model': model,
-                 'sid': coalesce(sid, regexp_extract(f, '([^/\\\\]+?)(\\.[^./\\\\]*)?$', 1)),
-                 'i': i, 'o': o, 'cr': cr,
-                 'cw': cw, 'w5': w5, 'w1': w1, 'tier': tier, 'side': side,
-                 'rank': (CASE WHEN side THEN 0 ELSE 1 END)::HUGEINT * 100000000000000000000000
-                   + (coalesce(i, 0) + coalesce(o, 0) + coalesce(cr, 0)
-                      + coalesce(cw, 0))::HUGEINT * 10000000000000 - epoch_ms(ts)}},
-               (CASE WHEN side THEN 0 ELSE 1 END)::HUGEINT * 100000000000000000000000
-                 + (coalesce(i, 0) + coalesce(o, 0) + coalesce(cr, 0)
-                    + coalesce(cw, 0))::HUGEINT * 10000000000000 - epoch_ms(ts))
-         FILTER (WHERE is_call AND NOT syn AND NOT bad) AS r
-FROM t
-GROUP BY ALL
+# Replace by key (the calls table has no key index, see store.schema migration 3):
+# delete the batch's keys already stored, then one INSERT of unique keys.
+_OVERLAP_SQL = """
+SELECT count(*) FROM calls WHERE call_key IN (SELECT 'claude-code:' || key FROM _ctxb_ok)
 """
 
-# Replace by key without INSERT OR REPLACE (which probes the PRIMARY KEY index
-# row by row, ~2x the cost): delete the batch's keys already stored, then one
-# plain INSERT sorted by key (the index is built in key order).
 _DELETE_SQL = """
 DELETE FROM calls WHERE call_key IN
-  (SELECT DISTINCT 'claude-code:' || key FROM _ctxb_cc WHERE key IS NOT NULL)
+  (SELECT DISTINCT 'claude-code:' || key FROM _ctxb_ok)
 """
 
 _INSERT_SQL = """
 INSERT INTO calls ({names})
-SELECT 'claude-code:' || key, r.ts, 'anthropic', r.model, r.sid, r.sid, NULL, key,
-       coalesce(r.i, 0), coalesce(r.cr, 0),
-       CASE WHEN r.w5 IS NULL AND r.w1 IS NULL THEN coalesce(r.cw, 0) ELSE coalesce(r.w5, 0) END,
-       CASE WHEN r.w5 IS NULL AND r.w1 IS NULL THEN 0 ELSE coalesce(r.w1, 0) END,
-       coalesce(r.o, 0), 0, NULL, 'ok', 'claude-code',
-       CASE WHEN r.tier IN ('standard', 'default') OR r.tier = '' THEN NULL ELSE r.tier END,
-       NULL, NULL, NULL, NULL, false,
+SELECT 'claude-code:' || key, r.t, 'anthropic', r.model, r.sid, r.sid, NULL, key,
+       r.input, r.cache_read, r.write_5m, r.write_1h, r.output, r.reasoning, NULL, 'ok',
+       'claude-code', r.tier, NULL, NULL, NULL, NULL, false,
        CASE WHEN r.side AND r.model = '<synthetic>' THEN '{{"sidechain":true,"synthetic":true}}'
             WHEN r.side THEN '{{"sidechain":true}}'
             WHEN r.model = '<synthetic>' THEN '{{"synthetic":true}}' END
-FROM (SELECT key, arg_max(r, r.rank) AS r FROM _ctxb_cc WHERE key IS NOT NULL GROUP BY key)
-ORDER BY 1
+FROM (SELECT key, arg_max(r, r.rank) AS r FROM (
+        SELECT key, {{'t': t, 'model': model, 'sid': sid, 'input': input,
+                'cache_read': cache_read, 'write_5m': write_5m, 'write_1h': write_1h,
+                'output': output, 'reasoning': reasoning, 'tier': tier, 'side': side,
+                'rank': {rank}}} AS r
+        FROM (SELECT *, CAST(ts AS TIMESTAMPTZ) AS t FROM _ctxb_ok))
+      GROUP BY key)
 """
 
 
-def _import_batch(files: list[Path], store: Any, stats: ImportStats) -> list[Path]:
-    """Parse, de-duplicate and insert one batch; return files to re-read in Python."""
-    import duckdb
+def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
+           stats: ImportStats, *, batches: int, final: bool) -> list[Path]:
+    """De-duplicate and insert a batch of parsed chunks (``batches`` written before it
+    in this import, ``final`` when no other follows); return the files whose
+    timestamps DuckDB cannot read (for the Python path)."""
+    import numpy as np
 
     from ..store.schema import CALL_COLUMNS
 
+    files = [f for c in pending for f in c.files]
+    lines = dict(zip(files, (n for c in pending for n in c.lines), strict=True))
+    calls = dict(zip(files, (n for c in pending for n in c.calls), strict=True))
+    synthetic = dict(zip(files, (n for c in pending for n in c.synthetic), strict=True))
+    rows = {name: np.concatenate([c.column(name) for c in pending])
+            for name in _claude_scan.COLUMNS}
     con = store.con
-    con.execute("SET enable_progress_bar = false")  # our own bar is on stderr
-    names = [str(f) for f in files]
-    for explicit in (False, True):
-        try:
-            con.execute(_AGG_SQL.format(scan=_scan_sql(explicit)), {"files": names})
-            break
-        except duckdb.Error as exc:
-            m = _MALFORMED.search(str(exc))
-            if "Malformed JSON" in str(exc) and m and Path(m.group(1)) in files:
-                raise _MalformedFile(Path(m.group(1))) from None
-            if explicit:
-                raise _Unsupported() from None
-            # the sample lacked a field we read, or a later line did not fit the
-            # inferred types: name every column ourselves
-    else:  # pragma: no cover - the loop always breaks or raises
-        raise _Unsupported()
-    per_file = [
-        (f, int(n), int(nc), int(ns), int(nb)) for f, n, nc, ns, nb in con.execute(
-            "SELECT f, sum(n), sum(ncalls), sum(nsyn), sum(nbad) FROM _ctxb_cc GROUP BY f"
-        ).fetchall()]
-    bad = [Path(f) for f, _, _, _, nbad in per_file if nbad]
-    if bad:
-        # re-run the clean files only, so nothing from a flagged file is half-imported
-        con.execute("DROP TABLE _ctxb_cc")
-        clean = [f for f in files if f not in bad]
-        if clean:
-            bad += _import_batch(clean, store, stats)
-        return bad
-    cols = ", ".join(n for n, _ in CALL_COLUMNS)
-    keys = con.execute("SELECT count(DISTINCT key) FROM _ctxb_cc").fetchall()[0][0]
-    con.execute("BEGIN TRANSACTION")
+    con.register("_ctxb_rows", rows)
     try:
-        if store.count_calls():
-            con.execute(_DELETE_SQL)
-        con.execute(_INSERT_SQL.format(names=cols))
-        record_imports(store, "claude-code",
-                       [(Path(f), n, ncalls, 0) for f, n, ncalls, _, _ in per_file])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        bad = [int(r[0]) for r in con.execute(
+            "SELECT DISTINCT file FROM _ctxb_rows WHERE TRY_CAST(ts AS TIMESTAMPTZ) IS NULL"
+        ).fetchall()]
+        # the rows of those files go: the Python path reads the files again
+        con.execute("CREATE OR REPLACE TEMP VIEW _ctxb_ok AS "
+                    "SELECT * REPLACE (side::BOOLEAN AS side) FROM _ctxb_rows"
+                    + (f" WHERE file NOT IN ({', '.join(map(str, bad))})" if bad else ""))
+        # calls new to this import (an earlier batch may have held the same call)
+        keys = int(con.execute(
+            "SELECT count(DISTINCT key) FROM _ctxb_ok WHERE key NOT IN "
+            "(SELECT key FROM _ctxb_seen)" if batches else
+            "SELECT count(DISTINCT key) FROM _ctxb_ok").fetchall()[0][0])
+        cols = ", ".join(n for n, _ in CALL_COLUMNS)
+        skip = set(bad)
+        good = [i for i in files if i not in skip]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if store.count_calls() and con.execute(_OVERLAP_SQL).fetchall()[0][0]:
+                con.execute(_DELETE_SQL)  # (a DELETE makes the COMMIT write a WAL: ~1 s)
+            con.execute(_INSERT_SQL.format(names=cols, rank=_RANK))
+            record_imports(store, "claude-code",
+                           [(Path(paths[i]), lines[i], calls[i], 0) for i in good])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        if final:
+            con.execute("DROP TABLE IF EXISTS _ctxb_seen")
+        else:
+            if not batches:
+                con.execute("CREATE OR REPLACE TEMP TABLE _ctxb_seen (key VARCHAR)")
+            con.execute("INSERT INTO _ctxb_seen SELECT DISTINCT key FROM _ctxb_ok")
     finally:
-        con.execute("DROP TABLE IF EXISTS _ctxb_cc")
-    ncalls = sum(r[2] for r in per_file)
-    stats.files += len(per_file)
-    stats.lines += sum(r[1] for r in per_file)
+        con.execute("DROP VIEW IF EXISTS _ctxb_ok")
+        con.unregister("_ctxb_rows")
+    ncalls = sum(calls[i] for i in good)
+    stats.files += len(good)
+    stats.lines += sum(lines[i] for i in good)
     stats.calls += ncalls
-    stats.duplicates += ncalls - int(keys)
-    stats.skip(NOT_A_CALL, sum(r[1] - r[2] - r[3] for r in per_file))
-    nsyn = sum(r[3] for r in per_file)
-    if nsyn:
-        stats.skip(SYNTHETIC, nsyn)
-    stats.engine = "duckdb"
-    return []
+    stats.duplicates += ncalls - keys
+    stats.skip(NOT_A_CALL, sum(lines[i] - calls[i] - synthetic[i] for i in good))
+    stats.skip(SYNTHETIC, sum(synthetic[i] for i in good))
+    return [Path(paths[i]) for i in bad]
 
 
 def register(registry: Any) -> None:

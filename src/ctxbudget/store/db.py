@@ -117,14 +117,24 @@ class Store:
         names = ", ".join(n for n, _ in CALL_COLUMNS)
         self.con.register("_incoming_calls", table)
         try:
+            # the table has no key index (schema migration 3): the writer keeps
+            # call_key unique by deleting the incoming keys first
+            n, distinct, nulls = self.con.execute(
+                "SELECT count(*), count(DISTINCT call_key), count(*) - count(call_key) "
+                "FROM _incoming_calls").fetchall()[0]
+        except Exception:
+            self.con.unregister("_incoming_calls")
+            raise
+        if n != distinct + nulls or nulls:
+            self.con.unregister("_incoming_calls")
+            raise StoreError(f"{self.path}: refusing to write calls: {n - distinct - nulls} "
+                             f"repeated and {nulls} missing call_key values in the batch")
+        try:
             self.con.execute("BEGIN TRANSACTION")
-            # delete + sorted plain INSERT: INSERT OR REPLACE probes the PRIMARY KEY
-            # index row by row and costs about twice as much
-            self.con.execute(
-                "DELETE FROM calls WHERE call_key IN (SELECT call_key FROM _incoming_calls)")
-            self.con.execute(
-                f"INSERT INTO calls ({names}) SELECT {names} FROM _incoming_calls "
-                "ORDER BY call_key")
+            if self.count_calls():
+                self.con.execute(
+                    "DELETE FROM calls WHERE call_key IN (SELECT call_key FROM _incoming_calls)")
+            self.con.execute(f"INSERT INTO calls ({names}) SELECT {names} FROM _incoming_calls")
             self.con.execute("COMMIT")
         except Exception as exc:
             self.con.execute("ROLLBACK")
