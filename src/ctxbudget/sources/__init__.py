@@ -146,8 +146,9 @@ def import_paths(
     done = {} if reimport else imported_signatures(store, importer.name)
     for raw in paths:
         p = Path(raw)
-        for f in importer.discover(p):
-            f = f if f == STDIN else f.resolve()
+        # resolve the argument once: what discover finds under it is then absolute
+        # (resolving each of thousands of files costs a stat per path component)
+        for f in importer.discover(p if p == STDIN else p.resolve()):
             if f in seen:
                 continue
             seen.add(f)

@@ -152,7 +152,8 @@ def record_imports(store: Any, fmt: str,
     for path, lines, calls, rejected in files:
         sig = file_signature(path)
         if sig is not None:
-            rows.append((str(path.resolve()), fmt, sig[0], sig[1], lines, calls, rejected, now))
+            key = path if path.is_absolute() else path.resolve()
+            rows.append((str(key), fmt, sig[0], sig[1], lines, calls, rejected, now))
     if not rows:
         return
     # list parameters + unnest: no Arrow registration (which would import pandas)
