@@ -97,7 +97,8 @@ class Chunk:
     left: list[str] = field(default_factory=list)
     """Files for the line-by-line path."""
     cols: dict[str, Any] = field(default_factory=dict)
-    """Per name in :data:`COLUMNS`, a row per call line of the parsed files: a list of
+    """Per name in :data:`COLUMNS`, a row per call of the parsed files (streamed
+    copies within a file mostly collapsed already, see :func:`_rows`): a list of
     strings for :data:`TEXT` columns, an ``array('q')`` otherwise (both pickle
     compactly; repeated strings are shared, so pickled once)."""
 
@@ -128,15 +129,17 @@ def parse_files(paths: list[str], first: int = 0) -> Chunk:
         out.nbytes += size
         # records == lines, or a line held two values (or was blank): msgspec reads a
         # stream of concatenated values; the Python path rejects such a line
-        file_rows = _rows(recs, fi, Path(path).stem, shared) if len(recs) == n_lines else None
-        if file_rows is None:
+        got = _rows(recs, fi, Path(path).stem, shared) if len(recs) == n_lines else None
+        if got is None:
             out.left.append(path)
             continue
-        ncalls = sum(1 for r in recs if r.message is not None and r.message.usage is not None)
+        file_rows, ncalls = got
+        usage_lines = sum(1 for r in recs
+                          if r.message is not None and r.message.usage is not None)
         out.files.append(fi)
         out.lines.append(len(recs))
-        out.calls.append(len(file_rows))
-        out.synthetic.append(ncalls - len(file_rows))
+        out.calls.append(ncalls)
+        out.synthetic.append(usage_lines - ncalls)
         rows.extend(file_rows)
     cols = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
     out.cols = {name: list(col) if name in TEXT else array("q", col)
@@ -167,11 +170,14 @@ def _decode(path: str) -> tuple[list[_Line], int, int]:
 
 
 def _rows(recs: list[_Line], fi: int, stem: str,
-          shared: dict[str, str]) -> list[tuple[Any, ...]] | None:
-    """The call rows of one file's records, or ``None`` when a call line needs the
-    Python path (it rejects or hashes it). ``shared`` holds one copy of each model,
-    session and tier string."""
+          shared: dict[str, str]) -> tuple[list[tuple[Any, ...]], int] | None:
+    """(call rows, call lines) of one file's records, or ``None`` when a call line
+    needs the Python path (it rejects or hashes it). Streamed copies of one call in
+    the file are collapsed here already when the order is plain (a third fewer rows
+    for DuckDB). ``shared`` holds one copy of each model, session and tier string."""
     rows: list[tuple[Any, ...]] = []
+    best: dict[str, tuple[tuple[bool, int], int]] = {}
+    ncalls = 0
     for r in recs:
         m = r.message
         if m is None or (u := m.usage) is None:
@@ -204,10 +210,34 @@ def _rows(recs: list[_Line], fi: int, stem: str,
             return None
         if model == "<synthetic>" and not (i or o or cr or w5 or w1):
             continue
+        ncalls += 1
         tier = u.service_tier
         sid = r.session_id or stem
-        rows.append((fi, key, r.timestamp, shared.setdefault(model, model),
-                     shared.setdefault(sid, sid), i, cr, w5, w1, o, think,
-                     None if tier in _PLAIN_TIERS else shared.setdefault(tier, tier),
-                     int(r.sidechain is True)))
-    return rows
+        ts = r.timestamp
+        rank = (r.sidechain is not True, i + cr + w5 + w1 + o)
+        row = (fi, key, ts, shared.setdefault(model, model), shared.setdefault(sid, sid),
+               i, cr, w5, w1, o, think,
+               None if tier in _PLAIN_TIERS else shared.setdefault(tier, tier),
+               int(r.sidechain is True))
+        seen = best.get(key)
+        if seen is not None:
+            # a streamed copy of an earlier line: drop whichever the SQL's arg_max
+            # (main chain, most tokens, earliest) would never pick; when the order
+            # needs the timestamps and they are not both "...Z" of one length, keep both
+            old_rank, at = seen
+            if rank < old_rank:
+                continue
+            if rank == old_rank:
+                old_ts = rows[at][2]
+                if not (ts and old_ts and len(ts) == len(old_ts) and ts[-1] == old_ts[-1] == "Z"):
+                    best[key] = (rank, len(rows))
+                    rows.append(row)
+                elif ts < old_ts:
+                    rows[at] = row
+                continue
+            rows[at] = row
+            best[key] = (rank, at)
+            continue
+        best[key] = (rank, len(rows))
+        rows.append(row)
+    return rows, ncalls

@@ -47,7 +47,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +63,7 @@ from ._runner import record_imports
 __all__ = ["BATCH_ROWS", "CHUNK_BYTES", "ClaudeCodeImporter", "register"]
 
 #: Input bytes parsed by one DuckDB query (bounds the fast path's working memory).
-BATCH_ROWS = 500_000
+BATCH_ROWS = 200_000
 
 NOT_A_CALL = "not an API call"
 SYNTHETIC = "synthetic message (no API call)"
@@ -139,10 +141,12 @@ class ClaudeCodeImporter(Importer):
             return left
         pending: list[_claude_scan.Chunk] = []
         pending_rows = batches = 0
+        fresh = not store.count_calls()
         for chunk in _parse(disk):
             left.extend(Path(p) for p in chunk.left)
             if pending and pending_rows + len(chunk.cols["key"]) > BATCH_ROWS:
-                left.extend(_write(pending, disk, store, stats, batches=batches, final=False))
+                left.extend(_write(pending, disk, store, stats, batches=batches, final=False,
+                                   fresh=fresh))
                 pending, pending_rows = [], 0
                 batches += 1
             pending.append(chunk)
@@ -150,7 +154,8 @@ class ClaudeCodeImporter(Importer):
             if progress is not None:
                 progress(chunk.nbytes)
         if pending:
-            left.extend(_write(pending, disk, store, stats, batches=batches, final=True))
+            left.extend(_write(pending, disk, store, stats, batches=batches, final=True,
+                               fresh=fresh))
         if stats.files:
             stats.engine = "msgspec"
         return left
@@ -201,15 +206,23 @@ def _parse(files: list[str]) -> Iterator[_claude_scan.Chunk]:
         import multiprocessing
 
         try:
-            pool = multiprocessing.get_context("fork").Pool(min(workers, len(chunks)))
+            workers = min(workers, len(chunks))
+            pool = multiprocessing.get_context("fork").Pool(workers)
         except (ValueError, OSError):  # no fork on this platform, or no resources
             pool = None
     if pool is None:
         for c in chunks:
             yield _parse_chunk(c)
         return
-    try:
-        yield from pool.imap(_parse_chunk, chunks)
+    try:  # at most two chunks per worker in flight: results wait in this process
+        window = 2 * workers
+        todo = iter(chunks)
+        flying = deque(pool.apply_async(_parse_chunk, (c,)) for c in islice(todo, window))
+        while flying:
+            done = flying.popleft().get()
+            for c in islice(todo, 1):
+                flying.append(pool.apply_async(_parse_chunk, (c,)))
+            yield done
     finally:
         pool.terminate()
 
@@ -226,6 +239,10 @@ _RANK = ("(CASE WHEN side THEN 0 ELSE 1 END)::HUGEINT * 100000000000000000000000
 
 # Replace by key (the calls table has no key index, see store.schema migration 3):
 # delete the batch's keys already stored, then one INSERT of unique keys.
+_SEEN_OVERLAP_SQL = """
+SELECT count(*) FROM _ctxb_ok WHERE hash(key) IN (SELECT h FROM _ctxb_seen)
+"""
+
 _OVERLAP_SQL = """
 SELECT count(*) FROM calls WHERE call_key IN (SELECT 'claude-code:' || key FROM _ctxb_ok)
 """
@@ -254,10 +271,11 @@ FROM (SELECT key, arg_max(r, r.rank) AS r FROM (
 
 
 def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
-           stats: ImportStats, *, batches: int, final: bool) -> list[Path]:
+           stats: ImportStats, *, batches: int, final: bool, fresh: bool) -> list[Path]:
     """De-duplicate and insert a batch of parsed chunks (``batches`` written before it
-    in this import, ``final`` when no other follows); return the files whose
-    timestamps DuckDB cannot read (for the Python path)."""
+    in this import, ``final`` when no other follows, ``fresh`` when the store held no
+    calls before the import); return the files whose timestamps DuckDB cannot read
+    (for the Python path)."""
     import numpy as np
 
     from ..store.schema import CALL_COLUMNS
@@ -280,15 +298,18 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
                     + (f" WHERE file NOT IN ({', '.join(map(str, bad))})" if bad else ""))
         # calls new to this import (an earlier batch may have held the same call)
         keys = int(con.execute(
-            "SELECT count(DISTINCT key) FROM _ctxb_ok WHERE key NOT IN "
-            "(SELECT key FROM _ctxb_seen)" if batches else
+            "SELECT count(DISTINCT key) FROM _ctxb_ok WHERE hash(key) NOT IN "
+            "(SELECT h FROM _ctxb_seen)" if batches else
             "SELECT count(DISTINCT key) FROM _ctxb_ok").fetchall()[0][0])
         cols = ", ".join(n for n, _ in CALL_COLUMNS)
         skip = set(bad)
         good = [i for i in files if i not in skip]
         con.execute("BEGIN TRANSACTION")
         try:
-            if store.count_calls() and con.execute(_OVERLAP_SQL).fetchall()[0][0]:
+            # a stored copy of a batch call must go first; only earlier batches can
+            # hold one when the store was empty (probing their hashes, not the table)
+            overlap = _SEEN_OVERLAP_SQL if fresh else _OVERLAP_SQL
+            if (batches or not fresh) and con.execute(overlap).fetchall()[0][0]:
                 con.execute(_DELETE_SQL)  # (a DELETE makes the COMMIT write a WAL: ~1 s)
             con.execute(_INSERT_SQL.format(names=cols, rank=_RANK))
             record_imports(store, "claude-code",
@@ -300,9 +321,11 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
         if final:
             con.execute("DROP TABLE IF EXISTS _ctxb_seen")
         else:
+            # 8-byte hashes, not the keys: the set grows with the input (a collision
+            # could only miscount a duplicate in the statistics, never drop a call)
             if not batches:
-                con.execute("CREATE OR REPLACE TEMP TABLE _ctxb_seen (key VARCHAR)")
-            con.execute("INSERT INTO _ctxb_seen SELECT DISTINCT key FROM _ctxb_ok")
+                con.execute("CREATE OR REPLACE TEMP TABLE _ctxb_seen (h UBIGINT)")
+            con.execute("INSERT INTO _ctxb_seen SELECT DISTINCT hash(key) FROM _ctxb_ok")
     finally:
         con.execute("DROP VIEW IF EXISTS _ctxb_ok")
         con.unregister("_ctxb_rows")
