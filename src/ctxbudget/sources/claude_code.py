@@ -260,13 +260,26 @@ SELECT 'claude-code:' || key, r.t, 'anthropic', r.model, r.sid, r.sid, NULL, key
        CASE WHEN r.side AND r.model = '<synthetic>' THEN '{{"sidechain":true,"synthetic":true}}'
             WHEN r.side THEN '{{"sidechain":true}}'
             WHEN r.model = '<synthetic>' THEN '{{"synthetic":true}}' END
-FROM (SELECT key, arg_max(r, r.rank) AS r FROM (
-        SELECT key, {{'t': t, 'model': model, 'sid': sid, 'input': input,
-                'cache_read': cache_read, 'write_5m': write_5m, 'write_1h': write_1h,
-                'output': output, 'reasoning': reasoning, 'tier': tier, 'side': side,
-                'rank': {rank}}} AS r
-        FROM (SELECT *, CAST(ts AS TIMESTAMPTZ) AS t FROM _ctxb_ok))
-      GROUP BY key)
+FROM ({rows})
+"""
+
+# every key once in the batch (the workers collapsed the streamed copies): as is
+_UNIQUE_ROWS = """
+SELECT key, {'t': CAST(ts AS TIMESTAMPTZ), 'model': model, 'sid': sid, 'input': input,
+             'cache_read': cache_read, 'write_5m': write_5m, 'write_1h': write_1h,
+             'output': output, 'reasoning': reasoning, 'tier': tier, 'side': side} AS r
+FROM _ctxb_ok
+"""
+
+# else the greatest copy of each key by the rank
+_BEST_ROWS = f"""
+SELECT key, arg_max(r, r.rank) AS r FROM (
+  SELECT key, {{'t': t, 'model': model, 'sid': sid, 'input': input,
+          'cache_read': cache_read, 'write_5m': write_5m, 'write_1h': write_1h,
+          'output': output, 'reasoning': reasoning, 'tier': tier, 'side': side,
+          'rank': {_RANK}}} AS r
+  FROM (SELECT *, CAST(ts AS TIMESTAMPTZ) AS t FROM _ctxb_ok))
+GROUP BY key
 """
 
 
@@ -297,10 +310,11 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
                     "SELECT * REPLACE (side::BOOLEAN AS side) FROM _ctxb_rows"
                     + (f" WHERE file NOT IN ({', '.join(map(str, bad))})" if bad else ""))
         # calls new to this import (an earlier batch may have held the same call)
+        nrows, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT key) FROM _ctxb_ok").fetchall()[0]
         keys = int(con.execute(
             "SELECT count(DISTINCT key) FROM _ctxb_ok WHERE hash(key) NOT IN "
-            "(SELECT h FROM _ctxb_seen)" if batches else
-            "SELECT count(DISTINCT key) FROM _ctxb_ok").fetchall()[0][0])
+            "(SELECT h FROM _ctxb_seen)").fetchall()[0][0]) if batches else int(distinct)
         cols = ", ".join(n for n, _ in CALL_COLUMNS)
         skip = set(bad)
         good = [i for i in files if i not in skip]
@@ -311,7 +325,8 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
             overlap = _SEEN_OVERLAP_SQL if fresh else _OVERLAP_SQL
             if (batches or not fresh) and con.execute(overlap).fetchall()[0][0]:
                 con.execute(_DELETE_SQL)  # (a DELETE makes the COMMIT write a WAL: ~1 s)
-            con.execute(_INSERT_SQL.format(names=cols, rank=_RANK))
+            con.execute(_INSERT_SQL.format(
+                names=cols, rows=_UNIQUE_ROWS if nrows == distinct else _BEST_ROWS))
             record_imports(store, "claude-code",
                            [(Path(paths[i]), lines[i], calls[i], 0) for i in good])
             con.execute("COMMIT")
