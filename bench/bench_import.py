@@ -17,8 +17,9 @@ interleaved (wall time median and min, peak RSS max):
 
 It also checks that the token totals of ctxbudget and ccusage agree (and equal the
 shared folder's totals times the number of copies), re-imports into an existing store
-(unchanged files are skipped), and measures ctxbudget's peak RSS on a folder a quarter
-of the size, to show memory does not grow with the folder.
+(unchanged files are skipped), and measures ctxbudget's peak RSS (import and report,
+the larger) on folders a quarter of and twice the size, to show memory stays bounded
+as the folder grows (the import holds at most ``BATCH_ROWS`` calls at a time).
 """
 
 from __future__ import annotations
@@ -147,10 +148,14 @@ def main(argv: list[str] | None = None) -> None:
                           _write_list(work, file_list)])
             runs.setdefault("cat > /dev/null", []).append(m)
         reimport = ctxbudget_run(folder, work, fresh=False)[0]
-        small_rss = 0
+        rss_by_size: dict[float, int] = {}
         if not a.dir:
-            make_folder(work / "quarter", a.size_mib / 4)
-            small_rss = ctxbudget_run(work / "quarter", work)[0][2]
+            for factor in (0.25, 2):
+                sub = work / f"x{factor}"
+                make_folder(sub, a.size_mib * factor)
+                rss_by_size[a.size_mib * factor] = ctxbudget_run(sub, work)[0][2]
+                shutil.rmtree(sub, ignore_errors=True)
+            rss_by_size[a.size_mib] = max(x[2] for x in runs[ours_name])
 
         wall = {k: statistics.median(x[0] for x in v) for k, v in runs.items()}
         cpu = {k: statistics.median(x[1] for x in v) for k, v in runs.items()}
@@ -172,10 +177,10 @@ def main(argv: list[str] | None = None) -> None:
             print("\nccusage not available (npm missing)")
         print(f"ctxbudget / raw DuckDB: wall {wall[ours_name] / wall[raw_name]:.2f}x, "
               f"CPU {cpu[ours_name] / cpu[raw_name]:.2f}x (goal <= 1.3x)")
-        if small_rss:
-            big_rss = max(x[2] for x in runs[ours_name])
-            print(f"ctxbudget peak RSS: {small_rss / 1024:.0f} MiB at {a.size_mib / 4:.0f} MiB "
-                  f"input, {big_rss / 1024:.0f} MiB at {a.size_mib:.0f} MiB input")
+        if rss_by_size:
+            print("ctxbudget peak RSS: " + ", ".join(
+                f"{rss / 1024:.0f} MiB at {size:.0f} MiB input"
+                for size, rss in sorted(rss_by_size.items())))
         if copies:
             want = {k: v * copies for k, v in BASE.items()}
             for tool, tot in totals.items():
