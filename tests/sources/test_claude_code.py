@@ -260,3 +260,20 @@ def test_store_refuses_a_batch_with_repeated_keys(tmp_path: Path) -> None:
         assert st.insert_arrow(calls_to_arrow([c])) == 1
         assert st.insert_arrow(calls_to_arrow([c])) == 1  # replaced, not added
         assert st.count_calls() == 1
+
+
+def test_progress_bar_starts_no_thread() -> None:
+    """The bar shown on a terminal must not start rich's refresh thread: the fast path
+    forks its parser workers only from a single-threaded process."""
+    import threading
+    from contextlib import ExitStack
+
+    from ctxbudget.cli.importer import PROGRESS_MIN_BYTES, _Bar
+
+    before = threading.active_count()
+    with ExitStack() as stack:
+        bar = _Bar(stack)
+        bar.start(PROGRESS_MIN_BYTES * 10)
+        assert bar.progress is not None
+        bar.advance(PROGRESS_MIN_BYTES)
+        assert threading.active_count() == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ class _Bar:
         self.stack = stack
         self.progress: Any = None
         self.task: Any = None
+        self.shown = 0.0
 
     def start(self, total: int) -> None:
         if total < PROGRESS_MIN_BYTES:
@@ -81,14 +83,21 @@ class _Bar:
 
         from ._common import err_console
 
+        # no refresh thread (auto_refresh): the claude-code fast path forks its
+        # parser workers only while this process runs a single thread
         self.progress = self.stack.enter_context(Progress(
             TextColumn("importing"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn(), console=err_console(), transient=True))
+            TimeRemainingColumn(), console=err_console(), transient=True, auto_refresh=False))
         self.task = self.progress.add_task("import", total=total)
+        self.progress.refresh()
 
     def advance(self, n: int) -> None:
         if self.progress is not None:
             self.progress.advance(self.task, n)
+            now = time.monotonic()
+            if now - self.shown >= 0.1:
+                self.progress.refresh()
+                self.shown = now
 
 
 def _progress(stack: ExitStack) -> _Bar | None:

@@ -197,34 +197,46 @@ def _chunks(files: list[str], limit: int) -> list[tuple[int, list[str]]]:
 
 
 def _parse(files: list[str]) -> Iterator[_claude_scan.Chunk]:
-    """The parsed chunks of ``files``, in file order."""
+    """The parsed chunks of ``files``, in file order: in forked worker processes when
+    the input is large and forking is safe (no other thread running), else here."""
     total = sum(_size(f) for f in files)
     workers = _workers()
     chunks = _chunks(files, min(CHUNK_BYTES, max(1 << 20, total // (4 * workers))))
     pool = None
     if workers > 1 and total >= FORK_MIN_BYTES and threading.active_count() == 1:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
         try:
             workers = min(workers, len(chunks))
-            pool = multiprocessing.get_context("fork").Pool(workers)
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         except (ValueError, OSError):  # no fork on this platform, or no resources
             pool = None
     if pool is None:
         for c in chunks:
             yield _parse_chunk(c)
         return
+    from concurrent.futures.process import BrokenProcessPool
+
+    todo = iter(chunks)
     try:  # at most two chunks per worker in flight: results wait in this process
-        window = 2 * workers
-        todo = iter(chunks)
-        flying = deque(pool.apply_async(_parse_chunk, (c,)) for c in islice(todo, window))
+        flying = deque((c, pool.submit(_parse_chunk, c)) for c in islice(todo, 2 * workers))
         while flying:
-            done = flying.popleft().get()
+            job, fut = flying.popleft()
+            try:
+                done = fut.result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): go on here
+                yield _parse_chunk(job)
+                for job, _ in flying:
+                    yield _parse_chunk(job)
+                for job in todo:
+                    yield _parse_chunk(job)
+                return
             for c in islice(todo, 1):
-                flying.append(pool.apply_async(_parse_chunk, (c,)))
+                flying.append((c, pool.submit(_parse_chunk, c)))
             yield done
     finally:
-        pool.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _parse_chunk(job: tuple[int, list[str]]) -> _claude_scan.Chunk:
