@@ -277,3 +277,32 @@ def test_progress_bar_starts_no_thread() -> None:
         assert bar.progress is not None
         bar.advance(PROGRESS_MIN_BYTES)
         assert threading.active_count() == before
+
+
+def test_a_dead_worker_does_not_lose_or_hang(data_dir: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed mid-import (here: every worker exits at once) breaks the pool;
+    its chunks and the rest are parsed in this process, nothing is lost."""
+    from ctxbudget.sources import _claude_scan, claude_code
+
+    root = _folder_copies(data_dir, tmp_path / "c", 2)
+    with open_store(tmp_path / "ref.duckdb") as st:
+        ref = import_paths(get_importer("claude-code"), [root], st)
+    parent = os.getpid()
+    real_parse = _claude_scan.parse_files
+
+    def parse(paths: list[str], first: int = 0) -> _claude_scan.Chunk:
+        if os.getpid() != parent:
+            (tmp_path / "died").touch()
+            os._exit(3)
+        return real_parse(paths, first)
+
+    monkeypatch.setattr(_claude_scan, "parse_files", parse)
+    monkeypatch.setattr(claude_code, "FORK_MIN_BYTES", 0)
+    monkeypatch.setattr(claude_code, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(claude_code, "_workers", lambda: 2)
+    with open_store(tmp_path / "u.duckdb") as st:
+        got = import_paths(get_importer("claude-code"), [root], st)
+    assert (tmp_path / "died").exists()  # a worker really died
+    assert got.as_dict() == ref.as_dict()
+    assert _snapshot(tmp_path / "u.duckdb") == _snapshot(tmp_path / "ref.duckdb")
