@@ -196,6 +196,8 @@ def test_forked_workers_and_small_batches_equal_in_process(
     monkeypatch.setattr(claude_code, "CHUNK_BYTES", 1)  # one file per worker task
     monkeypatch.setattr(claude_code, "BATCH_ROWS", 100)
     monkeypatch.setattr(claude_code, "_workers", lambda: 2)
+    # threads left by other tests (servers, tracker writers) would disable the fork
+    monkeypatch.setattr(claude_code.threading, "active_count", lambda: 1)
     from ctxbudget.sources import _claude_scan
 
     real_parse = _claude_scan.parse_files
@@ -301,6 +303,8 @@ def test_a_dead_worker_does_not_lose_or_hang(data_dir: Path, tmp_path: Path,
     monkeypatch.setattr(claude_code, "FORK_MIN_BYTES", 0)
     monkeypatch.setattr(claude_code, "CHUNK_BYTES", 1)
     monkeypatch.setattr(claude_code, "_workers", lambda: 2)
+    # threads left by other tests (servers, tracker writers) would disable the fork
+    monkeypatch.setattr(claude_code.threading, "active_count", lambda: 1)
     with open_store(tmp_path / "u.duckdb") as st:
         got = import_paths(get_importer("claude-code"), [root], st)
     assert (tmp_path / "died").exists()  # a worker really died
