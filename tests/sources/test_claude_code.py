@@ -204,9 +204,10 @@ def test_forked_workers_and_small_batches_equal_in_process(
     pids = tmp_path / "pids"
     pids.mkdir()
 
-    def parse(paths: list[str], first: int = 0) -> _claude_scan.Chunk:
+    def parse(paths: list[str], first: int = 0, *, mapped: bool = False) -> _claude_scan.Chunk:
+        assert mapped  # workers map the files
         (pids / str(os.getpid())).touch()
-        return real_parse(paths, first)
+        return real_parse(paths, first, mapped=mapped)
 
     monkeypatch.setattr(_claude_scan, "parse_files", parse)
     with open_store(tmp_path / "many.duckdb") as st:
@@ -293,11 +294,12 @@ def test_a_dead_worker_does_not_lose_or_hang(data_dir: Path, tmp_path: Path,
     parent = os.getpid()
     real_parse = _claude_scan.parse_files
 
-    def parse(paths: list[str], first: int = 0) -> _claude_scan.Chunk:
+    def parse(paths: list[str], first: int = 0, *, mapped: bool = False) -> _claude_scan.Chunk:
         if os.getpid() != parent:
             (tmp_path / "died").touch()
             os._exit(3)
-        return real_parse(paths, first)
+        assert not mapped  # this process reads, never maps
+        return real_parse(paths, first, mapped=mapped)
 
     monkeypatch.setattr(_claude_scan, "parse_files", parse)
     monkeypatch.setattr(claude_code, "FORK_MIN_BYTES", 0)

@@ -110,15 +110,15 @@ class Chunk:
         return np.frombuffer(col, dtype=np.int64)
 
 
-def parse_files(paths: list[str], first: int = 0) -> Chunk:
-    """Parse ``paths`` (numbered from ``first``); unreadable or irregular files go to
-    :attr:`Chunk.left`."""
+def parse_files(paths: list[str], first: int = 0, *, mapped: bool = False) -> Chunk:
+    """Parse ``paths`` (numbered from ``first``; ``mapped`` in worker processes, see
+    :func:`_decode`); unreadable or irregular files go to :attr:`Chunk.left`."""
     out = Chunk()
     rows: list[tuple[Any, ...]] = []
     shared: dict[str, str] = {}
     for fi, path in enumerate(paths, first):
         try:
-            recs, n_lines, size = _decode(path)
+            recs, n_lines, size = _decode(path, mapped)
         except OSError:
             out.left.append(path)
             continue
@@ -154,10 +154,17 @@ def _size(path: str) -> int:
         return 0
 
 
-def _decode(path: str) -> tuple[list[_Line], int, int]:
-    """(records, lines, bytes) of a file. Mapped, not read: decoding from the page
-    cache saves a copy and the page faults of a fresh buffer (0.5 s of CPU per GiB)."""
+def _decode(path: str, mapped: bool) -> tuple[list[_Line], int, int]:
+    """(records, lines, bytes) of a file. ``mapped``: decode from a memory map of the
+    page cache (saves a copy and the page faults of a fresh buffer, 0.5 s of CPU per
+    GiB) — only in worker processes: a file truncated while mapped raises SIGBUS,
+    which ends the worker (its chunk is then read here), never the importing process."""
     with open(path, "rb") as fh:
+        if not mapped:
+            data = fh.read()
+            recs = _DECODER.decode_lines(data)
+            n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+            return recs, n_lines, len(data)
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             return [], 0, 0

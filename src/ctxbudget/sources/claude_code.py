@@ -220,7 +220,8 @@ def _parse(files: list[str]) -> Iterator[_claude_scan.Chunk]:
 
     todo = iter(chunks)
     try:  # at most two chunks per worker in flight: results wait in this process
-        flying = deque((c, pool.submit(_parse_chunk, c)) for c in islice(todo, 2 * workers))
+        flying = deque((c, pool.submit(_parse_chunk, c, True))
+                       for c in islice(todo, 2 * workers))
         while flying:
             job, fut = flying.popleft()
             try:
@@ -233,14 +234,14 @@ def _parse(files: list[str]) -> Iterator[_claude_scan.Chunk]:
                     yield _parse_chunk(job)
                 return
             for c in islice(todo, 1):
-                flying.append((c, pool.submit(_parse_chunk, c)))
+                flying.append((c, pool.submit(_parse_chunk, c, True)))
             yield done
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _parse_chunk(job: tuple[int, list[str]]) -> _claude_scan.Chunk:
-    return _claude_scan.parse_files(job[1], job[0])
+def _parse_chunk(job: tuple[int, list[str]], mapped: bool = False) -> _claude_scan.Chunk:
+    return _claude_scan.parse_files(job[1], job[0], mapped=mapped)
 
 
 # The rank of a copy is one HUGEINT (main chain, total tokens, earliest first) so
