@@ -12,7 +12,19 @@ Definitions used throughout:
 - ``day`` = the call's date in the report time zone (``--tz``, default UTC).
 - wasted cache writes: a call's 5m (1h) cache-write tokens are *wasted* when no later
   call of the same session (``session_id``, else ``task_id``) and model reads from the
-  cache within 5 minutes (1 hour) of it.
+  cache within 5 minutes (1 hour) of it ("later": after it in (ts, call_key) order).
+
+How wasted writes are found without sorting every call (:func:`_waste_ctes`): the calls
+that read the cache are grouped by (session, model, 5-minute bucket of ``ts``) into their
+first and last read instant; a window over those buckets (one row per bucket, not per
+call) gives each bucket the first read of any later bucket. A write is followed by a read
+within 5 minutes when its own bucket's last read is after it (same bucket: less than 5
+minutes apart); else its next read is the later buckets' first read, compared with the
+TTL as before. A write at exactly its bucket's last read instant is checked call by call
+against the reads at that instant (``call_key`` order), a join DuckDB skips when there
+are none. The result equals the per-call window ``MIN(read ts) OVER (PARTITION BY
+session, model ORDER BY ts, call_key ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)``
+(the analyze tests compare both), for timestamps after 1970.
 """
 
 from __future__ import annotations
@@ -47,12 +59,14 @@ class Filters:
     """IANA time zone for the ``day`` bucket."""
     task_type: str | None = None
 
-    def where(self) -> str:
+    def where(self, alias: str = "") -> str:
+        """The ``ts`` bounds as a SQL condition (on ``alias.ts`` when given)."""
+        ts = f"{alias}.ts" if alias else "ts"
         parts = ["1 = 1"]
         if self.since is not None:
-            parts.append(f"ts >= CAST('{_ts(self.since)}' AS TIMESTAMP)")
+            parts.append(f"{ts} >= CAST('{_ts(self.since)}' AS TIMESTAMP)")
         if self.until is not None:
-            parts.append(f"ts < CAST('{_ts(self.until)}' AS TIMESTAMP)")
+            parts.append(f"{ts} < CAST('{_ts(self.until)}' AS TIMESTAMP)")
         return " AND ".join(parts)
 
 
@@ -94,29 +108,107 @@ def _price_on(w: str, p: str) -> str:
    AND {w}.prompt_tokens > {p}.lo AND ({p}.hi IS NULL OR {w}.prompt_tokens <= {p}.hi)"""
 
 
+#: Width of the wasted-write buckets in microseconds: two instants in one bucket are
+#: less than 5 minutes (the shorter TTL) apart.
+_BUCKET_US = 300_000_000
+_SESSION = "COALESCE({t}session_id, {t}task_id, {t}call_key)"
+_WRITES = "({t}cache_write_5m_tokens > 0 OR {t}cache_write_1h_tokens > 0)"
+
 _WASTED = """CASE WHEN w.next_read_ts IS NOT NULL AND w.next_read_ts <= w.ts + INTERVAL 5 MINUTE
          THEN 0 ELSE w.cache_write_5m_tokens END
     + CASE WHEN w.next_read_ts IS NOT NULL AND w.next_read_ts <= w.ts + INTERVAL 1 HOUR
          THEN 0 ELSE w.cache_write_1h_tokens END"""
 
 
+def _bucket(dialect: str, col: str) -> str:
+    fn = "UNIX_MICROS" if dialect == "spark" else "epoch_us"
+    return f"{fn}({col}) // {_BUCKET_US}"
+
+
+def _waste_ctes(f: Filters, dialect: str) -> str:
+    """``wb, wn``: the read buckets of the calls that read or write the cache.
+
+    - ``wb``: per (session ``sk``, model, bucket ``b``): first and last read instant
+      (NULL when no call of the bucket reads).
+    - ``wn``: ``wb`` with ``later_read``, the first read instant of any later bucket.
+
+    ``wb`` reads ``calls`` itself (a CTE used twice would be materialized whole).
+    """
+    sk = _SESSION.format(t="")
+    return f"""wb AS (
+  SELECT {sk} AS sk, model, {_bucket(dialect, "ts")} AS b,
+    MIN(CASE WHEN cache_read_tokens > 0 THEN ts END) AS first_read,
+    MAX(CASE WHEN cache_read_tokens > 0 THEN ts END) AS last_read
+  FROM calls
+  WHERE ({f.where()}) AND (cache_read_tokens > 0 OR {_WRITES.format(t="")})
+  GROUP BY {sk}, model, {_bucket(dialect, "ts")}
+), wn AS (
+  SELECT wb.sk, wb.model, wb.b, wb.last_read,
+    MIN(wb.first_read) OVER (PARTITION BY wb.sk, wb.model ORDER BY wb.b
+      ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS later_read
+  FROM wb
+)"""
+
+
+def _tie_cte(f: Filters, dialect: str, writes: str | None = None) -> str:
+    """``wt``: (sk, model, ts, call_key) of every cache write made at its bucket's last read
+    instant that a read at that same instant follows in ``call_key`` order.
+
+    ``writes`` names a CTE of cache-writing calls already joined to ``wn`` (columns
+    ``sk``, ``model``, ``ts``, ``call_key``, ``last_read``); without it the writes are
+    read from ``calls``. The reads are then read from ``calls`` only for the writes
+    found (DuckDB skips the join's scan when there are none).
+    """
+    sk_c, sk_r = _SESSION.format(t="c."), _SESSION.format(t="r.")
+    tied = (f"SELECT x.sk, x.model, x.ts, x.call_key FROM {writes} x WHERE x.last_read = x.ts"
+            if writes else f"""SELECT {sk_c} AS sk, c.model, c.ts, c.call_key
+    FROM calls c
+    JOIN wn ON wn.sk IS NOT DISTINCT FROM {sk_c} AND wn.model IS NOT DISTINCT FROM c.model
+     AND wn.b = {_bucket(dialect, "c.ts")} AND wn.last_read = c.ts
+    WHERE ({f.where("c")}) AND {_WRITES.format(t="c.")}""")
+    return f"""wt AS (
+  SELECT a.sk, a.model, a.ts, a.call_key
+  FROM ({tied}) a
+  JOIN calls r ON {sk_r} IS NOT DISTINCT FROM a.sk AND r.model IS NOT DISTINCT FROM a.model
+   AND r.ts = a.ts AND r.call_key > a.call_key AND r.cache_read_tokens > 0
+  GROUP BY a.sk, a.model, a.ts, a.call_key
+)"""
+
+
+def _next_read(w: str, n: str = "wn") -> str:
+    """``next_read_ts`` of a cache-writing call ``w`` joined to its bucket (``n``) and ``wt``:
+    the call's own instant when a read follows within its bucket (under 5 minutes later,
+    all the TTL tests need), else the first read of a later bucket (NULL: none)."""
+    return (f"CASE WHEN {n}.last_read > {w}.ts OR wt.ts IS NOT NULL THEN {w}.ts "
+            f"ELSE {n}.later_read END")
+
+
+def _waste_join(w: str, dialect: str, *, writers_only: bool) -> str:
+    """``LEFT JOIN wn ... LEFT JOIN wt ...`` for the call ``w`` (columns ``sk`` and ``ts``)."""
+    cond = f" AND {_WRITES.format(t=w + '.')}" if writers_only else ""
+    return f"""LEFT JOIN wn ON wn.sk IS NOT DISTINCT FROM {w}.sk
+   AND wn.model IS NOT DISTINCT FROM {w}.model AND wn.b = {_bucket(dialect, w + ".ts")}{cond}
+  LEFT JOIN wt ON wt.sk IS NOT DISTINCT FROM {w}.sk AND wt.model IS NOT DISTINCT FROM {w}.model
+   AND wt.ts = {w}.ts AND wt.call_key = {w}.call_key{cond}"""
+
+
 def _calls_ctes(f: Filters, dialect: str, wasted: bool) -> str:
-    """``WITH c AS (...), w AS (...)``: the filtered calls with derived keys (and next read)."""
-    waste_window = (
-        "MIN(CASE WHEN cache_read_tokens > 0 THEN ts END) OVER ("
-        "PARTITION BY COALESCE(session_id, task_id, call_key), model "
-        "ORDER BY ts, call_key ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"
-        if wasted else "CAST(NULL AS TIMESTAMP)"
-    )
-    return f"""WITH c AS (
+    """``WITH [wb, wn, wt,] c AS (...), w AS (...)``: the filtered calls with derived keys
+    (and, with ``wasted``, each cache write's next read)."""
+    waste = f"{_waste_ctes(f, dialect)}, {_tie_cte(f, dialect)}, " if wasted else ""
+    next_read = _next_read("c") if wasted else "CAST(NULL AS TIMESTAMP)"
+    join = _waste_join("c", dialect, writers_only=True) if wasted else ""
+    sk = f",\n    {_SESSION.format(t='')} AS sk" if wasted else ""
+    return f"""WITH {waste}c AS (
   SELECT calls.*,
     input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens
       AS prompt_tokens,
     {_day_expr(f.tz, dialect)} AS day,
-    COALESCE(task_id, session_id, call_key) AS task_key
+    COALESCE(task_id, session_id, call_key) AS task_key{sk}
   FROM calls WHERE {f.where()}
 ), w AS (
-  SELECT c.*, {waste_window} AS next_read_ts FROM c
+  SELECT c.*, {next_read} AS next_read_ts FROM c
+  {join}
 )"""
 
 
@@ -204,15 +296,13 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
   FROM g1
   LEFT JOIN fx ON fx.task_key = g1.task_key
   LEFT JOIN prices p ON p.price_id = g1.pid
-), {_task_waste_ctes(f, wasted)}"""
+), {_task_waste_ctes(f, dialect, wasted)}"""
 
 
-def _task_waste_ctes(f: Filters, wasted: bool) -> str:
+def _task_waste_ctes(f: Filters, dialect: str, wasted: bool) -> str:
     """``ww AS (...)``: wasted cache-write tokens per task key (no rows when ``wasted`` is off).
 
-    The next-read window reads ``calls`` itself (a CTE used twice would be materialized
-    whole) and runs only over calls that read or write the cache, with only the columns
-    it needs (calls doing neither never change a write's next read).
+    Only the calls that write the cache are read here, joined to their read bucket.
     """
     if not wasted:
         return ("ww AS (SELECT CAST(NULL AS VARCHAR) AS task_key, "
@@ -221,19 +311,22 @@ def _task_waste_ctes(f: Filters, wasted: bool) -> str:
     if f.task_type is not None:
         type_join = "LEFT JOIN tasks t ON t.task_id = w.task_id"
         type_filter = f"AND COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
-    return f"""wc AS (
-  SELECT COALESCE(c.task_id, c.session_id, c.call_key) AS task_key, c.task_id, c.task_type,
-    c.ts, c.cache_write_5m_tokens, c.cache_write_1h_tokens,
-    MIN(CASE WHEN c.cache_read_tokens > 0 THEN c.ts END) OVER (
-      PARTITION BY COALESCE(c.session_id, c.task_id, c.call_key), c.model
-      ORDER BY c.ts, c.call_key ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_read_ts
-  FROM calls c
-  WHERE ({f.where()}) AND (c.cache_read_tokens > 0 OR c.cache_write_5m_tokens > 0
-         OR c.cache_write_1h_tokens > 0)
-), ww AS (
+    return f"""{_waste_ctes(f, dialect)}, wx AS (
+  SELECT COALESCE(x.task_id, x.session_id, x.call_key) AS task_key, x.task_id, x.task_type,
+    {_SESSION.format(t="x.")} AS sk, x.model, x.ts, x.call_key,
+    x.cache_write_5m_tokens, x.cache_write_1h_tokens, wn.last_read, wn.later_read
+  FROM calls x
+  LEFT JOIN wn ON wn.sk IS NOT DISTINCT FROM {_SESSION.format(t="x.")}
+   AND wn.model IS NOT DISTINCT FROM x.model AND wn.b = {_bucket(dialect, "x.ts")}
+  WHERE ({f.where("x")}) AND {_WRITES.format(t="x.")}
+), {_tie_cte(f, dialect, "wx")}, ww AS (
   SELECT w.task_key AS task_key, CAST(SUM({_WASTED}) AS BIGINT) AS wasted_write_tokens
-  FROM wc w {type_join}
-  WHERE (w.cache_write_5m_tokens > 0 OR w.cache_write_1h_tokens > 0) {type_filter}
+  FROM (SELECT wx.*, {_next_read("wx", "wx")} AS next_read_ts FROM wx
+        LEFT JOIN wt ON wt.sk IS NOT DISTINCT FROM wx.sk
+         AND wt.model IS NOT DISTINCT FROM wx.model AND wt.ts = wx.ts
+         AND wt.call_key = wx.call_key) w
+  {type_join}
+  WHERE 1 = 1 {type_filter}
   GROUP BY w.task_key
 )"""
 
