@@ -33,6 +33,18 @@ class Rows:
     def dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
 
+    # the few pyarrow Table members a Report reads, so a small result needs no pyarrow
+    @property
+    def num_rows(self) -> int:
+        return len(self.rows)
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
+
+    def slice(self, offset: int, length: int) -> Rows:
+        return Rows(self.columns, self.rows[offset:offset + length])
+
 
 class Engine(Protocol):
     name: str

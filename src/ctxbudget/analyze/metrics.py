@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..prices import PriceBook, default_pricebook
-from .engine import Engine, price_data
+from .engine import Engine, Rows, price_data
 from .sql import DIMENSIONS, Filters, group_sql, task_sql
 
 __all__ = ["GroupRow", "Report", "TypeStats", "compute_report", "percentile", "ratio",
@@ -233,6 +233,8 @@ _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 def _pylist(table: Any) -> list[dict[str, Any]]:
     """``table.to_pylist()``, except timestamps: pyarrow imports pandas (~0.3 s) to turn a
     timestamp into a datetime, so they are read as integers and converted here (UTC)."""
+    if isinstance(table, Rows):
+        return table.dicts()
     import pyarrow as pa
 
     cols: dict[str, list[Any]] = {}
@@ -311,16 +313,20 @@ def type_stats_from_tasks(tasks: Any) -> tuple[TypeStats, ...]:
     DuckDB's ``quantile_disc`` is the nearest-rank percentile of :func:`percentile`
     (sorted(values)[ceil(q * n) - 1], NULLs ignored); the analyze tests check that.
     """
-    names = tasks.column_names
+    return _type_stats(_local(tasks, _type_stats_sql(tasks.column_names, "t")))
+
+
+def _type_stats_sql(names: list[str], source: str) -> str:
+    """The per-type stats query over a per-task relation ``source`` with columns ``names``."""
     if "prompt_tokens" in names:
         tokens = "prompt_tokens + output_tokens"
     else:
         tokens = ("input_tokens + cache_read_tokens + cache_write_5m_tokens "
                   "+ cache_write_1h_tokens + output_tokens")
-    rows = _local(tasks, f"""
+    return f"""
 WITH b AS (
   SELECT COALESCE(task_type, '(none)') AS ttype, COALESCE(outcome, '') AS outcome,
-    cost_usd AS cost, CAST({tokens} AS BIGINT) AS tokens, calls FROM t
+    cost_usd AS cost, CAST({tokens} AS BIGINT) AS tokens, calls FROM {source}
 )
 SELECT ttype, COUNT(*), COUNT(cost), CAST(SUM(calls) AS BIGINT),
   QUANTILE_DISC(cost, 0.5), QUANTILE_DISC(cost, 0.95), MAX(cost), SUM(cost),
@@ -330,7 +336,10 @@ SELECT ttype, COUNT(*), COUNT(cost), CAST(SUM(calls) AS BIGINT),
   COUNT(CASE WHEN outcome = 'partial' THEN 1 END),
   SUM(CASE WHEN outcome = 'failure' THEN cost END),
   SUM(CASE WHEN outcome = 'success' THEN cost END)
-FROM b GROUP BY ttype""")
+FROM b GROUP BY ttype"""
+
+
+def _type_stats(rows: list[tuple[Any, ...]]) -> tuple[TypeStats, ...]:
     out = []
     for (name, n, priced, calls, p50, p95, maxc, cost, t50, t95, ok, bad, part, fail_c,
          ok_c) in sorted(rows, key=lambda r: r[0]):
@@ -389,10 +398,23 @@ def compute_report(
         raise UsageError(f"--by {by!r}: expected one of {', '.join(DIMENSIONS)}", field="by")
     f = filters or Filters()
     prices = price_data(engine, f, book or default_pricebook())
-    table = engine.arrow(f"SELECT * FROM ({group_sql(by, f, engine.dialect, wasted=wasted)}) "
-                         f"AS r ORDER BY {_order(by)}")
     total = None
-    if with_total:
+    # DuckDB, by anything but task: a few rows, fetched as tuples (no pyarrow import),
+    # the total from the same scan (GROUPING SETS), the per-type stats in the engine
+    small = by != "task" and engine.name == "duckdb"
+    if small:
+        q = group_sql(by, f, engine.dialect, wasted=wasted, with_total=with_total)
+        res = engine.query(f"SELECT * FROM ({q}) AS r ORDER BY {_order(by)}")
+        if with_total:
+            cols = res.columns[1:]
+            total = next((_group_row(dict(zip(cols, r[1:], strict=True)))
+                          for r in res.rows if r[0] == 1 and r[cols.index("calls") + 1]), None)
+            res = Rows(cols, [r[1:] for r in res.rows if r[0] == 0])
+        table: Any = res
+    else:
+        table = engine.arrow(f"SELECT * FROM ({group_sql(by, f, engine.dialect, wasted=wasted)}) "
+                             f"AS r ORDER BY {_order(by)}")
+    if with_total and not small:
         if by == "task":
             total = _total_from_tasks(table)
         else:
@@ -400,8 +422,13 @@ def compute_report(
             total = _group_row(tot[0]) if tot and tot[0]["calls"] else None
     types: tuple[TypeStats, ...] = ()
     if with_types:
-        per_task = table if by == "task" else engine.arrow(task_sql(f, engine.dialect))
-        types = type_stats_from_tasks(per_task)
+        if small:
+            names = ["prompt_tokens"]  # task_sql's columns
+            types = _type_stats(engine.query(_type_stats_sql(
+                names, f"({task_sql(f, engine.dialect)}) AS t")).rows)
+        else:
+            per_task = table if by == "task" else engine.arrow(task_sql(f, engine.dialect))
+            types = type_stats_from_tasks(per_task)
     unpriced: list[dict[str, Any]] = []
     for prov, model, why in prices.unpriced:
         q = (f"SELECT COUNT(*) AS n FROM calls WHERE COALESCE(provider, '') = "

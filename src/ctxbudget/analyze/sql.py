@@ -349,14 +349,24 @@ _SUMS = """COUNT(*) AS calls,
   MAX(pc.ts) AS last_ts"""
 
 
-def group_sql(by: str, f: Filters, dialect: str = "duckdb", *, wasted: bool = True) -> str:
-    """One row per ``by`` key (``all``: one total row) with summed buckets, cost, outcomes."""
+def group_sql(by: str, f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
+              with_total: bool = False) -> str:
+    """One row per ``by`` key (``all``: one total row) with summed buckets, cost, outcomes.
+
+    ``with_total`` (not for ``task``): also the total row, from the same scan
+    (``GROUPING SETS``), with ``is_total = 1``; the other rows have ``is_total = 0``.
+    """
     if by == "task":
         return _task_group_sql(f, dialect, wasted=wasted)
     key = "'total'" if by == "all" else DIMENSIONS[by]
     group = "" if by == "all" else f" GROUP BY {key}"
+    total_col = ""
+    if with_total and by != "all":
+        group = f" GROUP BY GROUPING SETS (({key}), ())"
+        total_col = f"GROUPING({key}) AS is_total, "
+        key = f"CASE WHEN GROUPING({key}) = 1 THEN 'total' ELSE {key} END"
     return f"""{base_cte(f, dialect, wasted=wasted)}
-SELECT {key} AS key,
+SELECT {total_col}{key} AS key,
   {_SUMS},
   SUM(CASE WHEN pc.outcome = 'failure' THEN pc.cost_usd END) AS failed_cost_usd,
   COUNT(DISTINCT pc.task_key) AS tasks,
