@@ -198,7 +198,9 @@ def _chunks(files: list[str], limit: int) -> list[tuple[int, list[str]]]:
 
 def _parse(files: list[str]) -> Iterator[_claude_scan.Chunk]:
     """The parsed chunks of ``files``, in file order: in forked worker processes when
-    the input is large and forking is safe (no other thread running), else here."""
+    the input is large and no other Python thread runs (one could hold a lock the
+    child needs), else here. The children only read files and decode them (msgspec,
+    numpy); DuckDB's idle pool threads are not touched in them."""
     total = sum(_size(f) for f in files)
     workers = _workers()
     chunks = _chunks(files, min(CHUNK_BYTES, max(1 << 20, total // (4 * workers))))
