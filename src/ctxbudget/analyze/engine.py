@@ -195,7 +195,62 @@ def spark_session(master: str = "local[2]") -> Any:
 
 def price_data(engine: Engine, f: Filters, book: PriceBook) -> PriceTable:
     """Resolve the distinct price keys of the data and install the price table."""
-    keys: list[Any] = [tuple(r) for r in engine.query(price_keys_sql(f)).rows]
+    keys: list[Any] | None = None
+    if isinstance(engine, DuckDBEngine):
+        keys = parquet_price_keys(engine.source, f)
+    if keys is None:
+        keys = [tuple(r) for r in engine.query(price_keys_sql(f)).rows]
     table = build_price_table(keys, book)
     engine.set_prices(table)
     return table
+
+
+_KEY_COLUMNS = ("provider", "model", "service_tier")
+
+
+def parquet_price_keys(source: DataSource, f: Filters) -> list[Any] | None:
+    """The price keys of :func:`~.sql.price_keys_sql` from a Parquet file's row-group
+    statistics, without reading its rows; ``None`` when they cannot tell exactly.
+
+    Used when no ``--since`` / ``--until`` applies and every row group holds one and the
+    same (provider, model, service tier) — each column all NULL, or min = max (exact
+    statistics) with no NULL. The first and last day come from the ``ts`` statistics
+    (exact min and max). On a 10M-call file this replaces a 0.25 s scan.
+    """
+    if source.parquet is None or f.since is not None or f.until is not None:
+        return None
+    q = str(source.parquet).replace("'", "''")
+    rows = source.con.execute(f"""
+SELECT path_in_schema, COUNT(*), SUM(num_values), SUM(stats_null_count),
+  MIN(stats_min_value), MAX(stats_max_value), COUNT(stats_min_value), COUNT(stats_max_value),
+  BOOL_AND(COALESCE(min_is_exact, false)), BOOL_AND(COALESCE(max_is_exact, false)),
+  CAST(MIN(TRY_CAST(stats_min AS TIMESTAMPTZ)) AS DATE),
+  CAST(MAX(TRY_CAST(stats_max AS TIMESTAMPTZ)) AS DATE),
+  COUNT(TRY_CAST(stats_min AS TIMESTAMPTZ)), COUNT(TRY_CAST(stats_max AS TIMESTAMPTZ))
+FROM parquet_metadata('{q}')
+WHERE path_in_schema IN ('ts', 'provider', 'model', 'service_tier')
+GROUP BY path_in_schema""").fetchall()
+    stats = {r[0]: r[1:] for r in rows}
+    ts = stats.get("ts")
+    if ts is None or ts[1] == 0:
+        return None
+    groups, values, nulls = ts[0], ts[1], ts[2]
+    if nulls != 0 or ts[11] != groups or ts[12] != groups:
+        return None
+    first, last = ts[9], ts[10]
+    key: list[str] = []
+    for col in _KEY_COLUMNS:
+        st = stats.get(col)
+        if st is None:  # absent column: NULL in every call
+            key.append("")
+            continue
+        n, vals, nul, lo, hi, n_lo, n_hi, lo_exact, hi_exact = st[:9]
+        if n != groups or vals != values:
+            return None
+        if nul == vals:
+            key.append("")
+        elif nul == 0 and n_lo == n and n_hi == n and lo_exact and hi_exact and lo == hi:
+            key.append(str(lo))
+        else:
+            return None
+    return [(key[0], key[1], key[2], first, last)]
