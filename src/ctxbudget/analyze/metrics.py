@@ -389,8 +389,8 @@ def compute_report(
 ) -> Report:
     """Price the data and compute the ``by`` rows, the total and the per-type stats.
 
-    ``wasted=False`` skips the wasted-cache-write column (it needs a window over every
-    session's calls in time order, the one expensive part on large data); it is then 0.
+    ``wasted=False`` skips the wasted-cache-write column (one more pass over the calls
+    and a window over their 5-minute read buckets); it is then 0.
     """
     if by not in DIMENSIONS:
         from ..errors import UsageError

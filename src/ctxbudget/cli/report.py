@@ -25,8 +25,8 @@ _MASTER = typer.Option("local[2]", "--spark-master", help="Spark master URL for 
 _PRICES = typer.Option(None, "--prices", help="Price overrides YAML (repeatable).")
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 _HTML = typer.Option(None, "--html", help="Also write the HTML report here.")
-_WASTE = typer.Option(True, "--waste/--no-waste", help="Compute wasted cache writes (a "
-                      "time-ordered window over every session; skip it on huge data).")
+_WASTE = typer.Option(True, "--waste/--no-waste", help="Compute wasted cache writes (one "
+                      "more pass over the calls; skip it on huge data).")
 _LIMIT = typer.Option(50, "--limit", help="Rows shown in the terminal table (0: all).")
 _RULES = typer.Option(None, "--rules", help="Alert rules YAML.")
 _BASELINE = typer.Option(None, "--baseline", help="Baseline JSON to compare.")
