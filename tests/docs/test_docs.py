@@ -48,3 +48,37 @@ def test_every_cli_command_is_documented() -> None:
     doc = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     missing = [n for n in names if f"### `ctxbudget {n}`" not in doc]
     assert not missing, f"undocumented commands in docs/cli.md: {missing}"
+
+
+def test_command_map_matches_registration() -> None:
+    """``ctxbudget NAME`` imports only the module COMMANDS names for NAME: the map must
+    hold exactly what each module registers, or a command would go missing."""
+    import importlib
+
+    import typer.main
+
+    from ctxbudget.cli.main import COMMANDS, build_app, modules_for
+
+    for module, names in COMMANDS.items():
+        group = typer.main.get_command(build_app([module]))
+        assert sorted(group.commands) == sorted(names), module  # type: ignore[attr-defined]
+        for name in names:
+            assert modules_for([name, "--help"]) == (module,)
+        importlib.import_module(module)
+    assert modules_for(["--help"]) is None and modules_for(["no-such-command"]) is None
+
+
+def test_one_command_imports_only_its_module() -> None:
+    """A command's process does not import the other command groups (start-up time)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ctxbudget.cli import main as m; "
+            "sys.argv = ['ctxbudget', 'cost', '--help']; "
+            "app = m.build_app(m.modules_for(sys.argv[1:])); "
+            "print(sorted(k for k in sys.modules if k.startswith('ctxbudget.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "ctxbudget.cli.core" in out
+    for other in ("report", "audit", "pack", "plan", "importer"):
+        assert f"ctxbudget.cli.{other}'" not in out, out

@@ -3,46 +3,38 @@
 Each module in :data:`COMMAND_MODULES` exposes ``register(app: typer.Typer) -> None``,
 the one registration hook built-in commands share (third-party plugins can use it
 through the ``ctxbudget.commands`` entry-point group).
+
+``ctxbudget NAME ...`` imports only the module that registers NAME (see
+:data:`COMMANDS`): a command starts without importing the other seven groups and
+their dependencies. Help, an unknown name or a plugin's command builds the whole app
+(as does ``from ctxbudget.cli.main import app``).
 """
 
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "ctxbudget.cli.core",
-    "ctxbudget.cli.track",
-    "ctxbudget.cli.importer",
-    "ctxbudget.cli.count",
-    "ctxbudget.cli.plan",
-    "ctxbudget.cli.report",
-    "ctxbudget.cli.audit",
-    "ctxbudget.cli.pack",
-)
+#: Command (or command group) names each built-in module registers, in help order.
+#: tests/docs checks this against what the modules' ``register`` really adds.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "ctxbudget.cli.core": ("cost", "usage", "prices"),
+    "ctxbudget.cli.track": ("ingest",),
+    "ctxbudget.cli.importer": ("import",),
+    "ctxbudget.cli.count": ("count",),
+    "ctxbudget.cli.plan": ("plan", "simulate"),
+    "ctxbudget.cli.report": ("report", "signals", "check", "demo", "baseline"),
+    "ctxbudget.cli.audit": ("simulate-cache", "audit", "whatif", "checklist"),
+    "ctxbudget.cli.pack": ("pack",),
+}
 
-app = typer.Typer(
-    name="ctxbudget",
-    help="Plan, enforce and monitor the token budget of LLM applications.",
-    no_args_is_help=False,  # the root callback prints help (exit 0)
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+COMMAND_MODULES: tuple[str, ...] = tuple(COMMANDS)
 
 
-def _register_all() -> None:
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
-    for ep in entry_points(group="ctxbudget.commands"):
-        ep.load()(app)
-
-
-_register_all()
-
-
-@app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
@@ -57,8 +49,46 @@ def _root(
         raise typer.Exit(0)
 
 
+def build_app(modules: Sequence[str] | None = None) -> typer.Typer:
+    """The CLI with the commands of ``modules`` (default: every built-in module and
+    the ``ctxbudget.commands`` plugins)."""
+    app = typer.Typer(
+        name="ctxbudget",
+        help="Plan, enforce and monitor the token budget of LLM applications.",
+        no_args_is_help=False,  # the root callback prints help (exit 0)
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback(invoke_without_command=True)(_root)
+    for name in COMMAND_MODULES if modules is None else modules:
+        importlib.import_module(name).register(app)
+    if modules is None:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="ctxbudget.commands"):
+            ep.load()(app)
+    return app
+
+
+def modules_for(argv: Sequence[str]) -> tuple[str, ...] | None:
+    """The one module that registers the command in ``argv``, or ``None`` (all)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    for module, names in COMMANDS.items():
+        if first in names:
+            return (module,)
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole CLI, built on first use (tests, embedding)
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main() -> None:
-    app()
+    build_app(modules_for(sys.argv[1:]))()
 
 
 if __name__ == "__main__":
