@@ -138,3 +138,17 @@ def test_since_until_and_timezone(make_store: Any, duck: Any) -> None:
         e, "day", Filters(tz="Asia/Tokyo"), with_types=False).rows}
     assert sum(utc_days.values()) == sum(tokyo.values())
     assert utc_days != tokyo  # calls late in the UTC day move to the next Tokyo day
+
+
+@pytest.mark.parametrize("limit", [1, 7, 10_000])
+def test_rows_limit_keeps_rows_in_the_engine(make_store: Any, duck: Any, limit: int) -> None:
+    """``--by task`` for the terminal (only the first rows): the same first rows, total,
+    per-type stats and row count as the full report, computed inside the engine."""
+    db = make_store(seed=5, days=4, tasks_per_day=15)
+    full = compute_report(duck(db=db), "task")
+    part = compute_report(duck(db=db), "task", rows_limit=limit)
+    assert len(part) == len(full) > 7
+    assert part.top(limit) == full.top(limit)
+    assert part.rows == full.rows[:limit]
+    assert part.total == full.total and part.types == full.types
+    assert part.unpriced_models == full.unpriced_models

@@ -196,19 +196,24 @@ class Report:
     filters: Filters
     engine: str
     source: str
+    count: int | None = None
+    """All rows of the report when ``table`` holds only the first ones
+    (``compute_report(..., rows_limit=N)``); ``None`` when it holds them all."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
-        return int(self.table.num_rows)
+        return int(self.table.num_rows) if self.count is None else self.count
 
     def top(self, n: int | None) -> tuple[GroupRow, ...]:
         """The first ``n`` rows (all when ``n`` is None)."""
-        if n is None or n >= len(self):
+        if n is None or n >= int(self.table.num_rows):
             return self.rows
         return tuple(_group_row(d) for d in _pylist(self.table.slice(0, n)))
 
     @property
     def rows(self) -> tuple[GroupRow, ...]:
+        """Every row, or only the first ones when the report was computed with a
+        ``rows_limit`` (``len(report)`` still counts them all)."""
         if "rows" not in self._cache:
             self._cache["rows"] = tuple(_group_row(d) for d in _pylist(self.table))
         rows: tuple[GroupRow, ...] = self._cache["rows"]
@@ -359,15 +364,44 @@ _TOTAL_SUMS = ("calls", "tasks", "input_tokens", "cache_read_tokens", "cache_wri
                "partial_tasks", "cost_usd", "failed_cost_usd")
 
 
+def _total_sql(source: str) -> str:
+    return ("SELECT " + ", ".join(f"SUM({n})" for n in _TOTAL_SUMS)
+            + f", MIN(first_ts), MAX(last_ts), COUNT(*) FROM {source}")
+
+
+def _total_row(row: tuple[Any, ...]) -> GroupRow | None:
+    if not row[-1]:  # no task
+        return None
+    d: dict[str, Any] = {"key": "total", **dict(zip(_TOTAL_SUMS, row, strict=False))}
+    d["first_ts"], d["last_ts"] = row[-3], row[-2]
+    return _group_row(d)
+
+
 def _total_from_tasks(table: Any) -> GroupRow | None:
     """The total row of a per-task report, summed from its table (no second scan)."""
     if table.num_rows == 0:
         return None
-    row = _local(table, "SELECT " + ", ".join(f"SUM({n})" for n in _TOTAL_SUMS)
-                 + ", MIN(first_ts), MAX(last_ts) FROM t")[0]
-    d: dict[str, Any] = {"key": "total", **dict(zip(_TOTAL_SUMS, row, strict=False))}
-    d["first_ts"], d["last_ts"] = row[-2], row[-1]
-    return _group_row(d)
+    return _total_row(_local(table, _total_sql("t"))[0])
+
+
+def _task_report_in_engine(engine: Any, f: Filters, wasted: bool, with_total: bool,
+                           with_types: bool, limit: int) -> tuple[Rows, int, GroupRow | None,
+                                                                  tuple[TypeStats, ...]]:
+    """``--by task`` on DuckDB when only the first ``limit`` rows are wanted (the
+    terminal table): the per-task rows stay in a temporary table; the total and the
+    per-type stats are computed there; only ``limit`` rows reach Python (no pyarrow)."""
+    con = engine.source.con
+    con.execute("CREATE OR REPLACE TEMP TABLE _ctxb_tasks AS SELECT * FROM ("
+                + group_sql("task", f, engine.dialect, wasted=wasted) + ") AS r")
+    try:
+        top = engine.query(f"SELECT * FROM _ctxb_tasks ORDER BY {_order('task')} LIMIT {limit}")
+        row = engine.query(_total_sql("_ctxb_tasks")).rows[0]
+        total = _total_row(row) if with_total else None
+        types = _type_stats(engine.query(_type_stats_sql(
+            list(top.columns), "_ctxb_tasks")).rows) if with_types else ()
+        return top, int(row[-1]), total, types
+    finally:
+        con.execute("DROP TABLE IF EXISTS _ctxb_tasks")
 
 
 def _order(by: str) -> str:
@@ -386,11 +420,14 @@ def compute_report(
     with_total: bool = True,
     wasted: bool = True,
     source: str = "",
+    rows_limit: int | None = None,
 ) -> Report:
     """Price the data and compute the ``by`` rows, the total and the per-type stats.
 
     ``wasted=False`` skips the wasted-cache-write column (one more pass over the calls
-    and a window over their 5-minute read buckets); it is then 0.
+    and a window over their 5-minute read buckets); it is then 0. ``rows_limit``:
+    only the first rows are needed (a terminal table); ``--by task`` on DuckDB then
+    keeps the others in the engine (``len(report)`` still counts them).
     """
     if by not in DIMENSIONS:
         from ..errors import UsageError
@@ -402,6 +439,12 @@ def compute_report(
     # DuckDB, by anything but task: a few rows, fetched as tuples (no pyarrow import),
     # the total from the same scan (GROUPING SETS), the per-type stats in the engine
     small = by != "task" and engine.name == "duckdb"
+    if by == "task" and engine.name == "duckdb" and rows_limit is not None:
+        top, count, total, tstats = _task_report_in_engine(
+            engine, f, wasted, with_total, with_types, rows_limit)
+        return Report(by=by, table=top, total=total, types=tstats,
+                      unpriced_models=_unpriced(engine, f, prices), filters=f,
+                      engine=engine.name, source=source, count=count)
     if small:
         q = group_sql(by, f, engine.dialect, wasted=wasted, with_total=with_total)
         res = engine.query(f"SELECT * FROM ({q}) AS r ORDER BY {_order(by)}")
@@ -429,14 +472,19 @@ def compute_report(
         else:
             per_task = table if by == "task" else engine.arrow(task_sql(f, engine.dialect))
             types = type_stats_from_tasks(per_task)
+    return Report(by=by, table=table, total=total, types=types,
+                  unpriced_models=_unpriced(engine, f, prices), filters=f, engine=engine.name,
+                  source=source)
+
+
+def _unpriced(engine: Engine, f: Filters, prices: Any) -> tuple[dict[str, Any], ...]:
     unpriced: list[dict[str, Any]] = []
     for prov, model, why in prices.unpriced:
         q = (f"SELECT COUNT(*) AS n FROM calls WHERE COALESCE(provider, '') = "
              f"{_lit(prov)} AND COALESCE(model, '') = {_lit(model)} AND {f.where()}")
         unpriced.append({"provider": prov, "model": model,
                          "calls": int(engine.query(q).rows[0][0]), "reason": why})
-    return Report(by=by, table=table, total=total, types=types,
-                  unpriced_models=tuple(unpriced), filters=f, engine=engine.name, source=source)
+    return tuple(unpriced)
 
 
 def _lit(s: str) -> str:

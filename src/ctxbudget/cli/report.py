@@ -113,7 +113,9 @@ def report(
     f = _filters(since, until, tz)
     book = _book(prices)
     with _open(db, data, engine, spark_master) as eng:
-        rep = compute_report(eng, by, f, book, source=eng.source.label, wasted=waste)
+        # the terminal shows the first --limit rows: the others stay in the engine
+        rep = compute_report(eng, by, f, book, source=eng.source.label, wasted=waste,
+                             rows_limit=None if as_json or not limit else limit)
         if html is not None:
             _write_html(eng, f, book, html)
     if as_json:
