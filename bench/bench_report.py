@@ -57,6 +57,22 @@ History (10,000,005 calls, 666,667 tasks, 2 shared cores):
   every CLI command module (``ctxbudget --version`` alone takes 0.4 s), the library
   path is 1.14x. The machine was loaded during both runs (A took 1.49 s on an idle
   machine earlier), so absolute seconds vary; the ratios are within one run.
+- The terminal ``--by task`` keeps the per-task rows in a DuckDB temporary table and
+  computes the total, the per-type stats and the first 50 rows there (no pyarrow, no
+  666,667-row fetch); a ``ctxbudget`` command imports only its own CLI module. Best of
+  3 (commit e8d10a2), same totals::
+
+    A  raw per task (price join) -> Arrow           1.67 s  1.00x
+    B  raw + wasted writes (window over calls)      5.56 s  3.33x A
+    library --no-waste                     (vs A)   1.88 s  1.13x
+    CLI report --by task --no-waste        (vs A)   2.08 s  1.24x   (508 MB)
+    library, default (wasted writes)       (vs B)   4.14 s  0.74x
+    CLI report --by task, default          (vs B)   4.00 s  0.72x   (787 MB)
+    pandas (100k sample, extrapolated)             36.18 s
+    LiteLLM cost_per_token (100k, extrapolated)  2,319 s
+
+  Both raw queries compute every per-task row (A materializes them as Arrow); the CLI
+  computes every per-task row too, and prints the 50 costliest.
 """
 
 from __future__ import annotations
