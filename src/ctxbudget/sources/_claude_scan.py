@@ -11,9 +11,10 @@ A file is *not* parsed here, and is handed back for the line-by-line Python path
 (which reports each bad line as ``file:line``), when decoding fails anywhere in it
 (malformed JSON, a field of an unexpected type), when the number of decoded records
 differs from its number of lines (blank lines, two objects on one line), or when a
-call line has no id at all. This module imports nothing heavy: it runs in forked
-worker processes, and hands DuckDB numpy arrays (pyarrow's conversion of Python lists
-imports pandas: 0.35 s per process).
+call line needs the adapter's judgement (no id at all, no model, negative or
+inconsistent counts, an empty cache split). This module imports nothing heavy: it
+runs in forked worker processes, and hands DuckDB numpy arrays (pyarrow's conversion
+of Python lists imports pandas: 0.35 s per process).
 """
 
 from __future__ import annotations
