@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-__all__ = ["COLUMNS", "Chunk", "parse_files"]
+__all__ = ["COLUMNS", "PLAIN_TIERS", "Chunk", "file_size", "parse_files", "plain_tier"]
 
 
 class _CacheSplit(msgspec.Struct, gc=False):
@@ -78,7 +78,13 @@ COLUMNS = ("file", "key", "ts", "model", "sid", "input", "cache_read", "write_5m
 #: Columns held as strings (lists of str / None); the others are int64 arrays.
 TEXT = frozenset({"key", "ts", "model", "sid", "tier"})
 
-_PLAIN_TIERS = (None, "", "standard", "default")
+#: Service tiers stored as no tier (the default price applies).
+PLAIN_TIERS = (None, "", "standard", "default")
+
+
+def plain_tier(value: object) -> str | None:
+    """The stored service tier: none for the plain tiers, else the value as text."""
+    return None if value in PLAIN_TIERS or not value else str(value)
 
 
 @dataclass(slots=True)
@@ -125,7 +131,7 @@ def parse_files(paths: list[str], first: int = 0, *, mapped: bool = False) -> Ch
             continue
         except (msgspec.DecodeError, msgspec.ValidationError):
             out.left.append(path)
-            out.nbytes += _size(path)
+            out.nbytes += file_size(path)
             continue
         out.nbytes += size
         # records == lines, or a line held two values (or was blank): msgspec reads a
@@ -148,7 +154,8 @@ def parse_files(paths: list[str], first: int = 0, *, mapped: bool = False) -> Ch
     return out
 
 
-def _size(path: str) -> int:
+def file_size(path: str) -> int:
+    """Bytes of ``path`` (0 when it cannot be read)."""
     try:
         return os.stat(path).st_size
     except OSError:
@@ -163,18 +170,21 @@ def _decode(path: str, mapped: bool) -> tuple[list[_Line], int, int]:
     with open(path, "rb") as fh:
         if not mapped:
             data = fh.read()
-            recs = _DECODER.decode_lines(data)
-            n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
-            return recs, n_lines, len(data)
+            return _DECODER.decode_lines(data), _count_lines(data), len(data)
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             return [], 0, 0
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            recs = _DECODER.decode_lines(mm)
-            view = np.frombuffer(mm, np.uint8)
-            n_lines = int(np.count_nonzero(view == 10)) + int(view[-1] != 10)
-            del view  # the map cannot close while exported
-    return recs, n_lines, size
+            return _DECODER.decode_lines(mm), _count_lines(mm), size
+
+
+def _count_lines(buf: Any) -> int:
+    """Lines in ``buf`` (a last line without a newline counts)."""
+    view = np.frombuffer(buf, np.uint8)
+    if not len(view):
+        return 0
+    # the view is released on return: a memory map cannot close while it is exported
+    return int(np.count_nonzero(view == 10)) + int(view[-1] != 10)
 
 
 def _rows(recs: list[_Line], fi: int, stem: str,
@@ -225,7 +235,7 @@ def _rows(recs: list[_Line], fi: int, stem: str,
         rank = (r.sidechain is not True, i + cr + w5 + w1 + o)
         row = (fi, key, ts, shared.setdefault(model, model), shared.setdefault(sid, sid),
                i, cr, w5, w1, o, think,
-               None if tier in _PLAIN_TIERS else shared.setdefault(tier, tier),
+               None if tier in PLAIN_TIERS else shared.setdefault(tier, tier),
                int(r.sidechain is True))
         seen = best.get(key)
         if seen is not None:

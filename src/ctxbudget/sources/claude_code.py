@@ -69,12 +69,6 @@ NOT_A_CALL = "not an API call"
 SYNTHETIC = "synthetic message (no API call)"
 
 
-def _tier(value: Any) -> str | None:
-    if not value or value in ("standard", "default"):
-        return None
-    return str(value)
-
-
 class ClaudeCodeImporter(Importer):
     name = "claude-code"
     description = "Claude Code session logs (~/.claude or $CLAUDE_CONFIG_DIR: projects/*/*.jsonl)"
@@ -125,7 +119,7 @@ class ClaudeCodeImporter(Importer):
         yield Call(
             ts=ts, provider="anthropic", model=model, usage=adapted.usage,
             task_id=session, session_id=session, request_id=request_id,
-            source="claude-code", service_tier=_tier(adapted.service_tier),
+            source="claude-code", service_tier=_claude_scan.plain_tier(adapted.service_tier),
             input_inclusive=False, meta=meta or None,
         )
 
@@ -175,19 +169,12 @@ def _workers() -> int:
     return max(1, min(n, 8))
 
 
-def _size(p: str) -> int:
-    try:
-        return os.stat(p).st_size
-    except OSError:
-        return 0
-
-
 def _chunks(files: list[str], limit: int) -> list[tuple[int, list[str]]]:
     """(index of the first file, files) of about ``limit`` bytes each."""
     out: list[tuple[int, list[str]]] = []
     size = 0
     for n, f in enumerate(files):
-        s = _size(f)
+        s = _claude_scan.file_size(f)
         if not out or (out[-1][1] and size + s > limit):
             out.append((n, []))
             size = 0
@@ -201,7 +188,7 @@ def _parse(files: list[str]) -> Iterator[_claude_scan.Chunk]:
     the input is large and no other Python thread runs (one could hold a lock the
     child needs), else here. The children only read files and decode them (msgspec,
     numpy); DuckDB's idle pool threads are not touched in them."""
-    total = sum(_size(f) for f in files)
+    total = sum(_claude_scan.file_size(f) for f in files)
     workers = _workers()
     chunks = _chunks(files, min(CHUNK_BYTES, max(1 << 20, total // (4 * workers))))
     pool = None

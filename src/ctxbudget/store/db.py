@@ -125,9 +125,10 @@ class Store:
         except Exception:
             self.con.unregister("_incoming_calls")
             raise
-        if n != distinct + nulls or nulls:
+        repeated = n - nulls - distinct  # COUNT(DISTINCT) leaves NULLs out
+        if repeated or nulls:
             self.con.unregister("_incoming_calls")
-            raise StoreError(f"{self.path}: refusing to write calls: {n - distinct - nulls} "
+            raise StoreError(f"{self.path}: refusing to write calls: {repeated} "
                              f"repeated and {nulls} missing call_key values in the batch")
         try:
             self.con.execute("BEGIN TRANSACTION")
