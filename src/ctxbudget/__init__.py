@@ -5,7 +5,8 @@ The public API is re-exported here; heavy parts (SDKs, plotting, DuckDB) load la
 
 from __future__ import annotations
 
-from .adapters import AdaptedUsage, adapt_usage
+import typing as _typing
+
 from .errors import (
     BudgetExceeded,
     CtxBudgetError,
@@ -18,8 +19,11 @@ from .errors import (
     UnpricedModel,
     UsageError,
 )
-from .prices import Cost, Price, PriceBook, Rates, Tier, cost_of, default_pricebook
-from .usage import BUCKETS, Call, Task, Usage
+
+if _typing.TYPE_CHECKING:  # imported on first use (see _LAZY): `ctxbudget --version` stays light
+    from .adapters import AdaptedUsage, adapt_usage
+    from .prices import Cost, Price, PriceBook, Rates, Tier, cost_of, default_pricebook
+    from .usage import BUCKETS, Call, Task, Usage
 
 __version__ = "0.1.0"
 
@@ -27,6 +31,20 @@ __version__ = "0.1.0"
 #: ``import ctxbudget`` stays light (no SDK, DuckDB or plotting import).
 #: Each entry: public name -> "module:attribute".
 _LAZY: dict[str, str] = {
+    # core model and pricing (light, but not needed by `ctxbudget --version`)
+    "AdaptedUsage": "ctxbudget.adapters:AdaptedUsage",
+    "adapt_usage": "ctxbudget.adapters:adapt_usage",
+    "Cost": "ctxbudget.prices:Cost",
+    "Price": "ctxbudget.prices:Price",
+    "PriceBook": "ctxbudget.prices:PriceBook",
+    "Rates": "ctxbudget.prices:Rates",
+    "Tier": "ctxbudget.prices:Tier",
+    "cost_of": "ctxbudget.prices:cost_of",
+    "default_pricebook": "ctxbudget.prices:default_pricebook",
+    "BUCKETS": "ctxbudget.usage:BUCKETS",
+    "Call": "ctxbudget.usage:Call",
+    "Task": "ctxbudget.usage:Task",
+    "Usage": "ctxbudget.usage:Usage",
     "open_store": "ctxbudget.store:open_store",
     "Store": "ctxbudget.store:Store",
     "count_tokens": "ctxbudget.tokens:count_tokens",

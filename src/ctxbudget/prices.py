@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -34,6 +36,35 @@ from typing import Any
 
 from .errors import PriceFileError, PricingError, UnpricedModel
 from .usage import BUCKETS, Usage
+
+
+def genai_module(name: str) -> Any:
+    """``genai_prices.<name>``, without running the package's ``__init__`` unless it
+    has been imported already: that one imports the price-update client (httpx,
+    asyncio: ~35 ms) which offline pricing never uses. The package is registered as
+    a lazy module: its ``__init__`` runs on the first access to one of its own
+    attributes (``genai_prices.calc_price``, ``from genai_prices import Usage``), so
+    other code that imports it gets the real package, with these same submodules."""
+    if "genai_prices" not in sys.modules:
+        from importlib import util
+
+        spec = util.find_spec("genai_prices")
+        if spec is not None and spec.loader is not None and spec.submodule_search_locations:
+            pkg = util.module_from_spec(spec)
+
+            def _init(attr: str) -> Any:
+                if attr.startswith("__") and attr not in ("__all__", "__version__"):
+                    raise AttributeError(attr)
+                if util.find_spec(f"genai_prices.{attr}") is not None:  # a submodule
+                    return importlib.import_module(f"genai_prices.{attr}")
+                del pkg.__dict__["__getattr__"]
+                assert spec is not None and spec.loader is not None
+                spec.loader.exec_module(pkg)
+                return getattr(pkg, attr)
+
+            pkg.__dict__["__getattr__"] = _init
+            sys.modules["genai_prices"] = pkg
+    return importlib.import_module(f"genai_prices.{name}")
 
 __all__ = [
     "MILLION",
@@ -414,7 +445,7 @@ class PriceBook:
         """The catalog price, and whether it may be memoized per day."""
         if not self.use_catalog:
             raise UnpricedModel(model, provider, self.near_matches(model))
-        from genai_prices import data_snapshot  # lazy: the catalog is ~30k lines
+        data_snapshot = genai_module("data_snapshot")  # lazy: the catalog is ~30k lines
 
         snap = data_snapshot.get_snapshot()
         try:
@@ -450,7 +481,7 @@ class PriceBook:
     def near_matches(self, model: str, provider: str | None = None, n: int = 3) -> list[str]:
         names = {n_ for e in self._entries for n_ in e.names}
         if self.use_catalog:
-            from genai_prices import data_snapshot
+            data_snapshot = genai_module("data_snapshot")
 
             for p in data_snapshot.get_snapshot().providers:
                 if provider and p.id != provider.lower():
@@ -468,7 +499,7 @@ class PriceBook:
                 out.append(e.price)
                 seen.add((e.price.provider, e.price.model))
         if self.use_catalog:
-            from genai_prices import data_snapshot
+            data_snapshot = genai_module("data_snapshot")
 
             ts = at or datetime.now(UTC)
             for p in data_snapshot.get_snapshot().providers:
@@ -518,7 +549,7 @@ def _effective_from(info: Any, ts: datetime, ctx: Mapping[str, str] | None) -> d
 def _price_from_genai(
     provider: str, info: Any, mp: Any, service_tier: str | None, start: date | None
 ) -> Price | None:
-    from genai_prices.types import TieredPrices
+    TieredPrices = genai_module("types").TieredPrices
 
     raw: dict[str, Any] = {}
     thresholds: set[int] = set()

@@ -7,7 +7,9 @@ through the ``ctxbudget.commands`` entry-point group).
 ``ctxbudget NAME ...`` imports only the module that registers NAME (see
 :data:`COMMANDS`): a command starts without importing the other seven groups and
 their dependencies. Help, an unknown name or a plugin's command builds the whole app
-(as does ``from ctxbudget.cli.main import app``).
+(as does ``from ctxbudget.cli.main import app``). ``ctxbudget --version`` imports
+neither typer nor any command module (tests/test_startup.py checks what each light
+command imports).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
 #: Command (or command group) names each built-in module registers, in help order.
 #: tests/docs checks this against what the modules' ``register`` really adds.
@@ -35,23 +38,13 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 COMMAND_MODULES: tuple[str, ...] = tuple(COMMANDS)
 
 
-def _root(
-    ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    if version:
-        from .. import __version__
-
-        typer.echo(__version__)
-        raise typer.Exit(0)
-    if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(0)
-
-
 def build_app(modules: Sequence[str] | None = None) -> typer.Typer:
     """The CLI with the commands of ``modules`` (default: every built-in module and
     the ``ctxbudget.commands`` plugins)."""
+    import typer
+
+    from ._root import root
+
     app = typer.Typer(
         name="ctxbudget",
         help="Plan, enforce and monitor the token budget of LLM applications.",
@@ -59,7 +52,7 @@ def build_app(modules: Sequence[str] | None = None) -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
-    app.callback(invoke_without_command=True)(_root)
+    app.callback(invoke_without_command=True)(root)
     for name in COMMAND_MODULES if modules is None else modules:
         importlib.import_module(name).register(app)
     if modules is None:
@@ -87,7 +80,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:  # no CLI framework to print a string
+        sys.stdout.write(_version() + "\n")
+        return
     build_app(modules_for(sys.argv[1:]))()
 
 
