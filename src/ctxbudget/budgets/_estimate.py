@@ -1,0 +1,379 @@
+"""Price a reservation from a request body, before the request is sent.
+
+:class:`RequestPricer` reads an Anthropic Messages, OpenAI Chat Completions, Responses
+or Embeddings body (the raw bytes the client sent) and returns a
+:class:`RequestEstimate`: the prompt counted with :mod:`ctxbudget.tokens`, split into
+the buckets that body could be billed at, plus the output cap, priced by the
+:class:`~ctxbudget.prices.PriceBook` (the one cost formula):
+
+* **Tier.** The usage is priced as one request, so a prompt past a context-length
+  threshold is priced at that tier's rates, like the provider bills it.
+* **Cache writes (Anthropic).** Tokens up to the last ``cache_control`` breakpoint
+  (tools, then system, then messages) are priced as cache writes — 1-hour writes up to
+  the last ``ttl: "1h"`` breakpoint, 5-minute writes after it — the most that prefix can
+  cost. A top-level ``cache_control`` (automatic caching) makes the whole prompt a write.
+  OpenAI-compatible prompts are priced at the input rate (their caching only discounts).
+* **Output.** ``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens``, or
+  ``default_output_tokens`` (4096) when the body sets none; 0 for embeddings.
+* **Service tier.** An OpenAI ``service_tier`` of ``priority`` or ``flex`` is priced at
+  that variant when the catalog has it.
+
+So for a priced model the estimate is an upper bound of the bill *except* where the
+counter itself estimates (Claude has no public tokenizer: ``exact`` is False) and where
+the body refers to content the gateway cannot see (``previous_response_id``,
+server-side tools' fetched pages).
+
+**Counting is cached per content block.** The body is split into its messages, system
+blocks and tool definitions without decoding their contents (``msgspec.Raw``); each is
+looked up by (counter, length, hash of its bytes) in an LRU cache, and only blocks not
+seen before are decoded and counted. A 400 KB Claude Code body re-sent with one new
+message per turn costs one block count plus a hash of the bytes. The counts equal
+``ctxbudget.tokens.count_tokens`` on the whole body (tests check it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import msgspec
+
+from ..errors import InputFormatError, PricingError
+from ..prices import PriceBook, default_pricebook
+from ..tokens._counters import cached_units, get_counter
+from ..tokens._framing import Layout, _blocks, framing_for, layout_messages, tool_text
+from ..usage import Usage
+from ._types import Amount
+
+__all__ = ["API", "DEFAULT_OUTPUT_TOKENS", "RequestEstimate", "RequestPricer"]
+
+log = logging.getLogger("ctxbudget.budgets")
+
+API = Literal["anthropic", "openai-chat", "openai-responses", "openai-embeddings"]
+
+#: Output tokens reserved when a body sets no output cap.
+DEFAULT_OUTPUT_TOKENS = 4096
+
+
+#: An absent field (msgspec has no ``Raw | None``): an empty Raw.
+_NONE = msgspec.Raw(b"")
+
+
+def _given(raw: msgspec.Raw) -> bool:
+    return len(raw) > 0 and bytes(raw) != b"null"
+
+
+class _Anthropic(msgspec.Struct):
+    model: str = ""
+    max_tokens: int | None = None
+    stream: bool | None = None
+    system: msgspec.Raw = _NONE
+    messages: list[msgspec.Raw] = []
+    tools: list[msgspec.Raw] = []
+    cache_control: msgspec.Raw = _NONE
+    metadata: dict[str, Any] | None = None
+    service_tier: str | None = None
+
+
+class _StreamOptions(msgspec.Struct):
+    include_usage: bool | None = None
+
+
+class _OpenAIChat(msgspec.Struct):
+    model: str = ""
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stream: bool | None = None
+    stream_options: _StreamOptions | None = None
+    messages: list[msgspec.Raw] = []
+    tools: list[msgspec.Raw] = []
+    functions: list[msgspec.Raw] = []
+    user: str | None = None
+    service_tier: str | None = None
+    n: int | None = None
+
+
+class _OpenAIResponses(msgspec.Struct):
+    model: str = ""
+    max_output_tokens: int | None = None
+    stream: bool | None = None
+    instructions: msgspec.Raw = _NONE
+    input: msgspec.Raw = _NONE
+    tools: list[msgspec.Raw] = []
+    user: str | None = None
+    service_tier: str | None = None
+
+
+class _OpenAIEmbeddings(msgspec.Struct):
+    model: str = ""
+    input: msgspec.Raw = _NONE
+    user: str | None = None
+
+
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    "anthropic": msgspec.json.Decoder(_Anthropic),
+    "openai-chat": msgspec.json.Decoder(_OpenAIChat),
+    "openai-responses": msgspec.json.Decoder(_OpenAIResponses),
+    "openai-embeddings": msgspec.json.Decoder(_OpenAIEmbeddings),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestEstimate:
+    """What a request body may cost, and the fields of it the gateway needs."""
+
+    api: str
+    model: str
+    usage: Usage
+    """Prompt tokens split into input / cache-write buckets, output = the output cap."""
+    cost_usd: Decimal | None
+    """The usage priced as one request; ``None`` when the model has no price."""
+    exact: bool
+    """Whether the token counter is exact for this model (tiktoken) or an estimate."""
+    stream: bool = False
+    include_usage: bool = False
+    """OpenAI chat ``stream_options.include_usage``."""
+    user: str | None = None
+    """Anthropic ``metadata.user_id`` or OpenAI ``user``, as the client sent it."""
+
+    @property
+    def amount(self) -> Amount:
+        """The reservation to hold: cost (0 when unpriced), total tokens, one call."""
+        return Amount(usd=self.cost_usd or Decimal(0), tokens=self.usage.total_tokens, calls=1)
+
+
+class _BlockCache:
+    """LRU of (counter key, kind, length, hash of bytes) -> (tokens, cache ttl or "")."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._d: OrderedDict[tuple[Any, ...], tuple[int, str]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...]) -> tuple[int, str] | None:
+        with self._lock:
+            v = self._d.get(key)
+            if v is not None:
+                self._d.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+            return v
+
+    def put(self, key: tuple[Any, ...], value: tuple[int, str]) -> None:
+        with self._lock:
+            self._d[key] = value
+            if len(self._d) > self.maxsize:
+                self._d.popitem(last=False)
+
+
+def _cache_ttl(block: Any) -> str:
+    """The TTL of the last ``cache_control`` marker inside a decoded block ("" if none)."""
+    found = ""
+    if isinstance(block, Mapping):
+        cc = block.get("cache_control")
+        if isinstance(cc, Mapping):
+            found = "1h" if cc.get("ttl") == "1h" else "5m"
+        for v in block.values():
+            if isinstance(v, list | Mapping):
+                found = _cache_ttl(v) or found
+    elif isinstance(block, list):
+        for v in block:
+            found = _cache_ttl(v) or found
+    return found
+
+
+class RequestPricer:
+    """Counts and prices request bodies; thread-safe; one per process is enough.
+
+    ``pricebook``: the PriceBook to price with (default: the bundled catalog + none).
+    ``cache_blocks``: how many content blocks to remember (a block is a message, a
+    system prompt or a tool definition)."""
+
+    def __init__(self, pricebook: PriceBook | None = None, *,
+                 default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+                 cache_blocks: int = 65_536) -> None:
+        self._pricebook = pricebook
+        self.default_output_tokens = default_output_tokens
+        self.cache = _BlockCache(cache_blocks)
+
+    @property
+    def pricebook(self) -> PriceBook:
+        if self._pricebook is None:
+            self._pricebook = default_pricebook()
+        return self._pricebook
+
+    # -- public ------------------------------------------------------------------
+    def estimate(self, body: bytes, api: str, *, provider: str | None = None,
+                 at: datetime | None = None) -> RequestEstimate:
+        """Count and price ``body`` (the raw JSON bytes) for ``api``.
+
+        Raises :class:`~ctxbudget.errors.InputFormatError` for a body that is not a JSON
+        object of that API's shape."""
+        dec = _DECODERS.get(api)
+        if dec is None:
+            raise InputFormatError(f"unknown API {api!r}; expected one of {', '.join(_DECODERS)}")
+        try:
+            req = dec.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InputFormatError(f"request body: {exc}") from None
+        if not req.model:
+            raise InputFormatError("request body: no model")
+        counter, family = get_counter(req.model, provider)
+        framing = framing_for(family, req.model)
+        ck = (counter.key, getattr(counter, "calibration", None), family)
+        service_tier: str | None = None
+        include_usage = False
+        user: str | None = None
+        if isinstance(req, _Anthropic):
+            w1, w5, inp = self._anthropic(req, counter, framing, family, ck)
+            out = req.max_tokens if req.max_tokens is not None else self.default_output_tokens
+            md = req.metadata or {}
+            user = md.get("user_id") if isinstance(md.get("user_id"), str) else None
+        elif isinstance(req, _OpenAIEmbeddings):
+            w1 = w5 = 0
+            inp = self._embeddings(req, counter)
+            out = 0
+            user = req.user
+        else:
+            w1 = w5 = 0
+            inp = self._openai(req, counter, framing, family, ck)
+            if isinstance(req, _OpenAIChat):
+                cap = req.max_completion_tokens if req.max_completion_tokens is not None \
+                    else req.max_tokens
+                out = (cap if cap is not None else self.default_output_tokens) * max(1, req.n or 1)
+                include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            else:
+                out = req.max_output_tokens if req.max_output_tokens is not None \
+                    else self.default_output_tokens
+            user = req.user
+            if req.service_tier in ("priority", "flex"):
+                service_tier = req.service_tier
+        usage = Usage(input_tokens=inp, cache_write_5m_tokens=w5, cache_write_1h_tokens=w1,
+                      output_tokens=max(0, out))
+        return RequestEstimate(
+            api=api, model=req.model, usage=usage,
+            cost_usd=self.price(usage, req.model, provider, at, service_tier),
+            exact=bool(counter.exact), stream=bool(getattr(req, "stream", False)),
+            include_usage=include_usage, user=user)
+
+    def price(self, usage: Usage, model: str, provider: str | None,
+              at: datetime | None = None, service_tier: str | None = None) -> Decimal | None:
+        """``usage`` priced by the PriceBook; ``None`` when the model has no price."""
+        at = at or datetime.now(UTC)
+        pb = self.pricebook
+        if service_tier is not None:
+            try:
+                return pb.total_usd(usage, model, provider, at, service_tier)
+            except PricingError:
+                pass
+        try:
+            return pb.total_usd(usage, model, provider, at)
+        except PricingError:
+            return None
+
+    # -- counting ----------------------------------------------------------------
+    def _block(self, kind: str, raw: msgspec.Raw, counter: Any, framing: Any, family: str,
+               ck: tuple[Any, ...]) -> tuple[int, str]:
+        data = bytes(raw)
+        key = (ck, kind, len(data), hash(data))
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        obj = msgspec.json.decode(data)
+        lay = Layout()
+        if kind == "m":
+            if not isinstance(obj, Mapping):
+                raise InputFormatError("request body: each message must be an object")
+            layout_messages([obj], framing, family, lay)
+            lay.framing -= framing.reply_priming  # added once per request by the caller
+        elif kind == "t":
+            if not isinstance(obj, Mapping):
+                raise InputFormatError("request body: each tool must be an object")
+            lay.texts.append(tool_text(obj))
+            lay.framing += framing.per_tool
+        else:  # system / instructions
+            _blocks(lay, obj, family, "system")
+        tokens = lay.framing + lay.extra + sum(
+            counter.tokens(cached_units(counter, t), with_intercept=False) for t in lay.texts)
+        ttl = _cache_ttl(obj) if b'"cache_control"' in data else ""
+        value = (tokens, ttl)
+        self.cache.put(key, value)
+        return value
+
+    def _anthropic(self, req: _Anthropic, counter: Any, framing: Any, family: str,
+                   ck: tuple[Any, ...]) -> tuple[int, int, int]:
+        """(1h writes, 5m writes, uncached input) for an Anthropic body."""
+        parts: list[tuple[int, str]] = [(framing.request_base, "")]
+        if req.tools:
+            parts.append((framing.tools_base, ""))
+            parts += [self._block("t", t, counter, framing, family, ck) for t in req.tools]
+        if _given(req.system):
+            parts.append(self._block("s", req.system, counter, framing, family, ck))
+        parts += [self._block("m", m, counter, framing, family, ck) for m in req.messages]
+        if req.messages:
+            parts.append((framing.reply_priming, ""))
+        total = sum(p[0] for p in parts)
+        if _given(req.cache_control):
+            auto = _cache_ttl({"cache_control": msgspec.json.decode(bytes(req.cache_control))})
+            return (total, 0, 0) if auto == "1h" else (0, total, 0)
+        last_1h = last_any = -1
+        for i, (_, ttl) in enumerate(parts):
+            if ttl:
+                last_any = i
+                if ttl == "1h":
+                    last_1h = i
+        w1 = sum(p[0] for p in parts[: last_1h + 1])
+        w5 = sum(p[0] for p in parts[last_1h + 1: last_any + 1])
+        return w1, w5, total - w1 - w5
+
+    def _openai(self, req: _OpenAIChat | _OpenAIResponses, counter: Any, framing: Any,
+                family: str, ck: tuple[Any, ...]) -> int:
+        total = framing.request_base
+        msgs: list[msgspec.Raw] = []
+        if isinstance(req, _OpenAIResponses):
+            if _given(req.instructions):
+                total += self._block("s", req.instructions, counter, framing, family, ck)[0]
+            if _given(req.input):
+                data = bytes(req.input)
+                if data.lstrip().startswith(b'"'):
+                    msgs = [msgspec.Raw(msgspec.json.encode(
+                        {"role": "user", "content": msgspec.json.decode(data)}))]
+                else:
+                    msgs = msgspec.json.decode(data, type=list[msgspec.Raw])
+            tools = req.tools or []
+        else:
+            msgs = req.messages
+            tools = (req.tools or []) + (req.functions or [])
+        total += sum(self._block("m", m, counter, framing, family, ck)[0] for m in msgs)
+        if msgs:
+            total += framing.reply_priming
+        if tools:
+            total += framing.tools_base
+            total += sum(self._block("t", t, counter, framing, family, ck)[0] for t in tools)
+        return int(total)
+
+    def _embeddings(self, req: _OpenAIEmbeddings, counter: Any) -> int:
+        if not _given(req.input):
+            return 0
+        obj = msgspec.json.decode(bytes(req.input))
+        items = obj if isinstance(obj, list) else [obj]
+        total = 0
+        for it in items:
+            if isinstance(it, str):
+                total += counter.tokens(cached_units(counter, it), with_intercept=False)
+            elif isinstance(it, int):
+                total += 1  # a flat list of token ids
+            elif isinstance(it, list):
+                total += len(it)  # one input given as token ids
+            else:
+                raise InputFormatError("request body: input must be text or token ids")
+        return int(total)
