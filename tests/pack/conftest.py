@@ -38,10 +38,12 @@ def check_anthropic(keys: list[str], body: dict[str, Any]) -> list[str]:
     msgs_ = body.get("messages") or []
     marks += [("messages", i) for i, m in enumerate(msgs_)
               if any("cache_control" in b for b in m["content"] if isinstance(b, dict))]
-    if msgs_ and ("messages", len(msgs_) - 1) in marks and len(msgs_) > 1:
+    loop_end = bool(msgs_) and all(isinstance(b, dict) and b.get("type") == "tool_result"
+                                   for b in msgs_[-1]["content"])  # history ends the body
+    if msgs_ and ("messages", len(msgs_) - 1) in marks and len(msgs_) > 1 and not loop_end:
         errs.append("breakpoint on the closing volatile message")
     if set(keys) - {"model", "max_tokens", "tools", "system", "messages", "metadata",
-                    "temperature", "tool_choice", "stream"}:
+                    "temperature", "tool_choice", "stream", "thinking"}:
         errs.append(f"unexpected keys {sorted(set(keys))}")
     if not isinstance(body.get("model"), str) or not isinstance(body.get("max_tokens"), int):
         errs.append("model/max_tokens")
@@ -72,6 +74,44 @@ def check_anthropic(keys: list[str], body: dict[str, Any]) -> list[str]:
                 errs.append(f"messages[{i}]: empty text block")
     if pending:
         errs.append("last tool_use not answered")
+    errs += _check_thinking(body)
+    return errs
+
+
+def _check_thinking(body: dict[str, Any]) -> list[str]:
+    """Extended thinking (Anthropic docs, "Extended thinking" / "thinking with tool use"):
+    thinking blocks only in assistant messages, before any other block, a signature on
+    each ``thinking`` block, ``data`` on each ``redacted_thinking`` block, never a
+    ``cache_control`` on them; with thinking enabled, the assistant message whose tool
+    calls the closing tool results answer starts with its thinking block(s)."""
+    errs = []
+    msgs = body.get("messages") or []
+    for i, m in enumerate(msgs):
+        content = m["content"] if isinstance(m["content"], list) else []
+        kinds = [b["type"] for b in content]
+        think = [k in ("thinking", "redacted_thinking") for k in kinds]
+        if any(think) and m["role"] != "assistant":
+            errs.append(f"messages[{i}]: thinking block in a {m['role']} message")
+        if any(think) and think != sorted(think, reverse=True):
+            errs.append(f"messages[{i}]: thinking blocks must come first")
+        for b in content:
+            if b["type"] == "thinking" and not (isinstance(b.get("signature"), str)
+                                                and b["signature"]):
+                errs.append(f"messages[{i}]: thinking block without its signature")
+            if b["type"] == "redacted_thinking" and not b.get("data"):
+                errs.append(f"messages[{i}]: redacted_thinking block without data")
+            if b["type"] in ("thinking", "redacted_thinking") and "cache_control" in b:
+                errs.append(f"messages[{i}]: cache_control on a thinking block")
+    enabled = (body.get("thinking") or {}).get("type") == "enabled"
+    if enabled and len(msgs) >= 2:
+        last = msgs[-1]["content"]
+        in_loop = isinstance(last, list) and last and all(
+            b["type"] == "tool_result" for b in last)
+        prev = msgs[-2]
+        if in_loop and prev["role"] == "assistant" and prev["content"][0]["type"] not in (
+                "thinking", "redacted_thinking"):
+            errs.append("thinking enabled: the assistant tool-use message of the current "
+                        "turn must start with its thinking block")
     return errs
 
 
@@ -120,6 +160,8 @@ _USAGE_A = {"input_tokens": 3, "output_tokens": 1, "cache_creation_input_tokens"
 
 def _reply(path: str, body: dict[str, Any]) -> dict[str, Any]:
     model = body.get("model", "m")
+    if _QUEUE.get(path):
+        return _QUEUE[path].pop(0)
     if path.endswith("/messages"):
         return {"id": "msg_1", "type": "message", "role": "assistant", "model": model,
                 "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
@@ -140,8 +182,15 @@ def _reply(path: str, body: dict[str, Any]) -> dict[str, Any]:
                       "output_tokens_details": {"reasoning_tokens": 0}}}
 
 
+_QUEUE: dict[str, list[dict[str, Any]]] = {}
+
+
 class FakeAPI:
+    """``replies[path]``: canned replies served in order before the default one."""
+
     def __init__(self) -> None:
+        self.replies = _QUEUE
+        _QUEUE.clear()
         self.requests: list[tuple[str, dict[str, Any], list[str]]] = []
         api = self
 

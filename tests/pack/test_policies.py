@@ -199,7 +199,8 @@ def test_canonical_tool_json_is_order_independent() -> None:
 
 def test_tool_output_truncation_and_batch_clearing() -> None:
     cfg = PackerConfig(window=100_000, output_reserve=0,
-                       tool_outputs=ToolOutputPolicy(max_tokens=20, keep_recent=2, clear_batch=3))
+                       tool_outputs=ToolOutputPolicy(max_tokens=20, keep_recent=2, clear_batch=3,
+                                                         truncate="always"))
     p = Packer(cfg, counter=words)
     hist = [Message(role="user", text="go")]
     cleared_at = []

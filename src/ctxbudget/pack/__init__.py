@@ -23,7 +23,16 @@ from ._config import (
 )
 from ._counter import Counter, MemoCounter, default_counter
 from ._ledger import Decision, Ledger, min_cacheable_tokens
-from ._model import Chunk, Message, ToolCall, ToolDef, parse_chunks, parse_messages, parse_tools
+from ._model import (
+    Chunk,
+    Message,
+    Thinking,
+    ToolCall,
+    ToolDef,
+    parse_chunks,
+    parse_messages,
+    parse_tools,
+)
 from ._packer import ContextOverflow, Packed, Packer
 from ._render import render_anthropic, render_openai_chat, render_openai_responses
 
@@ -45,6 +54,7 @@ __all__ = [
     "PackerConfig",
     "RetrievalPolicy",
     "Stability",
+    "Thinking",
     "ToolCall",
     "ToolDef",
     "ToolOutputPolicy",

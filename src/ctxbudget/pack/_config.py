@@ -160,11 +160,15 @@ class ToolPolicy:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolOutputPolicy:
     """Tool results longer than ``max_tokens`` keep a head and a tail around a marker
-    (``head_share`` of the kept tokens at the head). With ``keep_recent``, once more than
-    ``keep_recent + clear_batch`` results are uncleared, all but the newest
+    (``head_share`` of the kept tokens at the head). ``truncate="under_pressure"`` (the
+    default) truncates only once the session's conversation has outgrown its budget (from
+    then on for the rest of the session, so the prefix is rewritten once, on the call whose
+    cut moves anyway); ``"always"`` truncates from the first call. With ``keep_recent``,
+    once more than ``keep_recent + clear_batch`` results are uncleared, all but the newest
     ``keep_recent`` are replaced by ``placeholder`` in one batch."""
 
     max_tokens: int | None = 2000
+    truncate: Literal["under_pressure", "always"] = "under_pressure"
     head_share: float = 0.5
     keep_recent: int | None = None
     clear_batch: int = 10

@@ -53,8 +53,14 @@ class Packer:
         self._s = _Session()
         self._mtok: dict[int, tuple[Message, int]] = {}
         self._mhash: dict[int, tuple[Message, str, int]] = {}
-        self._prep = HistoryPrep(self._tokens, self._hash, self.count, config.tool_outputs,
-                                 config.history.pin_first_user)
+        keep_thinking = config.provider == "anthropic"
+        self._prep_trunc = HistoryPrep(self._tokens, self._hash, self.count,
+                                       config.tool_outputs, config.history.pin_first_user,
+                                       truncate=True, keep_thinking=keep_thinking)
+        self._prep_plain = HistoryPrep(self._tokens, self._hash, self.count,
+                                       config.tool_outputs, config.history.pin_first_user,
+                                       truncate=False, keep_thinking=keep_thinking)
+        self._parse_memo: dict[int, tuple[Any, list[Message]]] = {}
         self._budgets = {b: config.budget(b) for b in BUCKET_COMPONENTS}
         fr = framing(config.provider, config.model or "")
         self._per_msg = fr[0] if config.message_overhead is None else config.message_overhead
@@ -77,7 +83,15 @@ class Packer:
     def reset(self) -> None:
         """Forget the session (cut point, summary, tool set, previous fingerprint)."""
         self._s = _Session()
-        self._prep.reset()
+        self._prep_trunc.reset()
+        self._prep_plain.reset()
+
+    def _prepare(self, raw: tuple[Message, ...], cleared: int, truncating: bool,
+                 new_turn: bool) -> Prepared:
+        prep, other = (self._prep_trunc, self._prep_plain) if truncating \
+            else (self._prep_plain, self._prep_trunc)
+        other.reset()  # only one of them follows the session
+        return prep.prepare(raw, cleared, new_turn)
 
     # ------------------------------------------------------------------ counting
     def _tokens(self, m: Message) -> int:
@@ -94,6 +108,8 @@ class Packer:
             n = pm + c("user" if role == "tool" else role) + c(m.text)
             for call in m.tool_calls:
                 n += c(call.name) + c(call.arguments)
+            for t in m.thinking:  # redacted: the encrypted data stands in (an upper bound)
+                n += c(t.thinking) if t.data is None else c(t.data)
         elif cfg.openai_api == "chat":
             n = pm + c(role) + c(m.text)
             if role == "tool":
@@ -145,8 +161,11 @@ class Packer:
         parts = [m.role, m.text, m.tool_call_id or "", "1" if m.is_error else ""]
         for call in m.tool_calls:
             parts += [call.id, call.name, call.arguments]
+        for t in m.thinking:
+            parts += ["thinking", t.thinking, t.signature, t.data or ""]
         h = block_hash("message", *parts)
-        api = 1 if m.role != "assistant" else (1 if m.text else 0) + len(m.tool_calls)
+        api = 1 if m.role != "assistant" else \
+            (1 if m.text else 0) + len(m.tool_calls) + len(m.thinking)
         if len(self._mhash) > 500_000:
             self._mhash.clear()
         self._mhash[id(m)] = (m, h, max(api, 1))
@@ -254,7 +273,7 @@ class Packer:
         catalog = parse_tools(tools)
         tool_defs, tool_names = self._select_tools(catalog, task_type, decisions)
         system_parts = tuple(p for p in (system, *docs) if p)  # system first when given
-        raw = parse_messages(history, "history")
+        raw = parse_messages(history, "history", self._parse_memo)
         # history must extend the previous call's history
         first_key = (raw[0].role, raw[0].text) if raw else None
         reset = bool(s.history_len) and (len(raw) < s.history_len or first_key != s.first_key)
@@ -264,52 +283,99 @@ class Packer:
                                              "call's: history cut, cleared results and summary "
                                              "reset"))
         cut_msg = 0 if reset else s.cut
-        prep = self._prep.prepare(raw, 0 if reset else s.cleared)
-        if prep.cleared > (0 if reset else s.cleared):
-            pol = cfg.tool_outputs
-            decisions.append(Decision(
-                component="tool_outputs", action="cleared",
-                item=f"results {0 if reset else s.cleared}..{prep.cleared - 1}",
-                reason=f"more than keep_recent={pol.keep_recent} + clear_batch="
-                       f"{pol.clear_batch} uncleared tool results: cleared in one batch"))
-        if prep.n_truncated:
-            decisions.append(Decision(component="tool_outputs", action="truncated",
-                                      item=f"{prep.n_truncated} result(s)",
-                                      reason=f"longer than max_tokens={cfg.tool_outputs.max_tokens}"
-                                             ": kept head and tail around a marker"))
-        decisions.extend(d for _, d in prep.unit_decisions)
-        table = prep.table
-        msgs = prep.msgs
-        # budgets
+        pol_out = cfg.tool_outputs
+        truncating = pol_out.max_tokens is not None and (
+            pol_out.truncate == "always" or (s.truncating and not reset))
+        new_turn = bool(user)
+        prep = self._prepare(raw, 0 if reset else s.cleared, truncating, new_turn)
+        # fixed parts: never trimmed
         budgets = dict(self._budgets)
         mem_tok = count(memory) if memory else 0
         summary_prev = None if reset else s.summary
         summ = cfg.history.summarizer is not None
         summary_reserve = cfg.history.summary_max_tokens if summ else (
             count(summary_prev) if summary_prev else 0)
-        conv_budget = max(budgets["history"] + budgets["tool_outputs"] - mem_tok
-                          - summary_reserve, 0)
-        chunk_list = parse_chunks(chunks)
-        selected = select_chunks(chunk_list, cfg.retrieval, budgets["retrieved"],
-                                 count, self._trim_memo, decisions)
-        old_cut = table.unit_at(cut_msg)
-        cut, why = choose_cut(table, old_cut, conv_budget, cfg.history)
-        if why:
-            decisions.append(Decision(component="history", action="moved_cut",
-                                      item=f"unit {old_cut} -> {cut}",
-                                      tokens_before=table.kept(old_cut),
-                                      tokens_after=table.kept(cut), reason=why))
         final_texts = tuple(t for t in (volatile, user) if t)
-        fixed = sum(self._tool_tokens(t) for t in tool_defs) + \
-            (self._tools_base if tool_defs else 0) + self._request_base + self._reply_priming
+        tools_tok = sum(self._tool_tokens(t) for t in tool_defs) + \
+            (self._tools_base if tool_defs else 0)
         has_sys = bool(system_parts or memory)
-        fixed += sum(count(p) for p in system_parts) + mem_tok + self._sys_overhead(has_sys)
+        sys_tok = sum(count(p) for p in system_parts) + self._sys_overhead(has_sys)
+        fixed = tools_tok + sys_tok + mem_tok + self._request_base + self._reply_priming
         vol_tok = sum(count(t) for t in final_texts)
         final_ov = self._final_overhead(True)
         # the summary: the previous one stays while nothing new is dropped; a new one (when
         # the cut drops messages) gets whatever room is left, at most summary_max_tokens
         summary_ov = 0 if has_sys else self._sys_overhead(True)
         prev_sum = count(summary_prev) + summary_ov if summary_prev else 0
+        limit = cfg.limit
+        chunk_list = parse_chunks(chunks)
+        selected = select_chunks(chunk_list, cfg.retrieval, budgets["retrieved"],
+                                 count, self._trim_memo, decisions)
+
+        def room(ch: list[SelectedChunk]) -> int:
+            """Tokens left for the conversation under the hard limit."""
+            f = vol_tok + sum(x.tokens for x in ch)
+            return limit - fixed - f - (final_ov if f else 0) - prev_sum
+
+        conv_nominal = max(budgets["history"] + budgets["tool_outputs"] - mem_tok
+                           - summary_reserve, 0)
+        table = prep.table
+        old_cut = table.unit_at(cut_msg)
+        prio = {b: (cfg.budgets[b].priority if b in cfg.budgets else 50)
+                for b in ("retrieved", "history")}
+        if prio["retrieved"] <= prio["history"]:
+            # retrieval gives way first: the conversation gets its own budget before the
+            # chunks get the rest of the window
+            need = min(conv_nominal, table.kept(old_cut))
+            while selected and room(selected) < need:
+                worst = max(selected, key=lambda x: x.rank)
+                selected = [x for x in selected if x is not worst]
+                decisions.append(Decision(
+                    component="retrieved", action="dropped", item=worst.chunk.id,
+                    tokens_before=worst.tokens,
+                    reason=f"the conversation needs its budget under the limit {limit}; "
+                           "retrieved has the lowest priority"))
+        chunk_tok = sum(x.tokens for x in selected)
+        # unused shares of the other buckets flow to the conversation
+        flow: dict[str, int] = {}
+        if "retrieved" in cfg.budgets:
+            flow["retrieved"] = max(budgets["retrieved"] - chunk_tok, 0)
+        if "system_tools" in cfg.budgets:
+            flow["system_tools"] = max(budgets["system_tools"] - tools_tok - sys_tok, 0)
+        if "user_output" in cfg.budgets:
+            flow["user_output"] = max(budgets["user_output"] - cfg.output_reserve - vol_tok
+                                      - (final_ov if vol_tok or chunk_tok else 0), 0)
+        left = room(selected)
+        conv_budget = max(min(conv_nominal + sum(flow.values()), left), 0)
+        if conv_budget != s.conv_budget or reset:
+            parts = ", ".join(f"unused {k} {v}" for k, v in flow.items() if v)
+            decisions.append(Decision(
+                component="history", action="reallocated", item="conversation budget",
+                tokens_before=conv_nominal, tokens_after=conv_budget,
+                reason=f"history + tool_outputs budget {conv_nominal}"
+                       + (f" + {parts}" if parts else "")
+                       + (f"; capped at the {left} tokens the fixed parts leave under the "
+                          f"limit {limit}" if left < conv_nominal + sum(flow.values()) else "")
+                       + "; the watermarks apply to this budget"))
+        high = int(conv_budget * cfg.history.high_watermark)
+        if not truncating and pol_out.max_tokens is not None and table.kept(old_cut) > high:
+            truncating = True  # under pressure: from now on for the rest of the session
+            prep = self._prepare(raw, 0 if reset else s.cleared, truncating, new_turn)
+            table = prep.table
+        if prep.cleared > (0 if reset else s.cleared):
+            decisions.append(Decision(
+                component="tool_outputs", action="cleared",
+                item=f"results {0 if reset else s.cleared}..{prep.cleared - 1}",
+                reason=f"more than keep_recent={pol_out.keep_recent} + clear_batch="
+                       f"{pol_out.clear_batch} uncleared tool results: cleared in one batch"))
+        decisions.extend(d for _, d in prep.unit_decisions)
+        msgs = prep.msgs
+        cut, why = choose_cut(table, old_cut, conv_budget, cfg.history)
+        if why:
+            decisions.append(Decision(component="history", action="moved_cut",
+                                      item=f"unit {old_cut} -> {cut}",
+                                      tokens_before=table.kept(old_cut),
+                                      tokens_after=table.kept(cut), reason=why))
 
         def drops(c: int) -> bool:
             return c > old_cut and (c - old_cut) > sum(1 for e in table.extras(c)
@@ -320,10 +386,9 @@ class Packer:
             return fixed + table.kept(c) + f + (final_ov if f else 0) \
                 + (0 if summ and drops(c) else prev_sum)
 
-        limit = cfg.limit
         if total(cut, selected) > limit:
-            order = sorted(("retrieved", "history"),
-                           key=lambda b: cfg.budgets[b].priority if b in cfg.budgets else 50)
+            # only what the watermarks cannot see: anchors, a history floor, summaries
+            order = sorted(("retrieved", "history"), key=lambda b: prio[b])
             for bucket in order:
                 if total(cut, selected) <= limit:
                     break
@@ -361,35 +426,17 @@ class Packer:
                        for m in msgs[table.starts[u]:table.ends[u]]]
             summary_room = min(cfg.history.summary_max_tokens,
                                limit - total(cut, selected) - summary_ov)
-        before = self._before(prep, catalog, system_parts if system else ("", *system_parts),
-                              memory, summary_prev, chunk_list, volatile, user)
         return _Plan(tools=tool_defs, system=system_parts, memory=memory, msgs=msgs,
                      table=table, cut_unit=cut, cut_moved=cut != old_cut, chunks=selected,
                      volatile=volatile or None, user=user or None,
-                     has_system=bool(system), decisions=decisions, before=before,
+                     has_system=bool(system), decisions=decisions,
                      budgets=budgets, pending_summary=pending, new_cleared=prep.cleared,
                      summary_room=summary_room,
                      ptoks=prep.ptoks, prep=prep,
                      history_len=len(raw), first_key=first_key, tool_names=tool_names,
+                     truncating=truncating, conv_budget=conv_budget, catalog=catalog,
+                     chunk_list=chunk_list, summary_prev=summary_prev,
                      reset=reset)
-
-    def _before(self, prep: Prepared, catalog: tuple[ToolDef, ...],
-                system_parts: tuple[str, ...], memory: str | None, summary: str | None,
-                chunk_list: tuple[Chunk, ...], volatile: str | None,
-                user: str | None) -> dict[str, int]:
-        c = self.count
-        hist, tool = prep.hist_before, prep.tool_before
-        return {
-            "tools": sum(c(t.canonical_text()) for t in catalog),
-            "system": c(system_parts[0]) if system_parts else 0,
-            "docs": sum(c(p) for p in system_parts[1:]),
-            "memory": c(memory) if memory else 0,
-            "summary": c(summary) if summary else 0,
-            "history": hist, "tool_outputs": tool,
-            "retrieved": sum(c(x.text) for x in chunk_list),
-            "volatile": c(volatile) if volatile else 0,
-            "user": c(user) if user else 0,
-        }
 
     # ------------------------------------------------------------------ finishing
     def _finish(self, plan: _Plan, summary_text: str | None) -> Packed:
@@ -496,6 +543,34 @@ class Packer:
         n_hist = len(kept_msgs)
         comps["history"] = hist_tok - tool_tok
         comps["tool_outputs"] = tool_tok
+        # offered but not sent, per component (framing counted the same way on both sides)
+        removed = dict.fromkeys(STABILITY, 0)
+        kept_tools = set(plan.tools)
+        removed["tools"] = sum(self._tool_tokens(t) for t in plan.catalog
+                               if t not in kept_tools)
+        if plan.catalog and not plan.tools:
+            removed["tools"] += self._tools_base
+        removed["history"] = prep.hist_before - (hist_tok - tool_tok)
+        removed["tool_outputs"] = prep.tool_before - tool_tok
+        kept_chunks = {id(x.chunk): x.tokens for x in plan.chunks}
+        tpl = cfg.retrieval.template
+        for ch in plan.chunk_list:
+            offered = count(tpl.format(id=ch.id, text=ch.text, score=ch.score))
+            removed["retrieved"] += max(offered - kept_chunks.get(id(ch), 0), 0)
+        if plan.summary_prev and plan.summary_prev != summary:
+            removed["summary"] = count(plan.summary_prev)
+        first_kept_msg = table.starts[cut] if cut < len(table) else len(msgs)
+        for i, n_before, n_after in prep.truncated:
+            if i >= first_kept_msg:
+                decisions.append(Decision(
+                    component="tool_outputs", action="truncated",
+                    item=f"tool result {msgs[i].tool_call_id} (message {i})",
+                    tokens_before=n_before, tokens_after=n_after,
+                    reason=f"longer than max_tokens={cfg.tool_outputs.max_tokens} while the "
+                           "conversation is over its budget: kept head and tail around a "
+                           "marker" if cfg.tool_outputs.truncate == "under_pressure" else
+                           f"longer than max_tokens={cfg.tool_outputs.max_tokens}: kept head "
+                           "and tail around a marker"))
         chunk_texts = [x.text for x in (edge_order(plan.chunks) if cfg.retrieval.edges
                                         else sorted(plan.chunks, key=lambda x: x.rank))]
         final: list[tuple[str, str]] = []
@@ -513,6 +588,8 @@ class Packer:
                 toks[i] += extra
                 comps[component_at(i, n_tools, sys_blocks, kept_msgs, final)] += extra
         n_front = n_tools + len(sys_blocks)
+        before = {k: v + max(removed[k], 0) for k, v in comps.items()}
+        plan.extra["before"] = before
         return self._ledger_and_commit(plan, hashes, toks, apis, groups, comps, epoch, summary,
                                        tuple(kept_msgs), tuple(t for _, t in final),
                                        n_front, n_hist)
@@ -568,14 +645,17 @@ class Packer:
         total = cum[-1] if cum else 0
         if total > cfg.limit:  # defensive: _plan guarantees this never happens
             raise ContextOverflow(total, cfg.limit, components)
+        over: set[str] = set()
         for bucket, comps in BUCKET_COMPONENTS.items():
             used = sum(components[c] for c in comps)
             if bucket in ("system_tools", "user_output") and bucket in cfg.budgets \
                     and used > plan.budgets[bucket]:
-                plan.decisions.append(Decision(
-                    component=bucket, action="over_budget", item=bucket, tokens_after=used,
-                    reason=f"uses {used} of its {plan.budgets[bucket]} budget; not trimmable, "
-                           "fits the window"))
+                over.add(bucket)
+                if bucket not in s.over or plan.reset:  # said once, when it starts
+                    plan.decisions.append(Decision(
+                        component=bucket, action="over_budget", item=bucket, tokens_after=used,
+                        reason=f"uses {used} of its {plan.budgets[bucket]} budget; not "
+                               "trimmable, fits the window (said once while it lasts)"))
         table = plan.table
         cut_msg = table.starts[plan.cut_unit] if plan.cut_unit < len(table) \
             else plan.history_len
@@ -585,14 +665,17 @@ class Packer:
         cut_moved = plan.cut_moved or (s.calls > 0 and not plan.reset
                                        and kept_key != s.kept_key)
         ledger = Ledger(
-            components=components, components_before=dict(plan.before), budgets=plan.budgets,
+            components=components, components_before=dict(plan.extra["before"]),
+            budgets=plan.budgets,
             total_tokens=total, limit=cfg.limit, window=cfg.window,
             output_reserve=cfg.output_reserve, decisions=tuple(plan.decisions),
             prefix_fingerprint=hashes, block_tokens=tuple(toks), groups=groups,
             breakpoints=tuple(breakpoints), expected_cache_read_tokens=read,
             common_prefix_blocks=common, history_cut=cut_msg, cut_moved=cut_moved,
             call_index=s.calls, static_changed=static_changed,
-            extra={"min_cacheable_tokens": self._min_cache, "provider": cfg.provider})
+            extra={"min_cacheable_tokens": self._min_cache, "provider": cfg.provider,
+                   "conversation_budget": plan.conv_budget,
+                   "truncating_tool_outputs": plan.truncating})
         # commit the session state
         s.cut = cut_msg
         s.cleared = plan.new_cleared
@@ -606,5 +689,8 @@ class Packer:
         s.history_len = plan.history_len
         s.first_key = plan.first_key
         s.kept_key = kept_key
+        s.truncating = plan.truncating
+        s.conv_budget = plan.conv_budget
+        s.over = frozenset(over)
         return Packed(tools=plan.tools, system=plan.system, epoch=epoch, messages=kept_msgs,
                       final=final, ledger=ledger, config=cfg, session_id=self.session_id)

@@ -9,6 +9,7 @@ everything for the old prefix is reused and only the new tail is processed.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
@@ -46,6 +47,14 @@ class Prepared:
     """Anthropic content blocks of each processed message."""
     tool_cum: list[int]
     """``tool_cum[i]``: tokens of processed tool results before message ``i``."""
+    truncated: list[tuple[int, int, int]]
+    """(message index, tokens before, tokens after) of each truncated tool result."""
+    turn_start: int
+    """Messages from here on belong to the current turn (they keep their thinking)."""
+    think_idx: list[int]
+    """Indexes of the raw messages that carry thinking blocks."""
+    last_user: int
+    """Index of the last user message (-1: none)."""
 
 
 class HistoryPrep:
@@ -53,13 +62,17 @@ class HistoryPrep:
 
     def __init__(self, tokens_of: Callable[[Message], int],
                  hash_of: Callable[[Message], tuple[str, int]], count: Counter,
-                 policy: ToolOutputPolicy, pin_first_user: bool) -> None:
+                 policy: ToolOutputPolicy, pin_first_user: bool, *, truncate: bool = True,
+                 keep_thinking: bool = True) -> None:
         self._tokens_of = tokens_of
         self._hash_of = hash_of
         self._count = count
         self._pol = policy
         self._pin = pin_first_user
+        self._truncate = truncate and policy.max_tokens is not None
+        self._keep_thinking = keep_thinking
         self._alt: dict[int, tuple[Message, Message]] = {}
+        self._bare: dict[int, tuple[Message, Message]] = {}
         self._last: Prepared | None = None
 
     def reset(self) -> None:
@@ -80,7 +93,8 @@ class HistoryPrep:
         if clear:
             alt = Message(role="tool", text=pol.placeholder, tool_call_id=m.tool_call_id,
                           is_error=m.is_error)
-        elif pol.max_tokens is not None and self._count(m.text) > pol.max_tokens:
+        elif self._truncate and pol.max_tokens is not None \
+                and self._count(m.text) > pol.max_tokens:
             alt = Message(role="tool", tool_call_id=m.tool_call_id, is_error=m.is_error,
                           text=head_tail(m.text, pol.max_tokens, self._count, pol.head_share))
         else:
@@ -90,13 +104,45 @@ class HistoryPrep:
         self._alt[id(m)] = (m, alt)
         return alt
 
-    def prepare(self, raw: tuple[Message, ...], cleared_in: int) -> Prepared:
+    def _strip(self, m: Message) -> Message:
+        """The message without its thinking blocks (an earlier turn's)."""
+        hit = self._bare.get(id(m))
+        if hit is not None and hit[0] is m:
+            return hit[1]
+        bare = Message(role=m.role, text=m.text, tool_calls=m.tool_calls,
+                       tool_call_id=m.tool_call_id, is_error=m.is_error)
+        if len(self._bare) > 200_000:
+            self._bare.clear()
+        self._bare[id(m)] = (m, bare)
+        return bare
+
+    def prepare(self, raw: tuple[Message, ...], cleared_in: int,
+                new_turn: bool = False) -> Prepared:
+        """``new_turn``: the call closes with a new user message, so every message of the
+        history belongs to an earlier turn (no thinking block is sent back)."""
         last = self._last
         base = 0
         if last is not None and len(raw) >= len(last.raw):
             n = len(last.raw)
             if raw[:n] == last.raw:
                 base = n
+        # the current turn starts at the last user message with text (or after the
+        # history when this call brings a new user message)
+        last_user = last.last_user if base and last is not None else -1
+        for k in range(len(raw) - 1, base - 1, -1):
+            if raw[k].role == "user":
+                last_user = k
+                break
+        turn_start = len(raw) if new_turn else max(last_user, 0)
+        tail_think = [base + k for k, m in enumerate(raw[base:]) if m.thinking]
+        think_idx = (last.think_idx + tail_think) if base and last is not None \
+            else [k for k, m in enumerate(raw) if m.thinking]
+        if base and last is not None and think_idx and turn_start != last.turn_start:
+            # a thinking message reused from the prefix changed side of the turn start
+            lo, hi = sorted((last.turn_start, turn_start))
+            j = bisect_left(think_idx, lo)
+            if j < len(think_idx) and think_idx[j] < min(hi, base):
+                base = 0
         tok = self._tokens_of
         if base:
             assert last is not None
@@ -119,6 +165,7 @@ class HistoryPrep:
             msgs = last.msgs + list(raw[base:])
             ptoks = last.ptoks + toks[base:]
             n_trunc = last.n_truncated
+            truncated = list(last.truncated)
             todo = tail_results
             clear_upto = -1
         else:
@@ -126,16 +173,23 @@ class HistoryPrep:
             msgs = list(raw)
             ptoks = list(toks)
             n_trunc = 0
+            truncated = []
             todo = result_idx
             clear_upto = result_idx[cleared - 1] if cleared else -1
-        if self._pol.max_tokens is not None or clear_upto >= 0:
+        for k in think_idx[bisect_left(think_idx, base):]:
+            if not self._keep_thinking or k < turn_start:
+                msgs[k] = bare = self._strip(raw[k])
+                ptoks[k] = tok(bare)
+        if self._truncate or clear_upto >= 0:
             for i in todo:
                 m = raw[i]
                 alt = self._apply(m, i <= clear_upto)
                 if alt is not m:
                     msgs[i] = alt
                     ptoks[i] = tok(alt)
-                    n_trunc += alt.text != self._pol.placeholder
+                    if alt.text != self._pol.placeholder:
+                        n_trunc += 1
+                        truncated.append((i, toks[i], ptoks[i]))
         hashed = [self._hash_of(m) for m in msgs[base:]]
         tail_tool = [ptoks[i] if msgs[i].role == "tool" else 0 for i in range(base, len(msgs))]
         if base and last is not None:
@@ -155,6 +209,8 @@ class HistoryPrep:
         prep = Prepared(raw=raw, toks=toks, result_idx=result_idx, cleared=cleared, msgs=msgs,
                         ptoks=ptoks, n_truncated=n_trunc, table=table,
                         unit_decisions=decisions, hist_before=hist_before,
-                        tool_before=tool_before, phash=phash, papi=papi, tool_cum=tool_cum)
+                        tool_before=tool_before, phash=phash, papi=papi, tool_cum=tool_cum,
+                        truncated=truncated, turn_start=turn_start, think_idx=think_idx,
+                        last_user=last_user)
         self._last = prep
         return prep

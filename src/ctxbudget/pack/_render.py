@@ -83,14 +83,14 @@ def render_anthropic(packed: Packed, *, model: str | None = None, max_tokens: in
             pending_results.append(r)
             continue
         flush()
-        content: list[dict[str, Any]] = []
+        content: list[dict[str, Any]] = [t.block() for t in m.thinking]
         if m.text:
             content.append({"type": "text", "text": m.text})
         for call in m.tool_calls:
             content.append({"type": "tool_use", "id": call.id, "name": call.name,
                             "input": _args(call.arguments)})
-        if mark and content:
-            content[-1]["cache_control"] = dict(cc)
+        if mark and content and content[-1]["type"] not in ("thinking", "redacted_thinking"):
+            content[-1]["cache_control"] = dict(cc)  # never on a thinking block
         messages.append({"role": m.role, "content": content})
     flush()
     if packed.final:

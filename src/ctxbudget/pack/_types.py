@@ -66,6 +66,9 @@ class _Session:
     history_len: int = 0
     first_key: tuple[str, str] | None = None
     kept_key: tuple[int, ...] = ()
+    truncating: bool = False
+    conv_budget: int = -1
+    over: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -84,7 +87,6 @@ class _Plan:
     user: str | None
     has_system: bool
     decisions: list[Decision]
-    before: dict[str, int]
     budgets: dict[str, int]
     pending_summary: list[Message] | None
     summary_room: int
@@ -93,6 +95,11 @@ class _Plan:
     first_key: tuple[str, str] | None
     tool_names: frozenset[str] | None
     reset: bool
+    truncating: bool = False
+    conv_budget: int = 0
+    catalog: tuple[ToolDef, ...] = ()
+    chunk_list: tuple[Any, ...] = ()
+    summary_prev: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
