@@ -72,6 +72,7 @@ def configure(
     fsync: FsyncPolicy | None = None,
     fsync_interval: float | None = None,
     max_pending: int | None = None,
+    max_lag: float | None = None,
     pricebook: Any = None,
     default_output_tokens: int | None = None,
 ) -> None:
@@ -80,7 +81,8 @@ def configure(
     their defaults, ``pricebook=None`` keeps the current PriceBook."""
     _writer.configure_writer(directory=spool_dir, batch_size=batch_size,
                              flush_interval=flush_interval, fsync=fsync,
-                             fsync_interval=fsync_interval, max_pending=max_pending)
+                             fsync_interval=fsync_interval, max_pending=max_pending,
+                             max_lag=max_lag)
     if pricebook is not None:
         _budget._settings["pricebook"] = pricebook
     _budget._settings["default_output_tokens"] = (

@@ -5,7 +5,7 @@ Durability model (see ``docs/tracking.md``)
 
 * ``put`` appends the record object to a ``collections.deque`` (thread-safe, no
   lock) and, once ``batch_size`` records are pending, wakes the writer thread. No
-  serialization, no I/O on the calling thread.
+  serialization, no I/O on the calling thread — unless the writer is late (below).
 * A daemon thread wakes every ``flush_interval`` seconds (or when woken), takes
   up to ``batch_size`` records at a time, serializes them and appends them to this
   process's own spool file ``<dir>/<pid>-<random>.jsonl`` with **one** ``os.write``
@@ -17,6 +17,22 @@ Durability model (see ``docs/tracking.md``)
   and never more than ``max_pending + batch_size`` (+1 per thread calling at that
   instant): when ``max_pending`` records are waiting, the calling thread writes them
   itself (counted as ``overflow_writes``) instead of letting the queue grow.
+* **The writer thread cannot be starved.** A busy application thread holds the GIL
+  for most of every 5 ms switch interval, so a background thread may fall seconds
+  behind (the queue, not the disk, is the bottleneck). Every ``put`` compares the time
+  since the last drain started with ``max_lag`` (default ``2 * flush_interval``);
+  when it is older, the calling thread writes the queue itself (if no other thread is
+  writing at that instant; counted as ``lag_writes``). So while the app keeps calling,
+  no record waits longer than ``max_lag`` plus one batch's write
+  (``bench/bench_track.py --crash`` measures it under CPU-bound threads).
+* **The spool folder may be deleted or replaced under a live writer.** Before each
+  write the writer checks that its open file is still the file at its path (``fstat``
+  vs ``stat``), and after it that the file still has a link; if not, it re-creates
+  the folder and a new file, writes the batch there, counts it
+  (``spool_recreated``, and as a ``write_errors``) and logs one warning per writer.
+  Nothing enqueued after the folder is gone is lost.
+* Folders are created ``0700`` and spool files ``0600``: records name models, tasks
+  and spend.
 * ``fsync`` policy (protection against power loss / kernel crash, not needed for
   process crashes): ``"interval"`` (default) fsyncs at most every
   ``fsync_interval`` seconds and on flush/exit; ``"always"`` after every batch;
@@ -34,6 +50,7 @@ import atexit
 import collections
 import contextlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -46,10 +63,26 @@ from typing import Any, Literal
 from ..usage import Call, Task
 from ._spoolfmt import call_to_line, task_to_line
 
-__all__ = ["SpoolWriter", "default_spool_dir"]
+__all__ = ["SpoolWriter", "default_spool_dir", "make_private_dirs"]
 
 log = logging.getLogger("ctxbudget.track")
 FsyncPolicy = Literal["interval", "always", "never"]
+
+
+def make_private_dirs(directory: Path) -> None:
+    """``mkdir -p`` where every folder this creates is ``0700`` (existing ones are left
+    as they are)."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        if not directory.is_dir():
+            raise
+    except FileNotFoundError:
+        if directory.parent == directory:
+            raise
+        make_private_dirs(directory.parent)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, 0o700)
 
 
 def default_spool_dir() -> Path:
@@ -70,9 +103,12 @@ class SpoolWriter:
         fsync: FsyncPolicy = "interval",
         fsync_interval: float = 1.0,
         max_pending: int = 50_000,
+        max_lag: float | None = None,
     ) -> None:
         if batch_size < 1 or max_pending < batch_size:
             raise ValueError("need batch_size >= 1 and max_pending >= batch_size")
+        if max_lag is not None and not max_lag > 0:
+            raise ValueError(f"max_lag must be > 0 seconds (math.inf: never), got {max_lag!r}")
         if fsync not in ("interval", "always", "never"):
             raise ValueError(f"fsync must be 'interval', 'always' or 'never', got {fsync!r}")
         self.directory = Path(directory) if directory is not None else default_spool_dir()
@@ -81,7 +117,9 @@ class SpoolWriter:
         self.fsync = fsync
         self.fsync_interval = fsync_interval
         self.max_pending = max_pending
-        self._q: collections.deque[tuple[str, Any]] = collections.deque()
+        self.max_lag = max_lag if max_lag is not None else 2 * flush_interval
+        #: (kind, record, monotonic enqueue time)
+        self._q: collections.deque[tuple[str, Any, float]] = collections.deque()
         self._wake = threading.Event()
         self._io_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -94,19 +132,26 @@ class SpoolWriter:
         self._last_fsync = 0.0
         self._last_error_log = -1e9
         self._dirty = False
+        self._warned_recreate = False
         self.written = 0
         self.batches = 0
         self.write_errors = 0
         self.dropped = 0
         self.serialize_errors = 0
         self.overflow_writes = 0
+        self.lag_writes = 0
+        self.spool_recreated = 0
+        #: the longest a record waited between ``put`` and the end of its ``os.write``
+        self.max_write_lag = 0.0
 
     # -- calling thread --------------------------------------------------------
-    def put(self, item: tuple[str, Any]) -> None:
-        """Enqueue ``("c", Call)`` or ``("t", (Task, meta))``. Never blocks on I/O unless
-        ``max_pending`` records are already waiting. Never raises."""
+    def put(self, kind: str, obj: Any) -> None:
+        """Enqueue ``("c", Call)`` or ``("t", (Task, meta))``. Never raises. Never blocks on
+        I/O unless ``max_pending`` records are already waiting or the oldest waiting record
+        is older than ``max_lag`` (the writer thread is starved)."""
         q = self._q
-        q.append(item)
+        now = time.monotonic()
+        q.append((kind, obj, now))
         if self._thread is None:
             self._start()
         n = len(q)
@@ -114,8 +159,29 @@ class SpoolWriter:
             if n >= self.max_pending:
                 self.overflow_writes += 1
                 self.drain()
-            else:
-                self._wake.set()
+                return
+            self._wake.set()
+        try:
+            oldest = q[0][2]
+        except IndexError:  # drained meanwhile
+            return
+        if now - oldest > self.max_lag:
+            self._lag_write()
+
+    def _lag_write(self) -> None:
+        """The writer thread is late (starved of the GIL by busy application threads):
+        write the queue from this thread. Waiting for the lock (at most ``max_lag``) hands
+        the GIL to a writer that is mid-batch, so it finishes."""
+        if not self._io_lock.acquire(timeout=self.max_lag):
+            return
+        try:
+            if self._q:
+                self.lag_writes += 1
+                self._drain_locked()
+        except Exception as exc:  # pragma: no cover - _drain_locked guards its I/O
+            log.warning("ctxbudget: spool write from the calling thread failed: %r", exc)
+        finally:
+            self._io_lock.release()
 
     def _start(self) -> None:
         with self._start_lock:
@@ -141,38 +207,56 @@ class SpoolWriter:
 
     def drain(self) -> int:
         """Write every pending record now (from whichever thread calls it)."""
-        n = 0
         with self._io_lock:
-            q = self._q
-            while q:
-                try:
-                    stem = self._stem_or_open()
-                except OSError as exc:
-                    lost = len(q)
-                    q.clear()
-                    self._fail(lost, exc)
-                    break
-                batch: list[str] = []
-                try:
-                    while q and len(batch) < self.batch_size:
-                        kind, obj = q.popleft()
-                        try:
-                            if kind == "c":
-                                batch.append(call_to_line(obj, f"{stem}:{self._seq}"))
-                                self._seq += 1
-                            else:
-                                batch.append(task_to_line(*obj))
-                        except Exception as exc:
-                            self.serialize_errors += 1
-                            log.warning("ctxbudget: dropped an unserializable record: %s", exc)
-                except IndexError:  # raced with another drainer
-                    pass
-                if batch:
-                    n += self._write(batch)
-            if self._dirty and (self.fsync == "always" or (
-                    self.fsync == "interval"
-                    and time.monotonic() - self._last_fsync >= self.fsync_interval)):
-                self._do_fsync()
+            return self._drain_locked()
+
+    def _drain_locked(self) -> int:
+        n = 0
+        q = self._q
+        if q and self._fd is not None:
+            try:
+                if self._file_gone():  # one check per drain, not per batch: each syscall
+                    self._recreate("was deleted or its folder replaced")  # yields the GIL
+            except OSError as exc:
+                self._fail(0, exc)
+                self._close_fd()
+        sent: list[tuple[bytes, int]] = []  # this drain's (bytes, lines), re-written if the file vanishes meanwhile
+        while q:
+            try:
+                stem = self._stem_or_open()
+            except OSError as exc:
+                lost = len(q)
+                q.clear()
+                self._fail(lost, exc)
+                break
+            batch: list[str] = []
+            oldest = math.inf
+            try:
+                while q and len(batch) < self.batch_size:
+                    kind, obj, t = q.popleft()
+                    oldest = min(oldest, t)
+                    try:
+                        if kind == "c":
+                            batch.append(call_to_line(obj, f"{stem}:{self._seq}"))
+                            self._seq += 1
+                        else:
+                            batch.append(task_to_line(*obj))
+                    except Exception as exc:
+                        self.serialize_errors += 1
+                        log.warning("ctxbudget: dropped an unserializable record: %s", exc)
+            except IndexError:  # raced with another drainer
+                pass
+            if batch:
+                k = self._write(batch, sent)
+                n += k
+                if k:
+                    self.max_write_lag = max(self.max_write_lag, time.monotonic() - oldest)
+        if sent:
+            self._check_after_write(sent)
+        if self._dirty and (self.fsync == "always" or (
+                self.fsync == "interval"
+                and time.monotonic() - self._last_fsync >= self.fsync_interval)):
+            self._do_fsync()
         return n
 
     def _stem_or_open(self) -> str:
@@ -180,35 +264,80 @@ class SpoolWriter:
             self._open()
         return self._stem
 
-
     def _open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.directory)
         self._stem = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         path = self.directory / f"{self._stem}.jsonl"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self.path = path
         self._seq = 0
 
-    def _write(self, lines: list[str]) -> int:
+    def _file_gone(self) -> bool:
+        """True when our open file is no longer the file at ``self.path``: unlinked (its
+        folder deleted) or its folder moved / replaced."""
+        assert self._fd is not None and self.path is not None
+        mine = os.fstat(self._fd)
+        if mine.st_nlink == 0:
+            return True
+        try:
+            there = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (there.st_ino, there.st_dev) != (mine.st_ino, mine.st_dev)
+
+    def _recreate(self, why: str) -> None:
+        """Our file was deleted or moved away: count it, warn once, start a new file (its
+        records get new rids: the old file, if it still exists somewhere, keeps its own)."""
+        self.spool_recreated += 1
+        self.write_errors += 1
+        old = self.path
+        self._close_fd()
+        if not self._warned_recreate:
+            self._warned_recreate = True
+            log.warning("ctxbudget: the spool file %s %s; re-creating %s and writing to a new "
+                        "file (records written to the old file before that are not in this "
+                        "folder; counted in stats()['spool_recreated'])", old, why,
+                        self.directory)
+        self._open()
+
+    def _write(self, lines: list[str], sent: list[tuple[bytes, int]]) -> int:
         data = "".join(lines).encode("utf-8")
         try:
             if self._fd is None:
                 self._open()
-            assert self._fd is not None
-            view = memoryview(data)
-            while view:
-                k = os.write(self._fd, view)
-                if k <= 0:
-                    raise OSError("os.write wrote nothing")
-                view = view[k:]
+            self._write_all(data)
         except OSError as exc:
             self._fail(len(lines), exc)
             self._close_fd()  # a torn tail stays at the end of that file; start a new one
             return 0
+        sent.append((data, len(lines)))
         self.written += len(lines)
         self.batches += 1
         self._dirty = True
         return len(lines)
+
+    def _check_after_write(self, sent: list[tuple[bytes, int]]) -> None:
+        """If the file lost its last link while this drain wrote to it (the folder was
+        deleted), write this drain's records again into a new file."""
+        try:
+            if self._fd is None or os.fstat(self._fd).st_nlink > 0:
+                return
+            self._recreate("was deleted while being written")
+            self._write_all(b"".join(d for d, _ in sent))
+        except OSError as exc:
+            lost = sum(k for _, k in sent)
+            self.written -= lost
+            self._fail(lost, exc)
+            self._close_fd()
+
+    def _write_all(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            k = os.write(self._fd, view)
+            if k <= 0:
+                raise OSError("os.write wrote nothing")
+            view = view[k:]
 
     def _fail(self, lost: int, exc: BaseException) -> None:
         self.write_errors += 1
@@ -273,6 +402,9 @@ class SpoolWriter:
             "dropped": self.dropped,
             "serialize_errors": self.serialize_errors,
             "overflow_writes": self.overflow_writes,
+            "lag_writes": self.lag_writes,
+            "spool_recreated": self.spool_recreated,
+            "max_write_lag_s": round(self.max_write_lag, 6),
         }
 
 
@@ -309,7 +441,7 @@ def _new_writer() -> SpoolWriter:
 def configure_writer(**options: Any) -> SpoolWriter:
     """Flush and replace the process's writer with one built from ``options``
     (``directory``, ``batch_size``, ``flush_interval``, ``fsync``, ``fsync_interval``,
-    ``max_pending``)."""
+    ``max_pending``, ``max_lag``)."""
     global _writer
     with _writer_lock:
         old, _writer = _writer, None
@@ -321,11 +453,11 @@ def configure_writer(**options: Any) -> SpoolWriter:
 
 
 def put_call(call: Call) -> None:
-    (_writer or _new_writer()).put(("c", call))
+    (_writer or _new_writer()).put("c", call)
 
 
 def put_task(task: Task, meta: dict[str, Any] | None = None) -> None:
-    (_writer or _new_writer()).put(("t", (task, meta)))
+    (_writer or _new_writer()).put("t", (task, meta))
 
 
 def flush() -> int:
