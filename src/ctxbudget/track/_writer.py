@@ -220,7 +220,7 @@ class SpoolWriter:
             except OSError as exc:
                 self._fail(0, exc)
                 self._close_fd()
-        sent: list[tuple[bytes, int]] = []  # this drain's (bytes, lines), re-written if the file vanishes meanwhile
+        sent: list[tuple[bytes, int]] = []  # (bytes, lines) re-written if the file vanishes
         while q:
             try:
                 stem = self._stem_or_open()
