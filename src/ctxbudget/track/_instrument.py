@@ -7,10 +7,15 @@ process stay untouched. The same client is returned. Covered:
 * ``anthropic.Anthropic`` / ``AsyncAnthropic``: ``messages.create`` (incl.
   ``stream=True``), ``messages.parse``, ``messages.stream(...)``, and the same on
   ``beta.messages``;
-* ``openai.OpenAI`` / ``AsyncOpenAI`` (and SDK-compatible providers, pass
-  ``provider=``): ``chat.completions.create`` (incl. ``stream=True``) / ``.parse``, and
+* ``openai.OpenAI`` / ``AsyncOpenAI`` (and SDK-compatible providers: the provider is
+  resolved from the client's base URL, else per call from the model, see
+  :mod:`ctxbudget.track._providers`; ``provider=`` overrides):
+  ``chat.completions.create`` (incl. ``stream=True``) / ``.parse``, and
   ``responses.create`` (incl. ``stream=True``) / ``.parse``; their ``.stream(...)``
   helpers call ``self.create`` and so are tracked through it.
+
+* ``google.genai.Client``: see :mod:`ctxbudget.track._genai`;
+* boto3 ``bedrock-runtime`` clients: see :mod:`ctxbudget.track._bedrock`.
 
 Not covered (call through a tracked ``create`` instead): ``with_raw_response`` /
 ``with_streaming_response``, ``with_options(...)`` copies, batch APIs.
@@ -26,8 +31,17 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..adapters import AdaptedUsage, from_anthropic, from_openai_chat, from_openai_responses
+from ..adapters import (
+    AdaptedUsage,
+    from_anthropic,
+    from_deepseek,
+    from_openai_chat,
+    from_openai_responses,
+)
+from ._bedrock import instrument_bedrock, is_bedrock_runtime
 from ._core import PendingCall, adapt_guarded, before_call, finish_call, internal_error
+from ._genai import instrument_genai
+from ._providers import provider_for_model, provider_for_url
 from ._streams import AsyncStreamProxy, StreamProxy, make_observer
 
 __all__ = ["track"]
@@ -45,25 +59,35 @@ def _body(resp: Any) -> dict[str, Any]:
             "service_tier": getattr(resp, "service_tier", None)}
 
 
+def _adapter(p: PendingCall) -> Callable[[Any], AdaptedUsage]:
+    # DeepSeek reports its cache hits as prompt_cache_hit_tokens, not cached_tokens
+    if p.provider == "deepseek" and p.api == "openai-chat":
+        return from_deepseek
+    return _ADAPTERS[p.api]
+
+
 def _after(p: PendingCall, resp: Any, stream: bool, is_async: bool) -> Any:
     try:
         if stream:
             obs = make_observer(p.api, p)
+            obs.adapter = _adapter(p)
             return AsyncStreamProxy(resp, obs) if is_async else StreamProxy(resp, obs)
         usage = getattr(resp, "usage", None)
-        adapted = adapt_guarded(_ADAPTERS[p.api], _body(resp)) if usage is not None else None
+        adapted = adapt_guarded(_adapter(p), _body(resp)) if usage is not None else None
         finish_call(p, adapted)
     except Exception as exc:
         internal_error(exc, "after call")
     return resp
 
 
-def _wrap_create(orig: Callable[..., Any], provider: str, api: str, is_async: bool
+def _wrap_create(orig: Callable[..., Any], provider: str | None, api: str, is_async: bool
                  ) -> Callable[..., Any]:
+    """``provider=None``: resolved per call from the request's model."""
     if is_async or inspect.iscoroutinefunction(orig):
         @functools.wraps(orig)
         async def acreate(*args: Any, **kwargs: Any) -> Any:
-            p = before_call(provider, api, kwargs)
+            p = before_call(provider or provider_for_model(str(kwargs.get("model") or "")),
+                            api, kwargs)
             try:
                 resp = await orig(*args, **kwargs)
             except Exception as exc:
@@ -76,7 +100,8 @@ def _wrap_create(orig: Callable[..., Any], provider: str, api: str, is_async: bo
 
     @functools.wraps(orig)
     def create(*args: Any, **kwargs: Any) -> Any:
-        p = before_call(provider, api, kwargs)
+        p = before_call(provider or provider_for_model(str(kwargs.get("model") or "")),
+                        api, kwargs)
         try:
             resp = orig(*args, **kwargs)
         except Exception as exc:
@@ -171,9 +196,14 @@ def _patch(resource: Any, name: str, make: Callable[[Callable[..., Any]], Callab
 def track(client: Any, *, provider: str | None = None) -> Any:
     """Instrument ``client`` in place and return it. Idempotent.
 
-    ``provider`` overrides the provider id used for pricing (e.g. ``"deepseek"`` for an
-    OpenAI-SDK client pointed at DeepSeek); default ``anthropic`` / ``openai``."""
+    ``provider`` overrides the provider id used for pricing; by default it is
+    ``anthropic``, ``google`` (google-genai), ``aws`` (Bedrock), and for the ``openai``
+    SDK the provider its base URL points at, else the one the request's model names."""
     root = type(client).__module__.split(".", 1)[0]
+    if root == "google" and type(client).__module__.startswith("google.genai"):
+        return instrument_genai(client, provider)
+    if root == "botocore" and is_bedrock_runtime(client):
+        return instrument_bedrock(client, provider)
     is_async = type(client).__name__.startswith("Async")
     if root == "anthropic":
         prov = provider or "anthropic"
@@ -186,18 +216,19 @@ def track(client: Any, *, provider: str | None = None) -> Any:
                 _patch(res, name, lambda f: _wrap_create(f, prov, "anthropic", is_async))
             _patch(res, "stream", lambda f: _wrap_stream_helper(f, prov))
     elif root == "openai":
-        prov = provider or "openai"
+        oprov = provider or provider_for_url(str(getattr(client, "base_url", "") or ""))
         # .stream() helpers of both APIs call self.create(...): tracked through it
         for name in ("create", "parse"):
             _patch(client.chat.completions, name,
-                   lambda f: _wrap_create(f, prov, "openai-chat", is_async))
+                   lambda f: _wrap_create(f, oprov, "openai-chat", is_async))
             responses = getattr(client, "responses", None)
             if responses is not None:
                 _patch(responses, name,
-                       lambda f: _wrap_create(f, prov, "openai-responses", is_async))
+                       lambda f: _wrap_create(f, oprov, "openai-responses", is_async))
     else:
         raise TypeError(
-            f"ctxbudget.track() supports anthropic and openai SDK clients, got "
+            f"ctxbudget.track() supports anthropic and openai SDK clients, google-genai and "
+            f"boto3 bedrock-runtime clients, got "
             f"{type(client).__module__}.{type(client).__name__}; use the LiteLLM callback, the "
             "OpenTelemetry span processor or ctxbudget.track.record_call() for others")
     return client
