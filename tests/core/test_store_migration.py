@@ -33,7 +33,7 @@ def test_v2_store_upgrades_with_its_rows(tmp_path: Path) -> None:
     with open_store(db) as st:
         versions = [r[0] for r in st.con.execute(
             "SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
-        assert versions == [m[0] for m in MIGRATIONS] and versions[-1] == 3
+        assert versions == sorted(m[0] for m in MIGRATIONS) and 3 in versions
         assert st.con.execute("SELECT * FROM calls ORDER BY call_key").fetchall() == before
         # replacing a stored call still leaves one row per key
         st.insert_arrow(calls_to_arrow([calls[0]]))

@@ -118,6 +118,8 @@ def _print_summary(stats: Any) -> None:
     t.add_row("files read", f"{stats.files:,}")
     if stats.unchanged_files:
         t.add_row("files unchanged (skipped)", f"{stats.unchanged_files:,}")
+    if stats.appended_files:
+        t.add_row("files grown (new lines read)", f"{stats.appended_files:,}")
     t.add_row("lines", f"{stats.lines:,}")
     t.add_row("calls accepted", f"{stats.accepted:,}")
     t.add_row("duplicates collapsed", f"{stats.duplicates:,}")

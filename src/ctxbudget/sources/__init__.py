@@ -39,7 +39,14 @@ from ._base import (
     jsonl_records,
     parse_ts,
 )
-from ._runner import StrictStop, file_signature, import_files, imported_signatures
+from ._runner import (
+    Imported,
+    StrictStop,
+    file_signature,
+    import_files,
+    imported_signatures,
+    resume_offset,
+)
 
 __all__ = [
     "BUILTIN_MODULES",
@@ -135,15 +142,19 @@ def import_paths(
     """Import files / folders / ``-`` (stdin) into ``store``.
 
     Files the store's ``imports`` table already holds with the same size and mtime
-    are skipped unless ``reimport`` (re-importing them would change nothing). The
-    importer's fast path (``import_fast``), if it has one, goes first; the files it
-    hands back are read line by line. ``on_total`` receives the number of bytes to
-    read once the files are known (for a progress bar); ``progress`` the bytes read.
+    are skipped unless ``reimport`` (re-importing them would change nothing); a file
+    of an appendable format that grew since is read on from where the last import
+    stopped (whole when its bytes before that point changed). The importer's fast
+    path (``import_fast``), if it has one, goes first; the files it hands back are
+    read line by line. ``on_total`` receives the number of bytes to read once the
+    files are known (for a progress bar); ``progress`` the bytes read.
     """
     stats = ImportStats(format=importer.name)
     files: list[Path] = []
     seen: set[Path] = set()
     done = {} if reimport else imported_signatures(store, importer.name)
+    starts: dict[Path, Imported] = {}
+    total = 0
     for raw in paths:
         p = Path(raw)
         # resolve the argument once: what discover finds under it is then absolute
@@ -152,18 +163,27 @@ def import_paths(
             if f in seen:
                 continue
             seen.add(f)
-            if done and done.get(str(f)) == file_signature(f):
+            sig = file_signature(f)
+            prev = done.get(str(f)) if done else None
+            if prev is not None and sig == (prev.size, prev.mtime):
                 stats.unchanged_files += 1
                 continue
+            if (prev is not None and importer.appendable and sig is not None
+                    and resume_offset(f, prev) is not None):
+                starts[f] = prev
+                stats.appended_files += 1
             files.append(f)
+            if sig is not None:
+                total += sig[0] - (starts[f].size if f in starts else 0)
     if on_total is not None:
-        on_total(sum(f.stat().st_size for f in files if f != STDIN))
+        on_total(total)
     fast = getattr(importer, "import_fast", None)
     if fast is not None and files:
-        files = fast(files, store, stats, strict=strict, progress=progress)
+        files = fast(files, store, stats, strict=strict, progress=progress, starts=starts)
     if files:
         engine = stats.engine
-        import_files(importer, files, store, stats, strict=strict, progress=progress)
+        import_files(importer, files, store, stats, strict=strict, progress=progress,
+                     starts=starts)
         stats.engine = f"{engine}+python" if engine else "python"
     stats.accepted = stats.calls - stats.duplicates
     return stats

@@ -32,6 +32,7 @@ __all__ = [
     "Rejection",
     "Skip",
     "csv_records",
+    "decode_json_line",
     "json_or_csv_records",
     "json_records",
     "jsonl_records",
@@ -88,6 +89,9 @@ class ImportStats:
     """Input files read (unchanged files skipped thanks to the ``imports`` table excluded)."""
     unchanged_files: int = 0
     """Files skipped because the ``imports`` table shows them already imported unchanged."""
+    appended_files: int = 0
+    """Files that grew since the last import, read from where it stopped (only the
+    new bytes are read; they are counted in :attr:`files` too)."""
     lines: int = 0
     """Input lines (or records for whole-file formats) read."""
     calls: int = 0
@@ -120,6 +124,7 @@ class ImportStats:
             "format": self.format,
             "files": self.files,
             "unchanged_files": self.unchanged_files,
+            "appended_files": self.appended_files,
             "lines": self.lines,
             "calls": self.calls,
             "accepted": self.accepted,
@@ -144,6 +149,9 @@ class Importer:
     """Globs matched recursively under a folder argument."""
     source: ClassVar[str] = ""
     """``Call.source`` of the calls (the ``call_key`` prefix); defaults to :attr:`name`."""
+    appendable: ClassVar[bool] = False
+    """Files are append-only JSON Lines (read by :func:`jsonl_records`): a file that
+    grew is read on from where the last import stopped (see ``sources._runner``)."""
 
     def __init__(self, **options: Any) -> None:
         if options:
@@ -173,6 +181,14 @@ class Importer:
         raise ``InputFormatError`` / ``UsageError`` for a malformed one."""
         raise NotImplementedError
 
+    def file_state(self, path: Path) -> Any:
+        """(Appendable, stateful formats) what reading ``path`` on from where it
+        stopped needs, as JSON-able data; ``None`` when each line stands alone."""
+        return None
+
+    def resume(self, path: Path, state: Any) -> None:
+        """(Appendable formats) restore :meth:`file_state` before reading ``path`` on."""
+
     def rank(self, call: Any) -> Any:
         """Among copies of one call (same ``call_key``) the one with the greatest rank
         is kept; ties keep the later copy. Default: always the later copy."""
@@ -200,12 +216,16 @@ def jsonl_records(path: Path) -> Iterator[Record]:
             text = raw.strip()
             if not text:
                 continue
-            try:
-                value: Any = json.loads(text)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                value = InputFormatError(f"not valid JSON ({msg})")
-            yield Record(path=path, line=no, value=value, nbytes=n)
+            yield Record(path=path, line=no, value=decode_json_line(text), nbytes=n)
+
+
+def decode_json_line(text: bytes) -> Any:
+    """One JSON Lines record, or the :class:`InputFormatError` saying why it is not."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return InputFormatError(f"not valid JSON ({msg})")
 
 
 def json_records(path: Path, list_key: str | None = None) -> Iterator[Record]:

@@ -12,7 +12,15 @@ A file is *not* parsed here, and is handed back for the line-by-line Python path
 (malformed JSON, a field of an unexpected type), when the number of decoded records
 differs from its number of lines (blank lines, two objects on one line), or when a
 call line needs the adapter's judgement (no id at all, no model, negative or
-inconsistent counts, an empty cache split). This module imports nothing heavy: it
+inconsistent counts, an empty cache split).
+
+Sub-agent calls that Claude Code records only inside ``type: "progress"`` lines
+(``data.message`` is the sub-agent's assistant line, with its own ``timestamp``,
+``requestId``, ``isSidechain`` and ``message.usage``) are calls too, keyed like any
+other line (ccusage 20 reads them the same way); a file read from an offset (an
+append, see ``sources._runner``) yields only its new lines.
+
+This module imports nothing heavy: it
 runs in forked worker processes, and hands DuckDB numpy arrays (pyarrow's conversion
 of Python lists imports pandas: 0.35 s per process).
 """
@@ -65,9 +73,43 @@ class _Line(msgspec.Struct, gc=False, rename={"session_id": "sessionId", "reques
     sidechain: bool | None = None
     uuid: str | None = None
     message: _Message | None = None
+    data: msgspec.Raw | None = None
+    """A progress line's payload (any shape: only decoded when it holds a usage)."""
+
+
+class _Inner(msgspec.Struct, gc=False, rename={"request_id": "requestId",
+                                     "sidechain": "isSidechain"}):
+    """``data.message`` of a sub-agent progress line: the sub-agent's own line."""
+
+    timestamp: str | None = None
+    request_id: str | None = None
+    sidechain: bool | None = None
+    uuid: str | None = None
+    message: _Message | None = None
+
+
+class _Progress(msgspec.Struct, gc=False):
+    message: _Inner | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Line)
+_PROGRESS = msgspec.json.Decoder(_Progress)
+
+
+def progress_call(data: Any) -> Any:
+    """The sub-agent line inside a progress line's ``data`` (raw JSON), when it
+    carries a ``message.usage``; else ``None``. A payload of another shape is not
+    a call (ccusage skips it too)."""
+    raw = bytes(data)
+    if b'"usage"' not in raw:
+        return None
+    try:
+        inner = _PROGRESS.decode(raw).message
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if inner is None or inner.message is None or inner.message.usage is None:
+        return None
+    return inner
 
 #: The columns of :attr:`Chunk.cols`: ``file`` indexes the caller's file list;
 #: ``key`` is ``message.id:requestId`` or ``uuid:<uuid>``; ``ts`` the raw string; then
@@ -99,6 +141,12 @@ class Chunk:
     """Lines with ``message.usage`` of each parsed file, synthetic ones excluded."""
     synthetic: list[int] = field(default_factory=list)
     """``<synthetic>`` lines with all counts zero (not API calls) of each parsed file."""
+    ends: list[int] = field(default_factory=list)
+    """Offset each parsed file was read up to (its size when read)."""
+    mtimes: list[float] = field(default_factory=list)
+    """Modification time of each parsed file when read."""
+    tails: list[int] = field(default_factory=list)
+    """Fingerprint of the bytes before :attr:`ends` (``sources._runner.tail_hash``)."""
     nbytes: int = 0
     """Bytes read, parsed or not."""
     left: list[str] = field(default_factory=list)
@@ -117,33 +165,37 @@ class Chunk:
         return np.frombuffer(col, dtype=np.int64)
 
 
-def parse_files(paths: list[str], first: int = 0, *, mapped: bool = False) -> Chunk:
+def parse_files(paths: list[str], first: int = 0, *, mapped: bool = False,
+                starts: list[int] | None = None) -> Chunk:
     """Parse ``paths`` (numbered from ``first``; ``mapped`` in worker processes, see
-    :func:`_decode`); unreadable or irregular files go to :attr:`Chunk.left`."""
+    :func:`_decode`; ``starts``: the byte offset to read each from, default 0);
+    unreadable or irregular files go to :attr:`Chunk.left`."""
     out = Chunk()
     rows: list[tuple[Any, ...]] = []
     shared: dict[str, str] = {}
-    for fi, path in enumerate(paths, first):
+    for n, (fi, path) in enumerate(enumerate(paths, first)):
+        start = starts[n] if starts else 0
         try:
-            recs, n_lines, size = _decode(path, mapped)
+            recs, n_lines, size, mtime, tail = _decode(path, mapped, start)
         except OSError:
             out.left.append(path)
             continue
         except (msgspec.DecodeError, msgspec.ValidationError):
             out.left.append(path)
-            out.nbytes += file_size(path)
+            out.nbytes += file_size(path) - start
             continue
-        out.nbytes += size
+        out.nbytes += size - start
         # records == lines, or a line held two values (or was blank): msgspec reads a
         # stream of concatenated values; the Python path rejects such a line
         got = _rows(recs, fi, Path(path).stem, shared) if len(recs) == n_lines else None
         if got is None:
             out.left.append(path)
             continue
-        file_rows, ncalls = got
-        usage_lines = sum(1 for r in recs
-                          if r.message is not None and r.message.usage is not None)
+        file_rows, ncalls, usage_lines = got
         out.files.append(fi)
+        out.ends.append(size)
+        out.mtimes.append(mtime)
+        out.tails.append(tail)
         out.lines.append(len(recs))
         out.calls.append(ncalls)
         out.synthetic.append(usage_lines - ncalls)
@@ -162,20 +214,28 @@ def file_size(path: str) -> int:
         return 0
 
 
-def _decode(path: str, mapped: bool) -> tuple[list[_Line], int, int]:
-    """(records, lines, bytes) of a file. ``mapped``: decode from a memory map of the
-    page cache (saves a copy and the page faults of a fresh buffer, 0.5 s of CPU per
-    GiB) — only in worker processes: a file truncated while mapped raises SIGBUS,
-    which ends the worker (its chunk is then read here), never the importing process."""
+def _decode(path: str, mapped: bool,
+            start: int = 0) -> tuple[list[_Line], int, int, float, int]:
+    """(records, lines, offset read up to, mtime, tail fingerprint) of a file read
+    from ``start``. ``mapped``: decode from a memory map of the page cache (saves a
+    copy and the page faults of a fresh buffer, 0.5 s of CPU per GiB) — only in
+    worker processes and for whole files: a file truncated while mapped raises
+    SIGBUS, which ends the worker (its chunk is then read here), never the importing
+    process."""
+    from ._runner import tail_hash
+
     with open(path, "rb") as fh:
-        if not mapped:
+        st = os.fstat(fh.fileno())
+        if not mapped or start or st.st_size == 0:
+            fh.seek(start)
             data = fh.read()
-            return _DECODER.decode_lines(data), _count_lines(data), len(data)
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            return [], 0, 0
+            end = start + len(data)
+            return (_DECODER.decode_lines(data), _count_lines(data), end, st.st_mtime,
+                    tail_hash(fh, end))
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return _DECODER.decode_lines(mm), _count_lines(mm), size
+            end = len(mm)
+            return (_DECODER.decode_lines(mm), _count_lines(mm), end, st.st_mtime,
+                    tail_hash(fh, end))
 
 
 def _count_lines(buf: Any) -> int:
@@ -188,18 +248,23 @@ def _count_lines(buf: Any) -> int:
 
 
 def _rows(recs: list[_Line], fi: int, stem: str,
-          shared: dict[str, str]) -> tuple[list[tuple[Any, ...]], int] | None:
-    """(call rows, call lines) of one file's records, or ``None`` when a call line
-    needs the Python path (it rejects or hashes it). Streamed copies of one call in
-    the file are collapsed here already when the order is plain (a third fewer rows
-    for DuckDB). ``shared`` holds one copy of each model, session and tier string."""
+          shared: dict[str, str]) -> tuple[list[tuple[Any, ...]], int, int] | None:
+    """(call rows, call lines, usage lines) of one file's records, or ``None`` when a
+    call line needs the Python path (it rejects or hashes it). Streamed copies of one
+    call in the file are collapsed here already when the order is plain (a third fewer
+    rows for DuckDB). ``shared`` holds one copy of each model, session and tier string."""
     rows: list[tuple[Any, ...]] = []
     best: dict[str, tuple[tuple[bool, int], int]] = {}
-    ncalls = 0
-    for r in recs:
+    ncalls = nusage = 0
+    for line in recs:
+        r: Any = line
         m = r.message
-        if m is None or (u := m.usage) is None:
-            continue
+        if m is None or m.usage is None:
+            if line.data is None or (r := progress_call(line.data)) is None:
+                continue
+            m = r.message
+        u = m.usage
+        nusage += 1
         model = m.model
         if m.id:
             key = f"{m.id}:{r.request_id or ''}"
@@ -230,7 +295,7 @@ def _rows(recs: list[_Line], fi: int, stem: str,
             continue
         ncalls += 1
         tier = u.service_tier
-        sid = r.session_id or stem
+        sid = line.session_id or stem
         ts = r.timestamp
         rank = (r.sidechain is not True, i + cr + w5 + w1 + o)
         row = (fi, key, ts, shared.setdefault(model, model), shared.setdefault(sid, sid),
@@ -258,4 +323,4 @@ def _rows(recs: list[_Line], fi: int, stem: str,
             continue
         best[key] = (rank, len(rows))
         rows.append(row)
-    return rows, ncalls
+    return rows, ncalls, nusage

@@ -58,7 +58,7 @@ from ..errors import InputFormatError
 from ..usage import Call
 from . import _claude_scan
 from ._base import STDIN, Importer, ImportStats, Record, Skip, parse_ts
-from ._runner import record_imports
+from ._runner import FileRead, Imported, record_imports
 
 __all__ = ["BATCH_ROWS", "CHUNK_BYTES", "ClaudeCodeImporter", "register"]
 
@@ -73,6 +73,7 @@ class ClaudeCodeImporter(Importer):
     name = "claude-code"
     description = "Claude Code session logs (~/.claude or $CLAUDE_CONFIG_DIR: projects/*/*.jsonl)"
     patterns = ("*.jsonl",)
+    appendable = True
 
     def discover(self, path: Path) -> list[Path]:
         if path != STDIN and path.is_dir() and (path / "projects").is_dir():
@@ -87,11 +88,21 @@ class ClaudeCodeImporter(Importer):
         d = rec.value
         if not isinstance(d, dict):
             raise InputFormatError(f"expected a JSON object, got {type(d).__name__}")
+        line = d
         msg = d.get("message")
         usage = msg.get("usage") if isinstance(msg, dict) else None
         if usage is None:
-            yield Skip(NOT_A_CALL)
-            return
+            # a sub-agent call recorded only in a progress line: data.message is the
+            # sub-agent's own assistant line
+            data = d.get("data")
+            inner = data.get("message") if isinstance(data, dict) else None
+            msg = inner.get("message") if isinstance(inner, dict) else None
+            usage = msg.get("usage") if isinstance(msg, dict) else None
+            if usage is None:
+                yield Skip(NOT_A_CALL)
+                return
+            assert isinstance(inner, dict)
+            line = inner
         if not isinstance(usage, dict):
             raise InputFormatError("message.usage is not an object")
         assert isinstance(msg, dict)
@@ -105,16 +116,17 @@ class ClaudeCodeImporter(Importer):
                 yield Skip(SYNTHETIC)
                 return
             meta["synthetic"] = True
-        ts = parse_ts(d.get("timestamp"), "timestamp")
+        where = "timestamp" if line is d else "data.message.timestamp"
+        ts = parse_ts(line.get("timestamp"), where)
         session = d.get("sessionId") or (rec.path.stem if rec.path != STDIN else None)
-        msg_id, req_id = msg.get("id"), d.get("requestId")
+        msg_id, req_id = msg.get("id"), line.get("requestId")
         if msg_id:
             request_id: str | None = f"{msg_id}:{req_id or ''}"
-        elif d.get("uuid"):
-            request_id = f"uuid:{d['uuid']}"
+        elif line.get("uuid"):
+            request_id = f"uuid:{line['uuid']}"
         else:
             request_id = None
-        if d.get("isSidechain") is True:
+        if line.get("isSidechain") is True:
             meta["sidechain"] = True
         yield Call(
             ts=ts, provider="anthropic", model=model, usage=adapted.usage,
@@ -126,21 +138,25 @@ class ClaudeCodeImporter(Importer):
     # -- fast path -----------------------------------------------------------
     def import_fast(self, files: list[Path], store: Any, stats: ImportStats, *,
                     strict: bool = False,
-                    progress: Callable[[int], None] | None = None) -> list[Path]:
+                    progress: Callable[[int], None] | None = None,
+                    starts: dict[Path, Imported] | None = None) -> list[Path]:
         """Import what the fast parser accepts; return the files left for the Python
-        path (under ``--strict`` it stops at their first bad line)."""
+        path (under ``--strict`` it stops at their first bad line). ``starts``: files
+        read on from where an earlier import stopped."""
         left = [f for f in files if f == STDIN]
-        disk = [str(f) for f in files if f != STDIN]
-        if not disk:
+        on_disk = [f for f in files if f != STDIN]
+        if not on_disk:
             return left
+        disk = [str(f) for f in on_disk]
+        prev = [(starts or {}).get(f) for f in on_disk]
         pending: list[_claude_scan.Chunk] = []
         pending_rows = batches = 0
         fresh = not store.count_calls()
-        for chunk in _parse(disk):
+        for chunk in _parse(disk, [p.size if p is not None else 0 for p in prev]):
             left.extend(Path(p) for p in chunk.left)
             if pending and pending_rows + len(chunk.cols["key"]) > BATCH_ROWS:
-                left.extend(_write(pending, disk, store, stats, batches=batches, final=False,
-                                   fresh=fresh))
+                left.extend(_write(pending, disk, prev, store, stats, batches=batches,
+                                   final=False, fresh=fresh))
                 pending, pending_rows = [], 0
                 batches += 1
             pending.append(chunk)
@@ -148,7 +164,7 @@ class ClaudeCodeImporter(Importer):
             if progress is not None:
                 progress(chunk.nbytes)
         if pending:
-            left.extend(_write(pending, disk, store, stats, batches=batches, final=True,
+            left.extend(_write(pending, disk, prev, store, stats, batches=batches, final=True,
                                fresh=fresh))
         if stats.files:
             stats.engine = "msgspec"
@@ -169,28 +185,35 @@ def _workers() -> int:
     return max(1, min(n, 8))
 
 
-def _chunks(files: list[str], limit: int) -> list[tuple[int, list[str]]]:
-    """(index of the first file, files) of about ``limit`` bytes each."""
-    out: list[tuple[int, list[str]]] = []
+Job = tuple[int, list[str], list[int]]
+"""A worker's task: index of its first file, the files, the offset to read each from."""
+
+
+def _chunks(files: list[str], starts: list[int], sizes: list[int], limit: int) -> list[Job]:
+    """Jobs of about ``limit`` bytes to read each."""
+    out: list[Job] = []
     size = 0
-    for n, f in enumerate(files):
-        s = _claude_scan.file_size(f)
+    for n, (f, start, full) in enumerate(zip(files, starts, sizes, strict=True)):
+        s = max(0, full - start)
         if not out or (out[-1][1] and size + s > limit):
-            out.append((n, []))
+            out.append((n, [], []))
             size = 0
         out[-1][1].append(f)
+        out[-1][2].append(start)
         size += s
     return out
 
 
-def _parse(files: list[str]) -> Iterator[_claude_scan.Chunk]:
+def _parse(files: list[str], starts: list[int]) -> Iterator[_claude_scan.Chunk]:
     """The parsed chunks of ``files``, in file order: in forked worker processes when
     the input is large and no other Python thread runs (one could hold a lock the
     child needs), else here. The children only read files and decode them (msgspec,
     numpy); DuckDB's idle pool threads are not touched in them."""
-    total = sum(_claude_scan.file_size(f) for f in files)
+    sizes = [_claude_scan.file_size(f) for f in files]
+    total = sum(max(0, n - s) for n, s in zip(sizes, starts, strict=True))
     workers = _workers()
-    chunks = _chunks(files, min(CHUNK_BYTES, max(1 << 20, total // (4 * workers))))
+    chunks = _chunks(files, starts, sizes,
+                     min(CHUNK_BYTES, max(1 << 20, total // (4 * workers))))
     pool = None
     if workers > 1 and total >= FORK_MIN_BYTES and threading.active_count() == 1:
         import multiprocessing
@@ -229,7 +252,9 @@ def _parse(files: list[str]) -> Iterator[_claude_scan.Chunk]:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _parse_chunk(job: tuple[int, list[str]], mapped: bool = False) -> _claude_scan.Chunk:
+def _parse_chunk(job: Job, mapped: bool = False) -> _claude_scan.Chunk:
+    if any(job[2]):
+        return _claude_scan.parse_files(job[1], job[0], mapped=mapped, starts=job[2])
     return _claude_scan.parse_files(job[1], job[0], mapped=mapped)
 
 
@@ -280,17 +305,42 @@ SELECT key, arg_max(r, r.rank) AS r FROM (
           'cache_read': cache_read, 'write_5m': write_5m, 'write_1h': write_1h,
           'output': output, 'reasoning': reasoning, 'tier': tier, 'side': side,
           'rank': {_RANK}}} AS r
-  FROM (SELECT *, CAST(ts AS TIMESTAMPTZ) AS t FROM _ctxb_ok))
+  FROM ({{source}}))
 GROUP BY key
 """
 
+_NEW_COPIES = "SELECT *, CAST(ts AS TIMESTAMPTZ) AS t FROM _ctxb_ok"
 
-def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
-           stats: ImportStats, *, batches: int, final: bool, fresh: bool) -> list[Path]:
+# the stored copies of the batch's keys (an earlier import, an earlier batch, the
+# part of a file read before its append): candidates like the new copies, so the
+# kept copy is the greatest of all ever read (the same rule as within a batch)
+_STORED_SQL = """
+CREATE OR REPLACE TEMP TABLE _ctxb_old AS
+SELECT substr(call_key, 13) AS key, ts AS t, model, session_id AS sid,
+       input_tokens AS input, cache_read_tokens AS cache_read,
+       cache_write_5m_tokens AS write_5m, cache_write_1h_tokens AS write_1h,
+       output_tokens AS output, reasoning_tokens AS reasoning, service_tier AS tier,
+       coalesce(meta LIKE '%"sidechain":true%', false) AS side
+FROM calls WHERE call_key IN (SELECT DISTINCT 'claude-code:' || key FROM _ctxb_ok)
+"""
+
+_ALL_COPIES = """
+SELECT key, CAST(ts AS TIMESTAMPTZ) AS t, model, sid, input, cache_read, write_5m, write_1h,
+       output, reasoning, tier, side FROM _ctxb_ok
+UNION ALL
+SELECT key, t, model, sid, input, cache_read, write_5m, write_1h, output, reasoning, tier, side
+FROM _ctxb_old
+"""
+
+
+def _write(pending: list[_claude_scan.Chunk], paths: list[str], prev: list[Imported | None],
+           store: Any, stats: ImportStats, *, batches: int, final: bool,
+           fresh: bool) -> list[Path]:
     """De-duplicate and insert a batch of parsed chunks (``batches`` written before it
     in this import, ``final`` when no other follows, ``fresh`` when the store held no
-    calls before the import); return the files whose timestamps DuckDB cannot read
-    (for the Python path)."""
+    calls before the import; ``prev[i]``: what an earlier import read of
+    ``paths[i]`` when it is read on from there); return the files whose timestamps
+    DuckDB cannot read (for the Python path)."""
     import numpy as np
 
     from ..store.schema import CALL_COLUMNS
@@ -299,6 +349,9 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
     lines = dict(zip(files, (n for c in pending for n in c.lines), strict=True))
     calls = dict(zip(files, (n for c in pending for n in c.calls), strict=True))
     synthetic = dict(zip(files, (n for c in pending for n in c.synthetic), strict=True))
+    ends = dict(zip(files, (n for c in pending for n in c.ends), strict=True))
+    mtimes = dict(zip(files, (n for c in pending for n in c.mtimes), strict=True))
+    tails = dict(zip(files, (n for c in pending for n in c.tails), strict=True))
     rows = {name: np.concatenate([c.column(name) for c in pending])
             for name in _claude_scan.COLUMNS}
     con = store.con
@@ -326,11 +379,17 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
             # hold one when the store was empty (probing their hashes, not the table)
             overlap = _SEEN_OVERLAP_SQL if fresh else _OVERLAP_SQL
             if (batches or not fresh) and con.execute(overlap).fetchall()[0][0]:
+                con.execute(_STORED_SQL)
                 con.execute(_DELETE_SQL)  # (a DELETE makes the COMMIT write a WAL: ~1 s)
-            con.execute(_INSERT_SQL.format(
-                names=cols, rows=_UNIQUE_ROWS if nrows == distinct else _BEST_ROWS))
-            record_imports(store, "claude-code",
-                           [(Path(paths[i]), lines[i], calls[i], 0) for i in good])
+                rows_sql = _BEST_ROWS.replace("{source}", _ALL_COPIES)
+            elif nrows == distinct:
+                rows_sql = _UNIQUE_ROWS
+            else:
+                rows_sql = _BEST_ROWS.replace("{source}", _NEW_COPIES)
+            con.execute(_INSERT_SQL.format(names=cols, rows=rows_sql))
+            record_imports(store, "claude-code", [_read(Path(paths[i]), prev[i], lines[i],
+                                                        calls[i], ends[i], mtimes[i], tails[i])
+                                                  for i in good])
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -344,6 +403,7 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
                 con.execute("CREATE OR REPLACE TEMP TABLE _ctxb_seen (h UBIGINT)")
             con.execute("INSERT INTO _ctxb_seen SELECT DISTINCT hash(key) FROM _ctxb_ok")
     finally:
+        con.execute("DROP TABLE IF EXISTS _ctxb_old")
         con.execute("DROP VIEW IF EXISTS _ctxb_ok")
         con.unregister("_ctxb_rows")
     ncalls = sum(calls[i] for i in good)
@@ -354,6 +414,15 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], store: Any,
     stats.skip(NOT_A_CALL, sum(lines[i] - calls[i] - synthetic[i] for i in good))
     stats.skip(SYNTHETIC, sum(synthetic[i] for i in good))
     return [Path(paths[i]) for i in bad]
+
+
+def _read(path: Path, prev: Imported | None, lines: int, calls: int, end: int, mtime: float,
+          tail: int) -> FileRead:
+    """The ``imports`` row of a file parsed here (counts include an earlier part's)."""
+    if prev is not None:
+        lines += prev.lines
+        calls += prev.calls
+    return FileRead(path, lines, calls, 0, size=end, mtime=mtime, tail=tail)
 
 
 def register(registry: Any) -> None:

@@ -17,6 +17,8 @@ output). Codex repeats a ``token_count`` event with an unchanged running total
 (e.g. after a rate-limit refresh): those repeats are the same call — the key is
 ``codex:<session>:<running total_tokens>``, so they collapse and re-imports are
 idempotent. ``task_id`` and ``session_id`` are the session id; provider ``openai``.
+A rollout that grew since the last import is read on from where it stopped, with
+the session, model and running total it had there (:meth:`CodexImporter.file_state`).
 Every other line is skipped as ``not an API call``; a ``token_count`` without
 ``info`` (no usage yet) as ``token_count without usage``.
 """
@@ -39,6 +41,7 @@ class CodexImporter(Importer):
     name = "codex"
     description = "OpenAI Codex CLI rollouts ($CODEX_HOME/sessions/**/rollout-*.jsonl)"
     patterns = ("rollout-*.jsonl",)
+    appendable = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -52,6 +55,20 @@ class CodexImporter(Importer):
         self._session = path.stem
         self._model = None
         self._prev = None
+
+    def file_state(self, path: Path) -> Any:
+        if path != self._path:  # no line read in this import: nothing changed
+            return None
+        return {"session": self._session, "model": self._model, "prev": self._prev}
+
+    def resume(self, path: Path, state: Any) -> None:
+        self._start(path)
+        if isinstance(state, dict):
+            self._session = state.get("session") or self._session
+            self._model = state.get("model")
+            prev = state.get("prev")
+            self._prev = {str(k): int(v) for k, v in prev.items()} if isinstance(
+                prev, dict) else None
 
     def rank(self, call: Any) -> Any:
         return call.usage.total_tokens  # a repeat computed as a zero delta never wins

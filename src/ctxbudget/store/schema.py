@@ -104,11 +104,21 @@ def _m3_calls_without_pk(con: Any) -> None:
     con.execute("ALTER TABLE calls_v3 RENAME TO calls")
 
 
+def _m5_import_offsets(con: Any) -> None:
+    # Append-aware imports (sources/_runner.py): ``size_bytes`` is the byte offset read
+    # up to; ``tail_hash`` fingerprints the bytes just before it (a file whose bytes
+    # there changed was rewritten: it is read whole again); ``state`` is what a
+    # stateful format (Codex: session, model, running total) needs to read on from it.
+    con.execute("ALTER TABLE imports ADD COLUMN tail_hash BIGINT")
+    con.execute("ALTER TABLE imports ADD COLUMN state VARCHAR")
+
+
 #: Ordered migrations. Never edit a released one: append a new function.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (1, "initial calls/tasks/imports tables", _m1_initial),
     (2, "spool_offsets: tracker spool ingestion progress", _m2_spool_offsets),
     (3, "calls: no PRIMARY KEY index (writers keep call_key unique)", _m3_calls_without_pk),
+    (5, "imports: tail fingerprint and reader state (append-aware imports)", _m5_import_offsets),
 )
 
 
