@@ -33,6 +33,7 @@ message per turn costs one block count plus a hash of the bytes. The counts equa
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -141,6 +142,9 @@ class RequestEstimate:
     """OpenAI chat ``stream_options.include_usage``."""
     user: str | None = None
     """Anthropic ``metadata.user_id`` or OpenAI ``user``, as the client sent it."""
+    fingerprint: tuple[str, ...] = ()
+    """16 hex digits of BLAKE2b per content block (tools, system, messages, in prompt
+    order): the request's prefix fingerprint, no text."""
 
     @property
     def amount(self) -> Amount:
@@ -149,16 +153,17 @@ class RequestEstimate:
 
 
 class _BlockCache:
-    """LRU of (counter key, kind, length, hash of bytes) -> (tokens, cache ttl or "")."""
+    """LRU of (counter key, kind, length, hash of bytes) -> (tokens, cache ttl or "",
+    BLAKE2b digest of the bytes)."""
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._d: OrderedDict[tuple[Any, ...], tuple[int, str]] = OrderedDict()
+        self._d: OrderedDict[tuple[Any, ...], tuple[int, str, str]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[Any, ...]) -> tuple[int, str] | None:
+    def get(self, key: tuple[Any, ...]) -> tuple[int, str, str] | None:
         with self._lock:
             v = self._d.get(key)
             if v is not None:
@@ -168,7 +173,7 @@ class _BlockCache:
                 self.misses += 1
             return v
 
-    def put(self, key: tuple[Any, ...], value: tuple[int, str]) -> None:
+    def put(self, key: tuple[Any, ...], value: tuple[int, str, str]) -> None:
         with self._lock:
             self._d[key] = value
             if len(self._d) > self.maxsize:
@@ -204,6 +209,12 @@ class RequestPricer:
         self._pricebook = pricebook
         self.default_output_tokens = default_output_tokens
         self.cache = _BlockCache(cache_blocks)
+        self._tls = threading.local()
+
+    @property
+    def _fp(self) -> list[str]:
+        fp: list[str] = self._tls.fp
+        return fp
 
     @property
     def pricebook(self) -> PriceBook:
@@ -227,6 +238,7 @@ class RequestPricer:
             raise InputFormatError(f"request body: {exc}") from None
         if not req.model:
             raise InputFormatError("request body: no model")
+        self._tls.fp = []
         counter, family = get_counter(req.model, provider)
         framing = framing_for(family, req.model)
         ck = (counter.key, getattr(counter, "calibration", None), family)
@@ -263,7 +275,7 @@ class RequestPricer:
             api=api, model=req.model, usage=usage,
             cost_usd=self.price(usage, req.model, provider, at, service_tier),
             exact=bool(counter.exact), stream=bool(getattr(req, "stream", False)),
-            include_usage=include_usage, user=user)
+            include_usage=include_usage, user=user, fingerprint=tuple(self._fp))
 
     def price(self, usage: Usage, model: str, provider: str | None,
               at: datetime | None = None, service_tier: str | None = None) -> Decimal | None:
@@ -282,11 +294,12 @@ class RequestPricer:
 
     # -- counting ----------------------------------------------------------------
     def _block(self, kind: str, raw: msgspec.Raw, counter: Any, framing: Any, family: str,
-               ck: tuple[Any, ...]) -> tuple[int, str]:
+               ck: tuple[Any, ...]) -> tuple[int, str, str]:
         data = bytes(raw)
         key = (ck, kind, len(data), hash(data))
         hit = self.cache.get(key)
         if hit is not None:
+            self._fp.append(hit[2])
             return hit
         obj = msgspec.json.decode(data)
         lay = Layout()
@@ -305,8 +318,9 @@ class RequestPricer:
         tokens = lay.framing + lay.extra + sum(
             counter.tokens(cached_units(counter, t), with_intercept=False) for t in lay.texts)
         ttl = _cache_ttl(obj) if b'"cache_control"' in data else ""
-        value = (tokens, ttl)
+        value = (tokens, ttl, hashlib.blake2b(data, digest_size=8).hexdigest())
         self.cache.put(key, value)
+        self._fp.append(value[2])
         return value
 
     def _anthropic(self, req: _Anthropic, counter: Any, framing: Any, family: str,
@@ -315,10 +329,10 @@ class RequestPricer:
         parts: list[tuple[int, str]] = [(framing.request_base, "")]
         if req.tools:
             parts.append((framing.tools_base, ""))
-            parts += [self._block("t", t, counter, framing, family, ck) for t in req.tools]
+            parts += [self._block("t", t, counter, framing, family, ck)[:2] for t in req.tools]
         if _given(req.system):
-            parts.append(self._block("s", req.system, counter, framing, family, ck))
-        parts += [self._block("m", m, counter, framing, family, ck) for m in req.messages]
+            parts.append(self._block("s", req.system, counter, framing, family, ck)[:2])
+        parts += [self._block("m", m, counter, framing, family, ck)[:2] for m in req.messages]
         if req.messages:
             parts.append((framing.reply_priming, ""))
         total = sum(p[0] for p in parts)
