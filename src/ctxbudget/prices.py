@@ -28,14 +28,15 @@ import functools
 import importlib
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from ._price_rules import BatchRule, Rules, bundled_rules, parse_rules
 from .errors import PriceFileError, PricingError, UnpricedModel
-from .usage import BUCKETS, Usage
+from .usage import BUCKETS, MODALITY_FIELDS, Usage
 
 
 def genai_module(name: str) -> Any:
@@ -70,10 +71,13 @@ __all__ = [
     "MILLION",
     "RATE_FIELDS",
     "Cost",
+    "FeeLine",
+    "ModalityLine",
     "Price",
     "PriceBook",
     "Rates",
     "Tier",
+    "ToolFee",
     "cost_of",
     "cost_sql",
     "default_pricebook",
@@ -114,6 +118,10 @@ class Rates:
     """Rate for 1-hour cache writes."""
     output_mtok: Decimal
     """Rate for output tokens (reasoning included)."""
+    modality_mtok: tuple[tuple[str, Decimal], ...] = ()
+    """Rates for modality subsets of a bucket, keyed by the :class:`Usage` detail field
+    (``input_audio_tokens``, ``cache_read_audio_tokens``, ``output_image_tokens``...).
+    A subset without a rate here is billed at its bucket's rate (as text)."""
     _zeros: tuple[Decimal, ...] = field(init=False, repr=False, compare=False)
     """``0 × rate / 1e6`` per bucket, precomputed: what :func:`_formula` yields for an
     empty bucket (same value *and* exponent as computing it), without the arithmetic."""
@@ -150,6 +158,18 @@ class Price:
     service_tier: str | None = None
     """The variant these rates are for (``batch``, ``priority``...), ``None`` for standard."""
     context_window: int | None = None
+    tool_fees: tuple[ToolFee, ...] = ()
+    """Per-request fees of server-side tools (web search...) known for this model."""
+    rule: str | None = None
+    """The dated rule that derived these rates when the catalog lacked them (e.g.
+    ``openai-batch-50``), ``None`` when the rates are the source's own."""
+
+    def tool_fee(self, tool: str) -> ToolFee | None:
+        """The fee of ``tool`` (``web_search``...), ``None`` when none is known."""
+        for f in self.tool_fees:
+            if f.tool == tool:
+                return f
+        return None
 
     def rates_for(self, prompt_tokens: int) -> Rates:
         """The rates billed for a request whose whole prompt is ``prompt_tokens``."""
@@ -174,7 +194,71 @@ class Price:
             "service_tier": self.service_tier,
             "source": self.source,
         }
+        if self.base.modality_mtok:
+            out["modality_mtok"] = {k: str(v) for k, v in self.base.modality_mtok}
+        if self.tool_fees:
+            out["tool_fees"] = [f.as_dict() for f in self.tool_fees]
+        if self.rule:
+            out["rule"] = self.rule
         return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolFee:
+    """The fee of one server-side tool request (a web search, a file search...)."""
+
+    tool: str
+    """Tool name: ``web_search``, ``web_fetch``, ``file_search``, ``code_execution``, or a
+    provider counter such as ``live_search_sources``."""
+    usd_per_request: Decimal
+    source: str
+    """``genai-prices 0.2.3`` or the rate table / overrides file entry it came from."""
+    effective_from: date | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tool": self.tool, "usd_per_request": str(self.usd_per_request),
+                "source": self.source,
+                "effective_from": self.effective_from.isoformat() if self.effective_from
+                else None}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeeLine:
+    """One tool-fee line of a :class:`Cost`: a count times a per-request rate, or unpriced."""
+
+    tool: str
+    requests: int
+    usd_per_request: Decimal | None
+    """``None``: no rate known anywhere -- an *unpriced fee*, not added to the total."""
+    usd: Decimal | None
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tool": self.tool, "requests": self.requests,
+                "usd_per_request": None if self.usd_per_request is None
+                else str(self.usd_per_request),
+                "usd": None if self.usd is None else str(self.usd),
+                "source": self.source,
+                "status": "priced" if self.usd is not None else "unpriced fee"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModalityLine:
+    """Tokens of one modality subset billed at their own rate (moved out of their bucket)."""
+
+    field: str
+    """The :class:`Usage` detail field (``input_audio_tokens``...)."""
+    bucket: str
+    tokens: int
+    rate_mtok: Decimal
+    usd: Decimal
+    modality_rate: bool
+    """False when the catalog has no rate for this modality: billed at the bucket rate."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "bucket": self.bucket, "tokens": self.tokens,
+                "rate_mtok": str(self.rate_mtok), "usd": str(self.usd),
+                "rate": "modality" if self.modality_rate else "bucket (no modality rate)"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,10 +271,31 @@ class Cost:
     usage: Usage
     requests: int
     buckets: Mapping[str, Decimal]
-    """USD per bucket (``input_tokens``... ``output_tokens``), plus ``requests``."""
+    """USD per bucket (``input_tokens``... ``output_tokens``), plus ``requests``. A bucket's
+    USD includes its modality subsets (see ``modality``)."""
     total_usd: Decimal
+    """Every priced element: buckets, per-request fees and priced tool fees. Unpriced
+    fees are not in it: see ``unpriced``."""
+    modality: tuple[ModalityLine, ...] = ()
+    tool_fees: tuple[FeeLine, ...] = ()
+
+    @property
+    def unpriced(self) -> tuple[str, ...]:
+        """Elements billed by the provider that no rate prices (``web_fetch x 2``...)."""
+        return tuple(f"{f.tool} x {f.requests}" for f in self.tool_fees if f.usd is None)
 
     def as_dict(self) -> dict[str, Any]:
+        d = self._as_dict()
+        if self.modality:
+            d["modality"] = [m.as_dict() for m in self.modality]
+        if self.tool_fees:
+            d["tool_fees"] = [f.as_dict() for f in self.tool_fees]
+            d["unpriced"] = list(self.unpriced)
+        if self.price.rule:
+            d["rule"] = self.price.rule
+        return d
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "provider": self.price.provider,
             "model": self.price.model,
@@ -216,9 +321,13 @@ def _formula(
 ) -> tuple[Rates, tuple[Decimal, Decimal, Decimal, Decimal, Decimal], Decimal, Decimal]:
     """THE cost formula, shared by :func:`cost_of` and :meth:`PriceBook.total_usd`.
 
-    Returns (rates applied, USD per bucket in :data:`BUCKETS` order, per-request fees,
-    total). Tokens × rate / 1e6 per bucket; the tier is chosen by the whole prompt.
+    Returns (rates applied, USD per bucket in :data:`BUCKETS` order, per-request and tool
+    fees, total). Tokens × rate / 1e6 per bucket; the tier is chosen by the whole prompt.
+    A usage with modality or tool detail goes through :func:`_formula_detail`.
     """
+    if not usage._plain:
+        rates, b, fees, total, _, _ = _formula_detail(usage, price, requests)
+        return rates, b, fees, total
     rates = price.rates_for(usage.prompt_tokens)
     z = rates._zeros  # empty buckets (most calls have some) skip two Decimal operations
     i, r, w5, w1, o = (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_5m_tokens,
@@ -238,18 +347,87 @@ def _formula(
     return rates, b, fees, total
 
 
+_BUCKET_RATE = {"input_tokens": "input_mtok", "cache_read_tokens": "cache_read_mtok",
+                "output_tokens": "output_mtok"}
+
+
+def _formula_detail(
+    usage: Usage, price: Price, requests: int
+) -> tuple[Rates, tuple[Decimal, Decimal, Decimal, Decimal, Decimal], Decimal, Decimal,
+           tuple[ModalityLine, ...], tuple[FeeLine, ...]]:
+    """The formula with modality subsets and server-side tool fees.
+
+    A modality subset with its own rate is taken out of its bucket and billed at that
+    rate; without one it stays in the bucket (billed as text). Each tool request count
+    is billed at the price's per-request fee; a count without a fee is an *unpriced*
+    line (``usd=None``) and is not added to the total."""
+    rates = price.rates_for(usage.prompt_tokens)
+    mod_rates = dict(rates.modality_mtok)
+    counts = {"input_tokens": usage.input_tokens, "cache_read_tokens": usage.cache_read_tokens,
+              "output_tokens": usage.output_tokens}
+    mods: list[ModalityLine] = []
+    extra = dict.fromkeys(counts, _ZERO)
+    for fname, bucket, _mod in MODALITY_FIELDS:
+        n = getattr(usage, fname)
+        if not n:
+            continue
+        rate = mod_rates.get(fname)
+        own = rate is not None
+        if rate is None:
+            rate = getattr(rates, _BUCKET_RATE[bucket])
+        else:
+            counts[bucket] -= n
+            extra[bucket] += n * rate / MILLION
+        mods.append(ModalityLine(field=fname, bucket=bucket, tokens=n, rate_mtok=rate,
+                                 usd=n * rate / MILLION, modality_rate=own))
+    b = (
+        counts["input_tokens"] * rates.input_mtok / MILLION + extra["input_tokens"],
+        counts["cache_read_tokens"] * rates.cache_read_mtok / MILLION
+        + extra["cache_read_tokens"],
+        usage.cache_write_5m_tokens * rates.cache_write_5m_mtok / MILLION,
+        usage.cache_write_1h_tokens * rates.cache_write_1h_mtok / MILLION,
+        counts["output_tokens"] * rates.output_mtok / MILLION + extra["output_tokens"],
+    )
+    total = b[0] + b[1] + b[2] + b[3] + b[4]
+    fees = _ZERO
+    if price.per_request_usd and requests:
+        fees = price.per_request_usd * requests
+    lines = tuple(fee_line(price, tool, n) for tool, n in usage.tool_requests().items())
+    for line in lines:
+        if line.usd is not None:
+            fees += line.usd
+    total += fees
+    return rates, b, fees, total, tuple(mods), lines
+
+
+def fee_line(price: Price, tool: str, n: int) -> FeeLine:
+    """``n`` requests of ``tool`` under ``price``: priced, or an unpriced-fee line."""
+    fee = price.tool_fee(tool)
+    if fee is None:
+        return FeeLine(tool=tool, requests=n, usd_per_request=None, usd=None,
+                       source=f"no rate for {tool} of {price.provider}/{price.model}")
+    return FeeLine(tool=tool, requests=n, usd_per_request=fee.usd_per_request,
+                   usd=n * fee.usd_per_request, source=fee.source)
+
+
 def cost_of(usage: Usage, price: Price, *, requests: int = 1) -> Cost:
     """The cost of ``usage`` under ``price``, per bucket and in total (exact ``Decimal``).
 
     ``requests`` counts per-request fees (1 for a single call). The arithmetic is
-    :func:`_formula`, the only cost formula in Python.
+    :func:`_formula` / :func:`_formula_detail`, the only cost formula in Python.
     """
-    rates, b, fees, total = _formula(usage, price, requests)
+    mods: tuple[ModalityLine, ...] = ()
+    lines: tuple[FeeLine, ...] = ()
+    if usage._plain:
+        rates, b, _fees, total = _formula(usage, price, requests)
+    else:
+        rates, b, _fees, total, mods, lines = _formula_detail(usage, price, requests)
     buckets = dict(zip(BUCKETS, b, strict=True))
-    if fees:
-        buckets["requests"] = fees
+    req_fee = price.per_request_usd * requests if price.per_request_usd and requests else _ZERO
+    if req_fee:
+        buckets["requests"] = req_fee
     return Cost(price=price, rates=rates, usage=usage, requests=requests, buckets=buckets,
-                total_usd=total)
+                total_usd=total, modality=mods, tool_fees=lines)
 
 
 def cost_sql(tokens: Mapping[str, str], rates: Mapping[str, str]) -> str:
@@ -357,9 +535,16 @@ class PriceBook:
     """Catalog prices already built, keyed by (provider, model, tier, which of the
     model's dated / time-of-day constraints are active): a new day costs no rebuild."""
 
+    _rules: Rules = field(default_factory=Rules, init=False, repr=False)
+    """Tool fees and batch rules: the overrides files' first, then the bundled table."""
+
     def __post_init__(self) -> None:
+        rules = Rules()
         for path in self.overrides:
-            self._entries.extend(_load_overrides(Path(path)))
+            entries, r = _load_overrides(Path(path))
+            self._entries.extend(entries)
+            rules = rules + r
+        self._rules = rules + bundled_rules()
         # newest first, so the first match at a date is the one in force
         self._entries.sort(key=lambda e: e.effective_from or date.min, reverse=True)
 
@@ -388,9 +573,50 @@ class PriceBook:
         memoize = True
         if price is None:
             price, memoize = self._resolve_catalog(model, provider, at, service_tier)
+        price = self._with_rule_fees(price, day)
         if memoize:
             self._memo[key] = price
         return price
+
+    def _with_rule_fees(self, price: Price, day: date) -> Price:
+        """Add the rate table's tool fees the price does not have (the catalog's win)."""
+        have = {f.tool for f in price.tool_fees}
+        extra = []
+        for tool in sorted(self._rules.tools(price.provider) - have):
+            r = self._rules.fee(price.provider, price.model, tool, day)
+            if r is not None:
+                extra.append(ToolFee(tool=tool, usd_per_request=r.usd_per_request,
+                                     source=r.source, effective_from=r.effective_from))
+        if not extra:
+            return price
+        return replace(price, tool_fees=(*price.tool_fees, *extra))
+
+    def provider_for(self, model: str) -> str:
+        """The provider of ``model`` when a format does not say: the user's overrides, then
+        the catalog's own match, then the one provider listing the model. Ambiguous or
+        unknown names are an error naming the candidates (use ``--provider``)."""
+        name = model.lower()
+        for e in self._entries:
+            if name in e.names and e.provider:
+                return e.provider
+        if not self.use_catalog:
+            raise UnpricedModel(model, None, self.near_matches(model))
+        from genai_prices import data_snapshot
+
+        snap = data_snapshot.get_snapshot()
+        try:
+            prov, _ = snap.find_provider_model(model, None, None, None)
+            return str(prov.id)
+        except LookupError:
+            pass
+        found = sorted({p.id for p in snap.providers for m in p.models if m.is_match(model)})
+        if len(found) == 1:
+            return str(found[0])
+        if not found:
+            raise UnpricedModel(model, None, self.near_matches(model))
+        raise PricingError(
+            f"model {model!r} is sold by several providers ({', '.join(found)}); "
+            "name one with --provider")
 
     def cost(
         self,
@@ -467,11 +693,25 @@ class PriceBook:
         bkey = (prov.id, info.id, service_tier, state)
         price = self._built.get(bkey)
         if price is None:
+            rule: BatchRule | None = None
+            if ctx and not _variant_active(info, ts, ctx):
+                # the catalog has no price for this tier on this date
+                if ctx.get("processing") == "batch":
+                    rule = self._rules.batch_rule(prov.id, ts.date())
+                if rule is None:
+                    raise PricingError(
+                        f"no {service_tier!r} price for {prov.id}/{info.id} on "
+                        f"{ts.date().isoformat()}: the catalog has none for that date "
+                        f"(tiers it knows: {', '.join(_known_tiers(info)) or 'standard only'}) "
+                        "and no dated rule covers it; add one to a --prices file")
+                ctx = None
             mp = info.get_prices(ts, ctx)
             built = _price_from_genai(prov.id, info, mp, service_tier,
                                       _effective_from(info, ts, ctx))
             if built is None:
                 raise UnpricedModel(model, provider, self.near_matches(model, provider))
+            if rule is not None:
+                built = _apply_batch_rule(built, rule)
             price = self._built[bkey] = built
         # time-of-day (off-peak) prices cannot be memoized per day
         time_varying = any(type(c).__name__ == "TimeOfDateConstraint" for c in conds)
@@ -513,6 +753,39 @@ class PriceBook:
                     if price is not None:
                         out.append(price)
         return out
+
+
+def _variant_active(info: Any, ts: datetime, ctx: Mapping[str, str]) -> bool:
+    """Whether the catalog has a price variant for ``ctx`` in force at ``ts``."""
+    for v in info.price_variants or ():
+        if v.constraint is not None and not v.constraint.active(ts):
+            continue
+        if all(ctx.get(k) == val for k, val in v.when.items()):
+            return True
+    return False
+
+
+def _known_tiers(info: Any) -> list[str]:
+    out = set()
+    for v in info.price_variants or ():
+        for k, val in v.when.items():
+            out.add("batch" if k == "processing" and val == "batch" else val)
+    return sorted(out)
+
+
+def _apply_batch_rule(price: Price, rule: BatchRule) -> Price:
+    """``price`` with ``rule.rates`` scaled (every tier), named as the rule's result."""
+
+    def scaled(r: Rates) -> Rates:
+        return replace(r, **{k: getattr(r, k) * rule.scale for k in rule.rates})
+
+    return replace(
+        price, base=scaled(price.base),
+        tiers=tuple(Tier(t.above_prompt_tokens, scaled(t.rates)) for t in price.tiers),
+        effective_from=max(filter(None, (price.effective_from, rule.effective_from)),
+                           default=None),
+        source=f"{price.source} standard rates x {rule.scale} ({rule.name}: {rule.source})",
+        rule=rule.name)
 
 
 @functools.cache
@@ -579,13 +852,44 @@ def _price_from_genai(
                 out[k] = v
         return out
 
-    base = _rates_from_mapping(at_level(None), f"{provider}/{info.id}")
+    mod_raw: dict[str, Any] = {}
+    for ours, theirs in _GENAI_MODALITY.items():
+        v = getattr(mp, theirs, None)
+        if v is not None:
+            mod_raw[ours] = v
+            if isinstance(v, TieredPrices):
+                thresholds.update(t.start for t in v.tiers)
+
+    def with_mod(r: Rates, threshold: int | None) -> Rates:
+        if not mod_raw:
+            return r
+        lv = {}
+        for k, v in mod_raw.items():
+            rate = v
+            if isinstance(v, TieredPrices):
+                rate = v.base
+                if threshold is not None:
+                    for t in v.tiers:
+                        if threshold >= t.start:
+                            rate = t.price
+            lv[k] = rate
+        return replace(r, modality_mtok=tuple(sorted(lv.items())))
+
+    base = with_mod(_rates_from_mapping(at_level(None), f"{provider}/{info.id}"), None)
     tiers = tuple(
-        Tier(th, _rates_from_mapping(at_level(th), f"{provider}/{info.id}"))
+        Tier(th, with_mod(_rates_from_mapping(at_level(th), f"{provider}/{info.id}"), th))
         for th in sorted(thresholds)
     )
     req = getattr(mp, "requests_kcount", None)
     per_req = (Decimal(req) / 1000) if isinstance(req, Decimal) else Decimal(0)
+    fees = []
+    for tool, key in _GENAI_TOOLS.items():
+        v = getattr(mp, key, None)
+        if isinstance(v, TieredPrices):
+            v = v.base
+        if isinstance(v, Decimal):
+            fees.append(ToolFee(tool=tool, usd_per_request=v / 1000, source=_genai_version(),
+                                effective_from=start))
     return Price(
         provider=provider,
         model=info.id,
@@ -596,23 +900,52 @@ def _price_from_genai(
         source=_genai_version(),
         service_tier=service_tier,
         context_window=info.context_window,
+        tool_fees=tuple(fees),
     )
+
+
+#: Our modality detail fields -> genai-prices price keys.
+_GENAI_MODALITY = {
+    "input_audio_tokens": "input_audio_mtok",
+    "cache_read_audio_tokens": "cache_audio_read_mtok",
+    "output_audio_tokens": "output_audio_mtok",
+    "input_image_tokens": "input_image_mtok",
+    "cache_read_image_tokens": "cache_image_read_mtok",
+    "output_image_tokens": "output_image_mtok",
+    "input_video_tokens": "input_video_mtok",
+    "cache_read_video_tokens": "cache_video_read_mtok",
+    "output_video_tokens": "output_video_mtok",
+}
+
+#: Tool names -> genai-prices per-thousand price keys.
+_GENAI_TOOLS = {
+    "web_search": "web_searches_kcount",
+    "file_search": "storage_searches_kcount",
+    "code_execution": "code_executions_kcount",
+}
 
 
 # --------------------------------------------------------------------------- overrides file
 
 
-def _load_overrides(path: Path) -> list[_OverrideEntry]:
+def _load_overrides(path: Path) -> tuple[list[_OverrideEntry], Rules]:
     from ._yamlio import read_yaml
 
     doc = read_yaml(path, PriceFileError, "prices file")
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("prices"), list):
-        raise PriceFileError(f"{path}: expected a mapping with a 'prices' list")
+    if not isinstance(doc, Mapping) or not (
+            isinstance(doc.get("prices"), list) or "tool_fees" in doc or "batch_rules" in doc):
+        raise PriceFileError(f"{path}: expected a mapping with a 'prices' list "
+                             "(and/or 'tool_fees', 'batch_rules' lists)")
+    unknown_top = set(doc) - {"prices", "tool_fees", "batch_rules"}
+    if unknown_top:
+        raise PriceFileError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown_top))}; "
+                             "allowed: prices, tool_fees, batch_rules")
+    rules = parse_rules(doc, f"overrides:{path.name}")
     allowed = {"model", "provider", "aliases", "effective_from", "source", "tiers",
                "per_request_usd", "service_tier", "context_window", "cache_write_mtok",
                *RATE_FIELDS}
     entries: list[_OverrideEntry] = []
-    for i, item in enumerate(doc["prices"]):
+    for i, item in enumerate(doc.get("prices") or []):
         where = f"{path}: prices[{i}]"
         if not isinstance(item, Mapping):
             raise PriceFileError(f"{where}: expected a mapping")
@@ -660,7 +993,7 @@ def _load_overrides(path: Path) -> list[_OverrideEntry]:
             effective_from=eff,
             price=price,
         ))
-    return entries
+    return entries, rules
 
 
 _DEFAULT: PriceBook | None = None

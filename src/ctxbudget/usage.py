@@ -7,8 +7,20 @@ each bucket is billed at exactly one rate and the buckets never overlap:
     total prompt tokens = input_tokens + cache_read_tokens
                           + cache_write_5m_tokens + cache_write_1h_tokens
 
-``reasoning_tokens`` is the only informational field: it is a *subset* of
-``output_tokens`` and is never billed on its own.
+``reasoning_tokens`` is informational: it is a *subset* of ``output_tokens`` and is
+never billed on its own.
+
+Beyond the six buckets, a ``Usage`` carries optional *detail* (``None`` = the source
+did not say, never zero by omission):
+
+* per-modality token counts (:data:`MODALITY_FIELDS`), each a **subset** of one
+  bucket (``input_audio_tokens`` of ``input_tokens``, ``cache_read_audio_tokens`` of
+  ``cache_read_tokens``, ``output_audio_tokens`` of ``output_tokens``...). The text
+  part of a bucket is what its modality subsets leave. The price formula bills a
+  subset at the catalog's modality rate where it has one, else at the bucket's rate.
+* server-side tool request counts (:data:`TOOL_FIELDS`: web searches, web fetches,
+  file searches, code executions), billed per request on top of tokens (see
+  :mod:`ctxbudget.prices`, ``tool_fees``).
 """
 
 from __future__ import annotations
@@ -20,7 +32,8 @@ from typing import Any, Literal
 
 from .errors import UsageError
 
-__all__ = ["BUCKETS", "Call", "Outcome", "Task", "Usage"]
+__all__ = ["BUCKETS", "DETAIL_FIELDS", "MODALITY_FIELDS", "TOOL_FIELDS", "Call", "Outcome",
+           "Task", "Usage"]
 
 #: The billed buckets, in display order.
 BUCKETS: tuple[str, ...] = (
@@ -31,12 +44,41 @@ BUCKETS: tuple[str, ...] = (
     "output_tokens",
 )
 
+#: Per-modality detail fields: (field, bucket it is a subset of, modality).
+MODALITY_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("input_audio_tokens", "input_tokens", "audio"),
+    ("input_image_tokens", "input_tokens", "image"),
+    ("input_video_tokens", "input_tokens", "video"),
+    ("cache_read_audio_tokens", "cache_read_tokens", "audio"),
+    ("cache_read_image_tokens", "cache_read_tokens", "image"),
+    ("cache_read_video_tokens", "cache_read_tokens", "video"),
+    ("output_audio_tokens", "output_tokens", "audio"),
+    ("output_image_tokens", "output_tokens", "image"),
+    ("output_video_tokens", "output_tokens", "video"),
+)
+
+#: Server-side tool request counts: (field, tool name used by price tables).
+TOOL_FIELDS: tuple[tuple[str, str], ...] = (
+    ("web_search_requests", "web_search"),
+    ("web_fetch_requests", "web_fetch"),
+    ("file_search_requests", "file_search"),
+    ("code_execution_requests", "code_execution"),
+)
+
+#: Every optional detail field of :class:`Usage` (``None`` = unknown).
+DETAIL_FIELDS: tuple[str, ...] = (*(f for f, _, _ in MODALITY_FIELDS),
+                                  *(f for f, _ in TOOL_FIELDS))
+_CORE_FIELDS: tuple[str, ...] = (*BUCKETS, "reasoning_tokens")
+
 Outcome = Literal["success", "partial", "failure"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Usage:
-    """Token usage of one or more API calls, as disjoint buckets."""
+    """Token usage of one or more API calls, as disjoint buckets.
+
+    Equality compares what is billed: a detail field that is ``None`` (unknown) equals
+    one that is 0."""
 
     input_tokens: int = 0
     """Uncached input (prompt) tokens: billed at the base input rate. Excludes every
@@ -63,21 +105,81 @@ class Usage:
     """Informational: the part of ``output_tokens`` spent on reasoning. A subset of
     ``output_tokens``, never billed separately."""
 
+    # -- modality detail: each a subset of one bucket; None = not reported --------
+    input_audio_tokens: int | None = None
+    """Audio tokens among ``input_tokens`` (uncached). OpenAI
+    ``prompt_tokens_details.audio_tokens`` minus its cached audio; Gemini
+    ``promptTokensDetails[modality=AUDIO]`` minus ``cacheTokensDetails[AUDIO]``."""
+    input_image_tokens: int | None = None
+    """Image tokens among ``input_tokens`` (uncached)."""
+    input_video_tokens: int | None = None
+    """Video tokens among ``input_tokens`` (uncached)."""
+    cache_read_audio_tokens: int | None = None
+    """Audio tokens among ``cache_read_tokens``."""
+    cache_read_image_tokens: int | None = None
+    """Image tokens among ``cache_read_tokens``."""
+    cache_read_video_tokens: int | None = None
+    """Video tokens among ``cache_read_tokens``."""
+    output_audio_tokens: int | None = None
+    """Audio tokens among ``output_tokens`` (OpenAI
+    ``completion_tokens_details.audio_tokens``)."""
+    output_image_tokens: int | None = None
+    """Image tokens among ``output_tokens`` (Gemini image output, OpenAI image models)."""
+    output_video_tokens: int | None = None
+    """Video tokens among ``output_tokens``."""
+
+    # -- server-side tools: request counts billed per request, not per token -------
+    web_search_requests: int | None = None
+    """Server-side web searches (Anthropic ``server_tool_use.web_search_requests``,
+    OpenAI Responses ``web_search_call`` items, Gemini grounded prompts / queries)."""
+    web_fetch_requests: int | None = None
+    """Server-side web fetches (Anthropic ``server_tool_use.web_fetch_requests``)."""
+    file_search_requests: int | None = None
+    """Server-side file / vector-store searches (OpenAI ``file_search_call`` items)."""
+    code_execution_requests: int | None = None
+    """Server-side code executions (Anthropic ``server_tool_use.code_execution_requests``,
+    OpenAI ``code_interpreter_call`` items)."""
+
+    _plain: bool = field(init=False, repr=False, compare=False, default=True)
+    """True when every detail field is ``None``/0: the price formula's fast path."""
+
     def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
+        for name in _CORE_FIELDS:
+            v = getattr(self, name)
             if type(v) is not int and (isinstance(v, bool) or not isinstance(v, int)):
                 raise UsageError(
-                    f"{f.name} must be an integer token count, got {v!r}", field=f.name
+                    f"{name} must be an integer token count, got {v!r}", field=name
                 )
             if v < 0:
-                raise UsageError(f"{f.name} is negative ({v})", field=f.name)
+                raise UsageError(f"{name} is negative ({v})", field=name)
         if self.reasoning_tokens > self.output_tokens:
             raise UsageError(
                 f"reasoning_tokens ({self.reasoning_tokens}) exceed output_tokens "
                 f"({self.output_tokens}); reasoning is a subset of output",
                 field="reasoning_tokens",
             )
+        plain = True
+        for name in DETAIL_FIELDS:
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise UsageError(f"{name} must be an integer count or None, got {v!r}",
+                                 field=name)
+            if v < 0:
+                raise UsageError(f"{name} is negative ({v})", field=name)
+            if v:
+                plain = False
+        if not plain:
+            for bucket in ("input_tokens", "cache_read_tokens", "output_tokens"):
+                part = sum(getattr(self, f) or 0 for f, b, _ in MODALITY_FIELDS if b == bucket)
+                if part > getattr(self, bucket):
+                    raise UsageError(
+                        f"the modality detail of {bucket} ({part}) exceeds {bucket} "
+                        f"({getattr(self, bucket)}); modality counts are subsets of a bucket",
+                        field=bucket,
+                    )
+        object.__setattr__(self, "_plain", plain)
 
     # -- derived -------------------------------------------------------------
     @property
@@ -106,9 +208,32 @@ class Usage:
         p = self.prompt_tokens
         return None if p == 0 else self.cache_read_tokens / p
 
+    def _key(self) -> tuple[int, ...]:
+        return (self.input_tokens, self.cache_read_tokens, self.cache_write_5m_tokens,
+                self.cache_write_1h_tokens, self.output_tokens, self.reasoning_tokens,
+                *((getattr(self, n) or 0) for n in DETAIL_FIELDS))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    @property
+    def has_detail(self) -> bool:
+        """Whether any modality or tool-request detail is non-zero."""
+        return not self._plain
+
     def __add__(self, other: object) -> Usage:
         if not isinstance(other, Usage):
             return NotImplemented
+        extra: dict[str, int | None] = {}
+        if not (self._plain and other._plain):
+            for name in DETAIL_FIELDS:
+                a, b = getattr(self, name), getattr(other, name)
+                extra[name] = None if a is None and b is None else (a or 0) + (b or 0)
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
@@ -116,6 +241,7 @@ class Usage:
             cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            **extra,
         )
 
     def __radd__(self, other: object) -> Usage:
@@ -127,13 +253,25 @@ class Usage:
         return self.total_tokens > 0
 
     def as_dict(self) -> dict[str, int]:
-        """The six fields as a plain dict (JSON friendly)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The six core fields as a plain dict (JSON friendly). Detail: :meth:`detail`."""
+        return {name: getattr(self, name) for name in _CORE_FIELDS}
+
+    def detail(self) -> dict[str, int]:
+        """The detail fields that are known (not ``None``), in :data:`DETAIL_FIELDS` order."""
+        return {n: v for n in DETAIL_FIELDS if (v := getattr(self, n)) is not None}
+
+    def tool_requests(self) -> dict[str, int]:
+        """Server-side tool request counts by tool name (``web_search``...), non-zero only."""
+        return {tool: v for f, tool in TOOL_FIELDS if (v := getattr(self, f))}
+
+    def without_detail(self) -> Usage:
+        """The six buckets only (what a store row without detail columns keeps)."""
+        return self if self._plain and not self.detail() else Usage(**self.as_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
         """Build from a mapping with (a subset of) the field names; unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
+        names = {f.name for f in fields(cls) if f.init}
         unknown = set(data) - names
         if unknown:
             raise UsageError(f"unknown usage field(s): {', '.join(sorted(unknown))}",
