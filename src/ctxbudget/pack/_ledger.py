@@ -86,6 +86,8 @@ class Ledger:
     history_cut: int
     """Index (in the session's history) of the first message kept after the cut."""
     cut_moved: bool
+    """The history prefix was rewritten at the cut: the cut or the kept front moved, or
+    tool-output truncation started."""
     call_index: int
     static_changed: bool
     extra: dict[str, Any] = field(default_factory=dict)

@@ -61,6 +61,7 @@ class Packer:
                                        config.tool_outputs, config.history.pin_first_user,
                                        truncate=False, keep_thinking=keep_thinking)
         self._parse_memo: dict[int, tuple[Any, list[Message]]] = {}
+        self._render_cache: dict[str, Any] = {}
         self._budgets = {b: config.budget(b) for b in BUCKET_COMPONENTS}
         fr = framing(config.provider, config.model or "")
         self._per_msg = fr[0] if config.message_overhead is None else config.message_overhead
@@ -358,8 +359,9 @@ class Packer:
                           f"limit {limit}" if left < conv_nominal + sum(flow.values()) else "")
                        + "; the watermarks apply to this budget"))
         high = int(conv_budget * cfg.history.high_watermark)
+        started = False
         if not truncating and pol_out.max_tokens is not None and table.kept(old_cut) > high:
-            truncating = True  # under pressure: from now on for the rest of the session
+            truncating = started = True  # under pressure: from now on, for the session
             prep = self._prepare(raw, 0 if reset else s.cleared, truncating, new_turn)
             table = prep.table
         if prep.cleared > (0 if reset else s.cleared):
@@ -371,6 +373,16 @@ class Packer:
         decisions.extend(d for _, d in prep.unit_decisions)
         msgs = prep.msgs
         cut, why = choose_cut(table, old_cut, conv_budget, cfg.history)
+        if started and cut == old_cut and prep.n_truncated:
+            # truncating rewrites the history prefix: move the cut on the same call (down to
+            # the low watermark) rather than rewrite the prefix again soon after
+            low = int(conv_budget * cfg.history.low_watermark)
+            while cut < len(table) and table.kept(cut) > low:
+                cut += 1
+            if cut != old_cut:
+                why = (f"tool-output truncation started (conversation {table.kept(old_cut)} > "
+                       f"{high}); cut moved with it to keep {table.kept(cut)} <= low "
+                       f"watermark {low}")
         if why:
             decisions.append(Decision(component="history", action="moved_cut",
                                       item=f"unit {old_cut} -> {cut}",
@@ -427,7 +439,8 @@ class Packer:
             summary_room = min(cfg.history.summary_max_tokens,
                                limit - total(cut, selected) - summary_ov)
         return _Plan(tools=tool_defs, system=system_parts, memory=memory, msgs=msgs,
-                     table=table, cut_unit=cut, cut_moved=cut != old_cut, chunks=selected,
+                     table=table, cut_unit=cut, chunks=selected,
+                     cut_moved=cut != old_cut or (started and prep.n_truncated > 0),
                      volatile=volatile or None, user=user or None,
                      has_system=bool(system), decisions=decisions,
                      budgets=budgets, pending_summary=pending, new_cleared=prep.cleared,
@@ -693,4 +706,5 @@ class Packer:
         s.conv_budget = plan.conv_budget
         s.over = frozenset(over)
         return Packed(tools=plan.tools, system=plan.system, epoch=epoch, messages=kept_msgs,
-                      final=final, ledger=ledger, config=cfg, session_id=self.session_id)
+                      final=final, ledger=ledger, config=cfg, session_id=self.session_id,
+                      render_cache=self._render_cache)

@@ -8,6 +8,7 @@ history, then the closing user message (volatile context, chunks, user message).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ._canon import block_hash, canonical
@@ -32,6 +33,37 @@ def _cache_key(packed: Packed) -> str:
     static = [h for h, g in zip(led.prefix_fingerprint, led.groups, strict=True)
               if g in ("tools", "system")]
     return "ctxb-" + block_hash("static", *static)
+
+
+def _memo(packed: Packed, kind: str) -> dict[int, tuple[Any, Any]] | None:
+    """The session's cache of rendered messages (id -> (message, rendered)): a message
+    renders to the same dict on every call, so a body costs little more than its new
+    messages and allocates few objects. Bodies therefore share those dicts: do not
+    mutate a rendered body's messages in place."""
+    caches = packed.render_cache
+    if caches is None:
+        return None
+    memo = caches.get(kind)
+    if memo is None or len(memo) > 200_000:
+        memo = caches[kind] = {}
+    return memo
+
+
+def _anthropic_message(m: Message) -> dict[str, Any]:
+    if m.role == "tool":
+        r: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id}
+        if m.text:
+            r["content"] = m.text
+        if m.is_error:
+            r["is_error"] = True
+        return r
+    content: list[dict[str, Any]] = [t.block() for t in m.thinking]
+    if m.text:
+        content.append({"type": "text", "text": m.text})
+    for call in m.tool_calls:
+        content.append({"type": "tool_use", "id": call.id, "name": call.name,
+                        "input": _args(call.arguments)})
+    return {"role": m.role, "content": content}
 
 
 def render_anthropic(packed: Packed, *, model: str | None = None, max_tokens: int | None = None,
@@ -63,35 +95,49 @@ def render_anthropic(packed: Packed, *, model: str | None = None, max_tokens: in
         idx += 1
     messages: list[dict[str, Any]] = []
     pending_results: list[dict[str, Any]] = []
+    pending_msgs: list[Message] = []
+    memo = _memo(packed, "anthropic")
+    groups = _memo(packed, "anthropic-results")
 
     def flush() -> None:
-        if pending_results:
-            messages.append({"role": "user", "content": list(pending_results)})
-            pending_results.clear()
+        if not pending_results:
+            return
+        # one user message per round of results, cached like the messages when unmarked
+        key = id(pending_msgs[0])
+        hit = groups.get(key) if groups is not None else None
+        members = tuple(pending_msgs)
+        if hit is not None and hit[0] == members and not any(
+                "cache_control" in r for r in pending_results):
+            messages.append(hit[1])
+        else:
+            d = {"role": "user", "content": list(pending_results)}
+            if groups is not None and not any("cache_control" in r for r in pending_results):
+                groups[key] = (members, d)
+            messages.append(d)
+        pending_results.clear()
+        pending_msgs.clear()
 
     for m in packed.messages:
         mark = idx in bps
         idx += 1
+        hit = memo.get(id(m)) if memo is not None else None
+        if hit is not None and hit[0] is m:
+            d = hit[1]
+        else:
+            d = _anthropic_message(m)
+            if memo is not None:
+                memo[id(m)] = (m, d)
         if m.role == "tool":
-            r: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id}
-            if m.text:
-                r["content"] = m.text
-            if m.is_error:
-                r["is_error"] = True
-            if mark:
-                r["cache_control"] = dict(cc)
-            pending_results.append(r)
+            pending_results.append({**d, "cache_control": dict(cc)} if mark else d)
+            pending_msgs.append(m)
             continue
         flush()
-        content: list[dict[str, Any]] = [t.block() for t in m.thinking]
-        if m.text:
-            content.append({"type": "text", "text": m.text})
-        for call in m.tool_calls:
-            content.append({"type": "tool_use", "id": call.id, "name": call.name,
-                            "input": _args(call.arguments)})
+        content = d["content"]
         if mark and content and content[-1]["type"] not in ("thinking", "redacted_thinking"):
-            content[-1]["cache_control"] = dict(cc)  # never on a thinking block
-        messages.append({"role": m.role, "content": content})
+            # never on a thinking block; a copy: the cached dict serves later calls
+            d = {"role": d["role"],
+                 "content": [*content[:-1], {**content[-1], "cache_control": dict(cc)}]}
+        messages.append(d)
     flush()
     if packed.final:
         messages.append({"role": "user",
@@ -128,6 +174,34 @@ def _chat_message(m: Message) -> dict[str, Any]:
     return d
 
 
+def _responses_items(m: Message) -> list[dict[str, Any]]:
+    if m.role == "tool":
+        return [{"type": "function_call_output", "call_id": m.tool_call_id, "output": m.text}]
+    if m.role == "user":
+        return [{"role": "user", "content": [{"type": "input_text", "text": m.text}]}]
+    out: list[dict[str, Any]] = []
+    if m.text:
+        out.append({"role": "assistant", "content": m.text})
+    for c in m.tool_calls:
+        out.append({"type": "function_call", "call_id": c.id, "name": c.name,
+                    "arguments": c.arguments})
+    return out
+
+
+def _rendered(packed: Packed, kind: str, build: Callable[[Message], Any]) -> list[Any]:
+    memo = _memo(packed, kind)
+    if memo is None:
+        return [build(m) for m in packed.messages]
+    out = []
+    get = memo.get
+    for m in packed.messages:
+        hit = get(id(m))
+        if hit is None or hit[0] is not m:
+            hit = memo[id(m)] = (m, build(m))
+        out.append(hit[1])
+    return out
+
+
 def render_openai_chat(packed: Packed, *, model: str | None = None,
                        max_tokens: int | None = None, **extra: Any) -> dict[str, Any]:
     """OpenAI Chat Completions body in stable order, with ``prompt_cache_key``."""
@@ -137,7 +211,7 @@ def render_openai_chat(packed: Packed, *, model: str | None = None,
     if sys_parts:
         messages.append({"role": "system",
                          "content": [{"type": "text", "text": p} for p in sys_parts]})
-    messages += [_chat_message(m) for m in packed.messages]
+    messages += _rendered(packed, "chat", _chat_message)
     if packed.final:
         messages.append({"role": "user",
                          "content": [{"type": "text", "text": t} for t in packed.final]})
@@ -160,18 +234,8 @@ def render_openai_responses(packed: Packed, *, model: str | None = None,
     if sys_parts:
         items.append({"role": "system",
                       "content": [{"type": "input_text", "text": p} for p in sys_parts]})
-    for m in packed.messages:
-        if m.role == "tool":
-            items.append({"type": "function_call_output", "call_id": m.tool_call_id,
-                          "output": m.text})
-        elif m.role == "user":
-            items.append({"role": "user", "content": [{"type": "input_text", "text": m.text}]})
-        else:
-            if m.text:
-                items.append({"role": "assistant", "content": m.text})
-            for c in m.tool_calls:
-                items.append({"type": "function_call", "call_id": c.id, "name": c.name,
-                              "arguments": c.arguments})
+    for group in _rendered(packed, "responses", _responses_items):
+        items += group
     if packed.final:
         items.append({"role": "user",
                       "content": [{"type": "input_text", "text": t} for t in packed.final]})

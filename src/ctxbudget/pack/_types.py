@@ -47,6 +47,8 @@ class Packed:
     ledger: Ledger
     config: PackerConfig
     session_id: str | None = None
+    render_cache: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The session's rendered-message cache (shared by the renderers; see ``_render``)."""
 
     @property
     def breakpoints(self) -> tuple[int, ...]:
