@@ -35,7 +35,7 @@ from ..prices import PriceBook, default_pricebook
 from ..usage import Usage
 from ._context import SPEND_LOCK, TaskContext
 
-__all__ = ["Estimate", "Reservation", "charge", "estimate_request", "precheck"]
+__all__ = ["Estimate", "Reservation", "charge", "estimate_request", "precheck", "release"]
 
 log = logging.getLogger("ctxbudget.track")
 
@@ -215,14 +215,24 @@ def precheck(ctx: TaskContext, est: Estimate | None) -> Reservation:
     return Reservation(tasks=capped, cost_usd=proj_usd, input_tokens=proj_in)
 
 
+def release(reservation: Reservation) -> None:
+    """Drop a reservation without charging anything (the call was never sent)."""
+    with SPEND_LOCK:
+        for t in reservation.tasks:
+            t.reserved_calls -= 1
+            t.reserved_input_tokens -= reservation.input_tokens
+            t.reserved_usd -= reservation.cost_usd
+
+
 def charge(ctx: TaskContext, reservation: Reservation | None, usage: Usage,
-           cost_usd: Decimal | None, deferred: tuple[Usage, str, str, datetime] | None = None
-           ) -> list[str]:
+           cost_usd: Decimal | None, deferred: tuple[Usage, str, str, datetime] | None = None,
+           *, calls: int = 1) -> list[str]:
     """Release the reservation and add the actual spend to the task and every ancestor.
 
     ``cost_usd`` is the call's priced cost (``None``: unpriced model); ``deferred`` instead
     queues the call for pricing when ``spent_usd`` is read (used when no task in the chain
-    has a cost cap). Returns ``["<task_id>:<metric>", ...]`` for every cap the actual spend
+    has a cost cap). ``calls``: HTTP attempts (SDK retries count). Returns
+    ``["<task_id>:<metric>", ...]`` for every cap the actual spend
     now exceeds (and sets ``overrun`` on those tasks)."""
     over: list[str] = []
     prompt = usage.prompt_tokens
@@ -238,7 +248,7 @@ def charge(ctx: TaskContext, reservation: Reservation | None, usage: Usage,
         while t_ is not None:
             t = t_
             t_ = t.parent
-            t.calls += 1
+            t.calls += calls
             t.input_tokens += prompt
             u = t._u
             for i in range(6):

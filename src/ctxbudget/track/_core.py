@@ -10,11 +10,13 @@ enqueues the record. Any other failure inside tracking is logged and counted
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,9 +27,10 @@ from ..errors import BudgetExceeded
 from ..usage import Call, Usage
 from . import _budget
 from ._context import _CURRENT, _LEDGER, SPEND_LOCK, TaskContext
-from ._writer import put_call
+from ._writer import before_drain, put_call
 
-__all__ = ["PendingCall", "before_call", "finish_call", "internal_error", "record_call"]
+__all__ = ["PendingCall", "before_call", "finish_call", "internal_error", "note_attempt",
+           "record_call", "release_call"]
 
 log = logging.getLogger("ctxbudget.track")
 
@@ -81,6 +84,59 @@ class PendingCall:
     estimate: _budget.Estimate | None = None
     done: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    """HTTP attempts the SDK made for this call (its own retries included); 0 when the
+    SDK does not let us see them (then the call counts as one)."""
+
+
+#: Settlements of streams the app dropped without closing them, queued by their garbage
+#: collection finalizer and run at a safe point (here, before the next call, on the
+#: writer thread, at flush and exit): a finalizer may run inside any allocation, even
+#: while this thread holds SPEND_LOCK, so it must not charge the task itself.
+DROPPED: collections.deque[Callable[[], None]] = collections.deque()
+
+
+def settle_dropped() -> None:
+    """Run the queued settlements of dropped streams (never raises)."""
+    while True:
+        try:
+            fn = DROPPED.popleft()
+        except IndexError:
+            return
+        try:
+            fn()
+        except Exception as exc:
+            internal_error(exc, "settling a dropped stream")
+
+
+before_drain.append(settle_dropped)
+
+
+#: The call whose SDK request is being prepared in this context: the SDK's per-attempt
+#: hook (``_prepare_request``, patched by ``track``) counts its retries on it.
+_PENDING: ContextVar[PendingCall | None] = ContextVar("ctxbudget_pending", default=None)
+
+
+def note_attempt() -> None:
+    """Count one HTTP attempt (the first send or an SDK-internal retry) of the current call."""
+    p = _PENDING.get()
+    if p is not None and not p.done:
+        p.attempts += 1
+
+
+def clear_pending(p: PendingCall) -> None:
+    """The SDK has returned for ``p``: later requests in this context are not its retries."""
+    if _PENDING.get() is p:
+        _PENDING.set(None)
+
+
+def _usage_will_be_missing(api: str, kwargs: Mapping[str, Any]) -> bool:
+    """An OpenAI chat stream without ``stream_options.include_usage``: the API sends no
+    usage, so the call is charged (and recorded) at its reservation."""
+    if api != "openai-chat" or kwargs.get("stream") is not True:
+        return False
+    so = kwargs.get("stream_options")
+    return not (isinstance(so, Mapping) and so.get("include_usage"))
 
 
 def before_call(provider: str, api: str, kwargs: dict[str, Any]) -> PendingCall:
@@ -93,14 +149,17 @@ def before_call(provider: str, api: str, kwargs: dict[str, Any]) -> PendingCall:
     ctx = _CURRENT.get()
     p = PendingCall(provider=provider, api=api, model=str(kwargs.get("model") or ""),
                     ts=datetime.now(UTC), t0=0.0, ctx=ctx, ledger=ledger)
-    if ctx is not None and ctx.capped:
-        est = None
-        if ctx.estimate_needed:
-            try:
-                est = _budget.estimate_request(provider, api, p.model, kwargs, ledger)
-            except Exception as exc:
-                internal_error(exc, "budget estimate")
-        p.estimate = est
+    if DROPPED:
+        settle_dropped()
+    capped = ctx is not None and ctx.capped
+    if (capped and ctx is not None and ctx.estimate_needed) \
+            or _usage_will_be_missing(api, kwargs):
+        try:
+            p.estimate = _budget.estimate_request(provider, api, p.model, kwargs, ledger)
+        except Exception as exc:
+            internal_error(exc, "budget estimate")
+    if capped and ctx is not None:
+        est = p.estimate
         try:
             p.reservation = _budget.precheck(ctx, est)
         except BudgetExceeded:
@@ -108,7 +167,22 @@ def before_call(provider: str, api: str, kwargs: dict[str, Any]) -> PendingCall:
         except Exception as exc:
             internal_error(exc, "budget check")
     p.t0 = time.perf_counter()
+    _PENDING.set(p)
     return p
+
+
+def release_call(p: PendingCall) -> None:
+    """The call was never sent (e.g. a stream helper never entered): drop its reservation,
+    record nothing."""
+    if p.done:
+        return
+    p.done = True
+    clear_pending(p)
+    try:
+        if p.ctx is not None and p.reservation is not None:
+            _budget.release(p.reservation)
+    except Exception as exc:
+        internal_error(exc, "releasing a reservation")
 
 
 def _ledger_fields(ledger: Any) -> dict[str, Any]:
@@ -134,11 +208,21 @@ def finish_call(
     meta: Mapping[str, Any] | None = None,
     latency_ms: float | None = None,
     source: str = "track",
+    responded: bool | None = None,
 ) -> Call | None:
-    """Record the call once: charge the task chain, build the Call, enqueue it."""
+    """Record the call once: charge the task chain, build the Call, enqueue it.
+
+    ``responded``: whether the provider answered (default: ``error is None``; a stream
+    that fails midway did). A call that was answered but whose usage is unknown (an
+    OpenAI chat stream without ``include_usage``, a stream dropped before its usage
+    arrived) is charged and recorded at its reservation — the most it can be billed —
+    with ``meta.usage_missing`` and ``meta.usage_estimated = "reservation"``."""
     if p.done:
         return None
     p.done = True
+    clear_pending(p)
+    if responded is None:
+        responded = error is None
     try:
         if latency_ms is None:
             latency_ms = (time.perf_counter() - p.t0) * 1000.0
@@ -154,9 +238,14 @@ def finish_call(
             code = getattr(error, "status_code", None)
             if isinstance(code, int):
                 m["http_status"] = code
-        elif adapted is None:
+        if adapted is None and responded:
             count("usage_missing")
             m.setdefault("usage_missing", True)
+            if p.estimate is not None:
+                usage = p.estimate.usage
+                m["usage_estimated"] = "reservation"
+        if p.attempts > 1:
+            m["attempts"] = p.attempts
         ctx = p.ctx
         if ctx is not None:
             cost: Decimal | None = Decimal(0)
@@ -166,7 +255,8 @@ def finish_call(
                     cost = _budget.price_usage(usage, model, p.provider, p.ts)
                 else:
                     deferred = (usage, model, p.provider, p.ts)
-            over = _budget.charge(ctx, p.reservation, usage, cost, deferred)
+            over = _budget.charge(ctx, p.reservation, usage, cost, deferred,
+                                  calls=max(1, p.attempts))
             if over:
                 m["overrun"] = over
         if p.estimate is not None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +40,17 @@ from ..adapters import (
     from_openai_responses,
 )
 from ._bedrock import instrument_bedrock, is_bedrock_runtime
-from ._core import PendingCall, adapt_guarded, before_call, finish_call, internal_error
+from ._core import (
+    DROPPED,
+    PendingCall,
+    adapt_guarded,
+    before_call,
+    clear_pending,
+    finish_call,
+    internal_error,
+    note_attempt,
+    release_call,
+)
 from ._genai import instrument_genai
 from ._providers import provider_for_model, provider_for_url
 from ._streams import AsyncStreamProxy, StreamProxy, make_observer
@@ -67,6 +78,7 @@ def _adapter(p: PendingCall) -> Callable[[Any], AdaptedUsage]:
 
 
 def _after(p: PendingCall, resp: Any, stream: bool, is_async: bool) -> Any:
+    clear_pending(p)
     try:
         if stream:
             obs = make_observer(p.api, p)
@@ -121,6 +133,8 @@ class _MessageStreamManager:
         self._mgr = mgr
         self._p = p
         self._stream: Any = None
+        # never entered: release the reservation; entered, never exited: settle as dropped
+        weakref.finalize(self, _manager_collected, p, self.__dict__).atexit = False
 
     def __enter__(self) -> Any:
         try:
@@ -128,6 +142,7 @@ class _MessageStreamManager:
         except Exception as exc:
             finish_call(self._p, None, error=exc)
             raise
+        clear_pending(self._p)
         return self._stream
 
     def __exit__(self, *exc: Any) -> Any:
@@ -142,6 +157,7 @@ class _MessageStreamManager:
         except Exception as exc:
             finish_call(self._p, None, error=exc)
             raise
+        clear_pending(self._p)
         return self._stream
 
     async def __aexit__(self, *exc: Any) -> Any:
@@ -150,29 +166,46 @@ class _MessageStreamManager:
         finally:
             self._record(exc[1])
 
-    def _record(self, exc: BaseException | None) -> None:
-        try:
-            snap = None
-            getter = getattr(self._stream, "_current_snapshot_or_none", None)
-            if callable(getter):
-                snap = getter()
-            elif self._stream is not None:
-                snap = self._stream.current_message_snapshot
-            adapted = None
-            if snap is not None and getattr(snap, "usage", None) is not None:
-                adapted = adapt_guarded(from_anthropic, _body(snap))
-            meta: dict[str, Any] = {"stream": True}
-            complete = snap is not None and getattr(snap, "stop_reason", None) is not None
-            if not complete:
-                meta["stream_incomplete"] = True
-            api_error = exc if exc is not None and type(exc).__module__.startswith(
-                "anthropic") else None
-            finish_call(self._p, adapted, error=api_error, meta=meta)
-        except Exception as e:
-            internal_error(e, "anthropic messages.stream")
+    def _record(self, exc: BaseException | None, dropped: bool = False) -> None:
+        _record_manager(self._p, self._stream, exc, dropped)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._mgr, name)
+
+
+def _manager_collected(p: PendingCall, state: dict[str, Any]) -> None:
+    if p.done:
+        return
+    stream = state.get("_stream")
+    if stream is None:
+        DROPPED.append(lambda: release_call(p))
+    else:
+        DROPPED.append(lambda: _record_manager(p, stream, None, True))
+
+
+def _record_manager(p: PendingCall, stream: Any, exc: BaseException | None,
+                    dropped: bool) -> None:
+    try:
+        snap = None
+        getter = getattr(stream, "_current_snapshot_or_none", None)
+        if callable(getter):
+            snap = getter()
+        elif stream is not None:
+            snap = stream.current_message_snapshot
+        adapted = None
+        if snap is not None and getattr(snap, "usage", None) is not None:
+            adapted = adapt_guarded(from_anthropic, _body(snap))
+        meta: dict[str, Any] = {"stream": True}
+        complete = snap is not None and getattr(snap, "stop_reason", None) is not None
+        if not complete:
+            meta["stream_incomplete"] = True
+        if dropped:
+            meta["stream_dropped"] = True
+        api_error = exc if exc is not None and type(exc).__module__.startswith(
+            "anthropic") else None
+        finish_call(p, adapted, error=api_error, meta=meta, responded=stream is not None)
+    except Exception as e:
+        internal_error(e, "anthropic messages.stream")
 
 
 def _wrap_stream_helper(orig: Callable[..., Any], provider: str) -> Callable[..., Any]:
@@ -183,6 +216,27 @@ def _wrap_stream_helper(orig: Callable[..., Any], provider: str) -> Callable[...
 
     stream.__ctxbudget_wrapped__ = orig  # type: ignore[attr-defined]
     return stream
+
+
+def _count_attempts(client: Any, is_async: bool) -> None:
+    """Count the SDK's own retries: anthropic / openai clients call ``_prepare_request``
+    once per HTTP attempt. Patched on this instance only."""
+    orig = getattr(client, "_prepare_request", None)
+    if orig is None or hasattr(orig, "__ctxbudget_wrapped__"):
+        return
+    if is_async or inspect.iscoroutinefunction(orig):
+        async def aprep(request: Any) -> Any:
+            note_attempt()
+            return await orig(request)
+
+        prep: Callable[..., Any] = aprep
+    else:
+        def prep(request: Any) -> Any:
+            note_attempt()
+            return orig(request)
+
+    prep.__ctxbudget_wrapped__ = orig  # type: ignore[attr-defined]
+    setattr(client, "_prepare_request", prep)  # noqa: B010 - an instance attribute
 
 
 def _patch(resource: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -215,6 +269,7 @@ def track(client: Any, *, provider: str | None = None) -> Any:
             for name in ("create", "parse"):
                 _patch(res, name, lambda f: _wrap_create(f, prov, "anthropic", is_async))
             _patch(res, "stream", lambda f: _wrap_stream_helper(f, prov))
+        _count_attempts(client, is_async)
     elif root == "openai":
         oprov = provider or provider_for_url(str(getattr(client, "base_url", "") or ""))
         # .stream() helpers of both APIs call self.create(...): tracked through it
@@ -225,6 +280,7 @@ def track(client: Any, *, provider: str | None = None) -> Any:
             if responses is not None:
                 _patch(responses, name,
                        lambda f: _wrap_create(f, oprov, "openai-responses", is_async))
+        _count_attempts(client, is_async)
     else:
         raise TypeError(
             f"ctxbudget.track() supports anthropic and openai SDK clients, google-genai and "

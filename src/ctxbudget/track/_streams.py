@@ -11,17 +11,51 @@
   ``.failed``) carries the final response with its usage.
 
 The call is recorded when the stream is exhausted, raises, or is closed / exited
-early (then ``meta.stream_incomplete`` is set). A stream abandoned without being
-closed is not recorded.
+early (then ``meta.stream_incomplete`` is set). A stream the app drops without
+closing it is recorded and settled when it is garbage-collected (a
+``weakref.finalize`` queues it; the settlement runs at the next safe point: the next
+tracked call, the writer thread's next wake, ``flush()`` or exit) with
+``meta.stream_dropped``; streams still open at interpreter exit are settled the same
+way. A call answered without usage (no ``include_usage``, or dropped before the usage
+event) is charged its reservation (see ``_core.finish_call``).
 """
 
 from __future__ import annotations
 
+import atexit
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from ..adapters import AdaptedUsage, from_anthropic, from_openai_chat, from_openai_responses
-from ._core import PendingCall, adapt_guarded, finish_call, internal_error
+from ._core import DROPPED, PendingCall, adapt_guarded, finish_call, internal_error
+
+#: Observers of streams not finished yet (settled as dropped at exit).
+_OPEN: dict[int, Observer] = {}
+
+
+def _on_collect(obs: Observer) -> None:
+    """weakref.finalize callback of a stream proxy: queue, do not settle here."""
+    if not obs.p.done:
+        DROPPED.append(obs.finish_dropped)
+
+
+def watch(proxy: object, obs: Observer) -> None:
+    """Settle ``obs`` as dropped if ``proxy`` is collected (or the process exits) first."""
+    _OPEN[id(obs)] = obs
+    weakref.finalize(proxy, _on_collect, obs).atexit = False
+
+
+def _settle_open_at_exit() -> None:
+    for obs in list(_OPEN.values()):
+        try:
+            obs.finish_dropped()
+        except Exception as exc:  # pragma: no cover - finish guards itself
+            internal_error(exc, "settling an open stream at exit")
+
+
+atexit.register(_settle_open_at_exit)  # runs before the writer's exit flush (LIFO)
 
 __all__ = ["AsyncStreamProxy", "StreamProxy", "make_observer"]
 
@@ -44,8 +78,11 @@ class Observer:
         self.p = pending
         self.complete = False
         self.failed = False
+        self.dropped = False
+        self.last_t = time.perf_counter()
 
     def observe(self, ev: Any) -> None:
+        self.last_t = time.perf_counter()
         try:
             self._observe(ev)
         except Exception as exc:
@@ -57,7 +94,13 @@ class Observer:
     def body(self) -> Any:
         raise NotImplementedError
 
+    def finish_dropped(self) -> None:
+        """The app let go of the stream without closing it."""
+        self.dropped = True
+        self.finish()
+
     def finish(self, error: BaseException | None = None) -> None:
+        _OPEN.pop(id(self), None)
         if self.p.done:
             return
         try:
@@ -69,8 +112,12 @@ class Observer:
         meta: dict[str, Any] = {"stream": True}
         if not self.complete and error is None:
             meta["stream_incomplete"] = True
+        latency = None
+        if self.dropped:
+            meta["stream_dropped"] = True
+            latency = (self.last_t - self.p.t0) * 1000.0  # until its last event
         finish_call(self.p, adapted, status="error" if self.failed else "ok", error=error,
-                    meta=meta)
+                    meta=meta, latency_ms=latency, responded=True)
 
 
 class AnthropicObserver(Observer):
@@ -173,6 +220,7 @@ class StreamProxy:
         self._ctxb_inner = inner
         self._ctxb_obs = obs
         self._ctxb_it: Any = None
+        watch(self, obs)
 
     def __iter__(self) -> StreamProxy:
         return self
@@ -221,6 +269,7 @@ class AsyncStreamProxy:
         self._ctxb_inner = inner
         self._ctxb_obs = obs
         self._ctxb_it: Any = None
+        watch(self, obs)
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self

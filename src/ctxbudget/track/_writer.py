@@ -201,6 +201,8 @@ class SpoolWriter:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
             try:
+                if before_drain:
+                    _run_before_drain()
                 self.drain()
             except Exception:  # pragma: no cover - drain already guards itself
                 log.exception("ctxbudget spool writer failed")
@@ -411,6 +413,19 @@ class SpoolWriter:
 # --------------------------------------------------------------------------- process-wide
 
 
+#: Called (in order, errors logged) by the writer thread before each drain, and by
+#: ``flush`` / exit: the tracker settles dropped streams here.
+before_drain: list[Callable[[], None]] = []
+
+
+def _run_before_drain() -> None:
+    for hook in before_drain:
+        try:
+            hook()
+        except Exception:  # pragma: no cover - hooks guard themselves
+            log.exception("ctxbudget: spool writer hook failed")
+
+
 _config: dict[str, Any] = {}
 _writer: SpoolWriter | None = None
 _writer_lock = threading.Lock()
@@ -462,11 +477,13 @@ def put_task(task: Task, meta: dict[str, Any] | None = None) -> None:
 
 def flush() -> int:
     """Write every pending record of this process now. Returns records written."""
+    _run_before_drain()
     w = _writer
     return w.flush() if w is not None else 0
 
 
 def _at_exit() -> None:
+    _run_before_drain()
     w = _writer
     if w is not None:
         w.close()
