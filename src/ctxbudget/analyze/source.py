@@ -76,9 +76,13 @@ def _ingest_spool(store: Any) -> None:
 
 
 def open_source(
-    db: Path | str | None = None, data: Path | str | None = None
+    db: Path | str | None = None, data: Path | str | None = None, *, store: Any = None
 ) -> DataSource:
-    """Open ``data`` (a Parquet file) or the store ``db`` (default: the user's store)."""
+    """Open ``data`` (a Parquet file) or the store ``db`` (default: the user's store),
+    or read an already open ``store`` (closed with the source)."""
+    if store is not None:
+        store.con.execute("SET TimeZone = 'UTC'")
+        return DataSource(con=store.con, label=str(store.path), _owned=store)
     import duckdb
 
     if data is not None:

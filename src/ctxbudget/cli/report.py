@@ -62,7 +62,8 @@ def _filters(since: str | None, until: str | None, tz: str) -> Any:
 
 
 @contextmanager
-def _open(db: Path | None, data: Path | None, engine: str, master: str) -> Iterator[Any]:
+def _open(db: Path | None, data: Path | None, engine: str, master: str,
+          store: Any = None) -> Iterator[Any]:
     from ..analyze.engine import DuckDBEngine, SparkEngine
     from ..analyze.source import open_source
 
@@ -70,7 +71,7 @@ def _open(db: Path | None, data: Path | None, engine: str, master: str) -> Itera
         fail("--db and --data are exclusive: give one")
     if engine not in ("duckdb", "spark"):
         fail(f"--engine: {engine!r} is not duckdb or spark")
-    src = open_source(db=db, data=data)
+    src = open_source(db=db, data=data, store=store)
     try:
         if engine == "spark":
             try:
@@ -94,7 +95,67 @@ def _book(prices: list[Path] | None) -> Any:
     return PriceBook(overrides=tuple(prices)) if prices else default_pricebook()
 
 
+#: ``report --from FORMAT``: where each format's logs are by default.
+FROM_FORMATS = ("claude-code", "codex")
+
+
+def default_log_paths(fmt: str) -> list[Path]:
+    """The folders ``report --from FORMAT`` reads without a PATH: for claude-code
+    ``$CLAUDE_CONFIG_DIR`` (comma-separated folders allowed) else those of
+    ``~/.config/claude`` and ``~/.claude`` that exist (ccusage's defaults); for codex
+    ``$CODEX_HOME/sessions`` else ``~/.codex/sessions``."""
+    import os
+
+    if fmt == "claude-code":
+        env = os.environ.get("CLAUDE_CONFIG_DIR", "").strip()
+        if env:
+            return [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
+        home = Path.home()
+        found = [p for p in (home / ".config" / "claude", home / ".claude") if p.is_dir()]
+        return found or [home / ".claude"]
+    codex_home = os.environ.get("CODEX_HOME", "").strip()
+    return [(Path(codex_home).expanduser() if codex_home else Path.home() / ".codex")
+            / "sessions"]
+
+
+def _import_new(fmt: str, path: Path | None, db: Path | None, quiet: bool) -> Any:
+    """Open the store and import what is new under ``path`` (or the format's default
+    folders) into it; return the open store (the report reads the same connection)."""
+    from ..errors import InputFormatError
+    from ..sources import get_importer, import_paths
+    from ..store import open_store
+
+    if fmt not in FROM_FORMATS:
+        fail(f"--from: {fmt!r} is not one of {', '.join(FROM_FORMATS)}")
+    paths = [path] if path is not None else default_log_paths(fmt)
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        hint = "" if path is not None else (" (set CLAUDE_CONFIG_DIR or give PATH)"
+                                            if fmt == "claude-code"
+                                            else " (set CODEX_HOME or give PATH)")
+        fail(f"{missing[0]}: no such folder{hint}")
+    store = open_store(db)
+    try:
+        stats = import_paths(get_importer(fmt), paths, store)
+    except InputFormatError:
+        store.close()
+        raise
+    if not quiet:
+        grown = f", {stats.appended_files:,} grown" if stats.appended_files else ""
+        sys.stderr.write(
+            f"imported {fmt}: {stats.accepted:,} calls from {stats.files:,} files read{grown}, "
+            f"{stats.unchanged_files:,} unchanged"
+            + (f", {stats.rejected:,} lines rejected" if stats.rejected else "") + "\n")
+    return store
+
+
 def report(
+    path: Path | None = typer.Argument(None, metavar="[PATH]", help="With --from: the log "
+                                       "folder or file (default: the format's usual folder)."),
+    from_: str | None = typer.Option(None, "--from", help="First import what is new from "
+                                     "these logs into the store (claude-code: "
+                                     "$CLAUDE_CONFIG_DIR or ~/.claude; codex: "
+                                     "$CODEX_HOME/sessions), then report: one command."),
     by: str = typer.Option("task", "--by", help="task, type, model, day or session."),
     since: str | None = _SINCE, until: str | None = _UNTIL, tz: str = _TZ,
     db: Path | None = _DB, data: Path | None = _DATA,
@@ -112,7 +173,15 @@ def report(
         fail(f"--by: {by!r} is not one of {', '.join(DIMENSIONS)}")
     f = _filters(since, until, tz)
     book = _book(prices)
-    with _open(db, data, engine, spark_master) as eng:
+    store = None
+    if from_ is not None:
+        if data is not None or engine != "duckdb":
+            fail("--from imports into the store: it does not combine with --data or "
+                 "--engine spark")
+        store = _import_new(from_, path, db, quiet=as_json)
+    elif path is not None:
+        fail(f"{path}: a PATH argument needs --from FORMAT (e.g. --from claude-code)")
+    with _open(db, data, engine, spark_master, store) as eng:
         # the terminal shows the first --limit rows: the others stay in the engine
         rep = compute_report(eng, by, f, book, source=eng.source.label, wasted=waste,
                              rows_limit=None if as_json or not limit else limit)

@@ -65,6 +65,9 @@ class _Message(msgspec.Struct, gc=False):
     usage: _Usage | None = None
 
 
+_NO_DATA = msgspec.Raw(b"")
+
+
 class _Line(msgspec.Struct, gc=False, rename={"session_id": "sessionId", "request_id": "requestId",
                                     "sidechain": "isSidechain"}):
     timestamp: str | None = None
@@ -73,8 +76,8 @@ class _Line(msgspec.Struct, gc=False, rename={"session_id": "sessionId", "reques
     sidechain: bool | None = None
     uuid: str | None = None
     message: _Message | None = None
-    data: msgspec.Raw | None = None
-    """A progress line's payload (any shape: only decoded when it holds a usage)."""
+    data: msgspec.Raw = _NO_DATA
+    """A progress line's payload (any shape, undecoded; empty when absent)."""
 
 
 class _Inner(msgspec.Struct, gc=False, rename={"request_id": "requestId",
@@ -260,7 +263,7 @@ def _rows(recs: list[_Line], fi: int, stem: str,
         r: Any = line
         m = r.message
         if m is None or m.usage is None:
-            if line.data is None or (r := progress_call(line.data)) is None:
+            if not len(line.data) or (r := progress_call(line.data)) is None:
                 continue
             m = r.message
         u = m.usage
