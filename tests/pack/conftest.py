@@ -246,3 +246,93 @@ class FakeAPI:
 def fake_api() -> Iterator[FakeAPI]:
     with FakeAPI() as api:
         yield api
+
+
+# --------------------------------------------------------------------------- agent server
+# A scripted OpenAI-compatible model server for the framework hooks' tests (Chat
+# Completions and Responses): request ``k`` (0-based) answers with a call of the tool
+# ``read_log`` (arguments ``{"part": k}``) while ``k < rounds``, then with the text
+# ``done``. Every request body is kept with the tool-pair check above.
+
+_USAGE_CHAT = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+_USAGE_RESP = {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12,
+               "input_tokens_details": {"cached_tokens": 0},
+               "output_tokens_details": {"reasoning_tokens": 0}}
+
+
+class AgentServer:
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.requests: list[tuple[str, dict[str, Any], list[str]]] = []
+        self.lock = threading.Lock()
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+                body = json.loads(raw)
+                with srv.lock:
+                    k = len(srv.requests)
+                    chat = self.path.endswith("/chat/completions")
+                    errs = check_chat(body) if chat else check_responses(body)
+                    errs = [e for e in errs if e != "no prompt_cache_key"]  # frameworks' own
+                    srv.requests.append((self.path, body, errs))
+                out = srv.reply(k, body, chat)
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def reply(self, k: int, body: dict[str, Any], chat: bool) -> dict[str, Any]:
+        model = body.get("model", "gpt-4.1")
+        call = k < self.rounds
+        args = json.dumps({"part": k})
+        if chat:
+            msg: dict[str, Any] = {"role": "assistant", "content": None if call else "done"}
+            if call:
+                msg["tool_calls"] = [{"id": f"call_{k}", "type": "function",
+                                      "function": {"name": "read_log", "arguments": args}}]
+            return {"id": f"chatcmpl-{k}", "object": "chat.completion", "created": 0,
+                    "model": model, "usage": _USAGE_CHAT,
+                    "choices": [{"index": 0, "message": msg,
+                                 "finish_reason": "tool_calls" if call else "stop"}]}
+        item: dict[str, Any] = (
+            {"type": "function_call", "id": f"fc_{k}", "call_id": f"call_{k}",
+             "name": "read_log", "arguments": args, "status": "completed"} if call else
+            {"type": "message", "id": f"msg_{k}", "status": "completed", "role": "assistant",
+             "content": [{"type": "output_text", "text": "done", "annotations": []}]})
+        return {"id": f"resp_{k}", "object": "response", "created_at": 0, "model": model,
+                "status": "completed", "parallel_tool_calls": True, "tool_choice": "auto",
+                "tools": [], "output": [item], "usage": _USAGE_RESP}
+
+    def __enter__(self) -> AgentServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def agent_server() -> Iterator[Any]:
+    servers: list[AgentServer] = []
+
+    def start(rounds: int) -> AgentServer:
+        s = AgentServer(rounds).__enter__()
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.__exit__()

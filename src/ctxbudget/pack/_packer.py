@@ -503,6 +503,11 @@ class Packer:
             else:
                 for u in range(cut, len(table)):
                     idx.extend(range(table.starts[u], table.ends[u]))
+        spans = [(table.starts[e], table.ends[e]) for e in extras]
+        if cut < len(table):
+            spans += [(first, last)] if contiguous else [
+                (table.starts[u], table.ends[u]) for u in range(cut, len(table))]
+        plan.extra["spans"] = tuple(spans)
         hist_dropped = len(table) - len(extras) - (len(table) - cut)
         if hist_dropped:
             first_kept = table.starts[cut] if cut < len(table) else len(msgs)
@@ -707,4 +712,4 @@ class Packer:
         s.over = frozenset(over)
         return Packed(tools=plan.tools, system=plan.system, epoch=epoch, messages=kept_msgs,
                       final=final, ledger=ledger, config=cfg, session_id=self.session_id,
-                      render_cache=self._render_cache)
+                      render_cache=self._render_cache, history_spans=plan.extra["spans"])

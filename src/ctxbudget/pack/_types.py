@@ -47,12 +47,20 @@ class Packed:
     ledger: Ledger
     config: PackerConfig
     session_id: str | None = None
+    history_spans: tuple[tuple[int, int], ...] = ()
+    """Where ``messages`` come from: ``(start, end)`` index ranges of the session's history
+    (as parsed), in order; the kept messages are those ranges concatenated."""
     render_cache: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     """The session's rendered-message cache (shared by the renderers; see ``_render``)."""
 
     @property
     def breakpoints(self) -> tuple[int, ...]:
         return self.ledger.breakpoints
+
+    def history_indexes(self) -> list[int]:
+        """The history index of each kept message (``messages[k]`` is, possibly truncated
+        or without its earlier-turn thinking, history message ``history_indexes()[k]``)."""
+        return [i for a, b in self.history_spans for i in range(a, b)]
 
 
 @dataclass(slots=True)
