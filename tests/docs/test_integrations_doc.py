@@ -38,6 +38,7 @@ def snippets() -> dict[str, str]:
 class Env:
     def __init__(self, mp: pytest.MonkeyPatch, api: FakeAPI, prov: FakeProviders) -> None:
         self.mp, self.api, self.prov = mp, api, prov
+        self.cleanups: list[Callable[[], None]] = []
 
 
 def _gemini(e: Env) -> None:
@@ -66,12 +67,50 @@ def _litellm(e: Env) -> None:
     _openai(e)
 
 
+def _otlp(e: Env) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    uvicorn = pytest.importorskip("uvicorn")
+    import socket
+    import threading
+
+    from ctxbudget.serve.otlp import Receiver, build_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = build_app(Receiver(recorder=tr.record_call, flush=tr.flush))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 30
+    while not server.started and th.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        th.join(30)
+
+    e.cleanups.append(stop)
+    e.mp.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{port}/v1/traces")
+
+
+def _metrics(e: Env) -> None:
+    pytest.importorskip("prometheus_client")
+    import ctxbudget.metrics
+
+    e.cleanups.append(ctxbudget.metrics.uninstall)
+    _openai(e)
+
+
 #: snippet -> (environment setup, calls it records, their task id, provider)
 EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "gemini": (_gemini, 2, "ticket-42", "google"),
     "bedrock": (_bedrock, 2, "ticket-43", "aws"),
     "openai-compatible": (_openai, 1, "ticket-44", "google"),
     "litellm": (_litellm, 1, "ticket-45", "openai"),
+    "otlp": (_otlp, 1, "ticket-46", "openai"),
+    "metrics": (_metrics, 1, "ticket-47", "openai"),
 }
 
 
@@ -79,7 +118,12 @@ EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
 def env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     with FakeAPI(data_dir / "api-responses") as api, \
             FakeProviders(data_dir / "api-responses") as prov:
-        yield Env(monkeypatch, api, prov)
+        e = Env(monkeypatch, api, prov)
+        try:
+            yield e
+        finally:
+            for fn in e.cleanups:
+                fn()
         assert not api.errors and not prov.errors, (api.errors, prov.errors)
 
 

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "ctxbudget.cli.audit": ("simulate-cache", "audit", "whatif", "checklist"),
     "ctxbudget.cli.pack": ("pack",),
     "ctxbudget.cli.gateway": ("gateway",),
+    "ctxbudget.cli.otlp": ("otlp",),
 }
 
 COMMAND_MODULES: tuple[str, ...] = tuple(COMMANDS)

@@ -29,8 +29,8 @@ from . import _budget
 from ._context import _CURRENT, _LEDGER, SPEND_LOCK, TaskContext
 from ._writer import before_drain, put_call
 
-__all__ = ["PendingCall", "before_call", "finish_call", "internal_error", "note_attempt",
-           "record_call", "release_call"]
+__all__ = ["PendingCall", "add_listener", "before_call", "finish_call", "internal_error",
+           "note_attempt", "record_call", "release_call", "remove_listener"]
 
 log = logging.getLogger("ctxbudget.track")
 
@@ -50,6 +50,31 @@ def internal_error(exc: BaseException, where: str) -> None:
     if loud:
         log.warning("ctxbudget: tracking error in %s (ignored, the call is unaffected): %r",
                     where, exc)
+
+
+#: Called with every recorded Call, and with ("blocked", provider, model, task) when a
+#: budget blocks a call (``ctxbudget.metrics`` counts both). Errors are logged, not raised.
+_listeners: list[Callable[[str, Any], None]] = []
+
+
+def add_listener(fn: Callable[[str, Any], None]) -> None:
+    """Call ``fn("call", Call)`` for every recorded call and
+    ``fn("blocked", (provider, model, TaskContext))`` for every call a budget blocks."""
+    if fn not in _listeners:
+        _listeners.append(fn)
+
+
+def remove_listener(fn: Callable[[str, Any], None]) -> None:
+    if fn in _listeners:
+        _listeners.remove(fn)
+
+
+def _notify(kind: str, payload: Any) -> None:
+    for fn in list(_listeners):
+        try:
+            fn(kind, payload)
+        except Exception as exc:
+            internal_error(exc, "tracking listener")
 
 
 def _reinit_locks_after_fork() -> None:
@@ -163,6 +188,8 @@ def before_call(provider: str, api: str, kwargs: dict[str, Any]) -> PendingCall:
         try:
             p.reservation = _budget.precheck(ctx, est)
         except BudgetExceeded:
+            if _listeners:
+                _notify("blocked", (provider, p.model, ctx))
             raise
         except Exception as exc:
             internal_error(exc, "budget check")
@@ -276,6 +303,8 @@ def finish_call(
             **_ledger_fields(p.ledger),
         )
         put_call(call)
+        if _listeners:
+            _notify("call", call)
         return call
     except Exception as exc:
         internal_error(exc, "recording a call")
@@ -298,3 +327,5 @@ def record_call(call: Call) -> None:
         put_call(call)
     except Exception as exc:  # pragma: no cover - put never raises
         internal_error(exc, "record_call")
+    if _listeners:
+        _notify("call", call)
