@@ -25,6 +25,7 @@ from ..usage import Usage
 
 __all__ = [
     "LOOKBACK_BLOCKS",
+    "STORE_REQUEST_COLUMNS",
     "Block",
     "Request",
     "build_request",
@@ -33,6 +34,7 @@ __all__ = [
     "load_requests",
     "min_cacheable",
     "normalize_request",
+    "requests_from_rows",
     "requests_from_store",
 ]
 
@@ -453,6 +455,19 @@ def requests_from_store(path: Path | str, *, ttl_s: float | None = None) -> list
             "cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, "
             "meta, call_key FROM calls WHERE prefix_fingerprint IS NOT NULL "
             "ORDER BY ts, call_key").fetchall()
+    return requests_from_rows(rows, str(path), ttl_s=ttl_s)
+
+
+#: The columns :func:`requests_from_rows` reads, in order.
+STORE_REQUEST_COLUMNS = ("ts", "provider", "model", "session_id", "prefix_fingerprint",
+                         "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+                         "cache_write_1h_tokens", "output_tokens", "meta", "call_key")
+
+
+def requests_from_rows(rows: Sequence[Sequence[Any]], path: str, *,
+                       ttl_s: float | None = None) -> list[Request]:
+    """Store rows (:data:`STORE_REQUEST_COLUMNS`, time order) as :class:`Request` objects;
+    see :func:`requests_from_store`. The dashboard audits one session this way."""
     out: list[Request] = []
     for i, (ts, prov, model, sess, fp_json, inp, cr, w5, w1, o, meta_json, key) in \
             enumerate(rows):

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "ctxbudget.cli.pack": ("pack",),
     "ctxbudget.cli.gateway": ("gateway",),
     "ctxbudget.cli.otlp": ("otlp",),
+    "ctxbudget.cli.serve": ("serve",),
 }
 
 COMMAND_MODULES: tuple[str, ...] = tuple(COMMANDS)

@@ -1,0 +1,551 @@
+"""What the dashboard shows, read from the store without ever writing to it.
+
+A :class:`Dataset` keeps one :class:`Snapshot` of the aggregates the pages need
+(per day, per task type, per model, per (day, type), one row per task, the warning
+signals), computed with the same queries as ``ctxbudget report`` (so the numbers are
+the report's) and kept in the server's own in-memory DuckDB. Page loads query that
+snapshot; a page about one task or one call reads just that task's sessions from the
+store. The snapshot is rebuilt in the background when the data changes: the store file
+(and its WAL) or the tracker's spool (records not yet ingested are shown too, read from
+the spool files, de-duplicated by call key against the store).
+
+The store is opened read-only, only while a query runs (``ATTACH ... (READ_ONLY)`` on
+a fresh in-memory connection), so a writer (``ingest``, ``import``, the gateway) is
+never kept out for longer than one query. While a writer holds the store the last
+snapshot is served and the pages say how old it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ...errors import StoreError
+from ...prices import PriceBook, default_pricebook
+
+__all__ = ["CallRow", "Dataset", "Snapshot", "TaskQuery"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of the per-task table a tasks page can sort by.
+TASK_SORTS = ("cost", "calls", "tokens", "first", "outcome", "wasted", "type")
+_SORT_SQL = {"cost": "cost_usd", "calls": "calls", "tokens": "tokens", "first": "first_ts",
+             "outcome": "outcome", "wasted": "wasted_write_tokens", "type": "task_type"}
+#: A call counts as "expensive to explain" when it writes at least this many tokens to
+#: the cache, or reads none of a prompt at least this long after an earlier call.
+LARGE_WRITE_TOKENS = 1024
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskQuery:
+    """The filters and order of a tasks page (every field is in the page's URL)."""
+
+    day: str | None = None
+    task_type: str | None = None
+    model: str | None = None
+    outcome: str | None = None
+    session: str | None = None
+    user: str | None = None
+    sort: str = "cost"
+    desc: bool = True
+    limit: int = 50
+    offset: int = 0
+
+    def where(self) -> str:
+        parts = ["1 = 1"]
+        for col, v in (("day", self.day), ("task_type", self.task_type),
+                       ("outcome", self.outcome), ("session_id", self.session),
+                       ("user_id", self.user)):
+            if v is not None:
+                parts.append(f"COALESCE(CAST({col} AS VARCHAR), '(none)') = {_lit(v)}")
+        if self.model is not None:
+            parts.append(f"list_contains(models, {_lit(self.model)})")
+        return " AND ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """The aggregates of one version of the data."""
+
+    version: str
+    built_at: datetime
+    build_s: float
+    source: str
+    by_day: Any
+    """:class:`~ctxbudget.analyze.metrics.Report` by day (with its total)."""
+    by_type: Any
+    by_model: Any
+    day_type: list[dict[str, Any]]
+    signals: tuple[Any, ...]
+    pending_spool_calls: int = 0
+    notes: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRow:
+    """One call of a task page, priced by the report's formula."""
+
+    call_key: str
+    ts: datetime
+    model: str
+    provider: str
+    task_key: str
+    session_id: str | None
+    turn: int | None
+    status: str
+    latency_ms: float | None
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+    output_tokens: int
+    cost_usd: Decimal | None
+    wasted_write_tokens: int
+    has_fingerprint: bool
+    expected_cache_read_tokens: int | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return (self.input_tokens + self.cache_read_tokens + self.cache_write_5m_tokens
+                + self.cache_write_1h_tokens)
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    @property
+    def suspicious(self) -> bool:
+        """A large cache write, or a long prompt read with no cache hit at all."""
+        return self.cache_write_tokens >= LARGE_WRITE_TOKENS or (
+            self.cache_read_tokens == 0 and self.prompt_tokens >= LARGE_WRITE_TOKENS
+            and (self.turn or 0) > 1)
+
+
+@dataclass
+class Dataset:
+    """The data behind the dashboard: a store (``db``) or a calls Parquet file (``data``).
+
+    ``refresh_s``: how often the data version is checked; ``wait_s``: how long to wait for
+    a writer to release the store before serving the previous snapshot.
+    """
+
+    db: Path | None = None
+    data: Path | None = None
+    spool: Path | None = None
+    book: PriceBook | None = None
+    tz: str = "UTC"
+    refresh_s: float = 2.0
+    wait_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    _snap: Snapshot | None = field(default=None, init=False, repr=False)
+    _mem: Any = field(default=None, init=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _build_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _checked: float = field(default=-1e18, init=False, repr=False)
+    stale_reason: str | None = field(default=None, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        import duckdb
+
+        if self.db is None and self.data is None:
+            from ...store import default_db_path
+
+            self.db = default_db_path()
+            if self.spool is None:
+                from ...track import default_spool_dir
+
+                self.spool = default_spool_dir()
+        if self.db is not None and not Path(self.db).exists():
+            raise StoreError(f"{self.db}: no usage store here (import or track something first)")
+        if self.data is not None and not Path(self.data).exists():
+            raise StoreError(f"{self.data}: file not found")
+        self.book = self.book or default_pricebook()
+        self._mem = duckdb.connect()
+        self._mem.execute("SET TimeZone = 'UTC'")
+
+    # ------------------------------------------------------------------ versions
+
+    @property
+    def label(self) -> str:
+        return str(self.db if self.db is not None else self.data)
+
+    def _files(self) -> list[Path]:
+        if self.db is not None:
+            db = Path(self.db)
+            out = [db, db.with_name(db.name + ".wal")]
+        else:
+            assert self.data is not None
+            out = [Path(self.data)]
+        if self.spool is not None and Path(self.spool).is_dir():
+            out.extend(sorted(Path(self.spool).glob("*.jsonl")))
+        return out
+
+    def version(self) -> str:
+        """Changes whenever the store, its WAL or a live spool file changes."""
+        parts = []
+        for p in self._files():
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+        import hashlib
+
+        return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+
+    # ------------------------------------------------------------------ connections
+
+    @contextmanager
+    def connect(self, calls_where: str | None = None) -> Iterator[Any]:
+        """A fresh in-memory connection with ``calls`` and ``tasks`` views over the data.
+
+        ``calls_where`` restricts ``calls`` (a SQL condition on the store's columns):
+        a page about one task reads only that task's sessions.
+        """
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            cond = f" WHERE {calls_where}" if calls_where else ""
+            if self.db is not None:
+                self._attach(con)
+                pending = self._spool_table(con)
+                base = "SELECT * FROM s.main.calls"
+                if pending:
+                    base = (f"SELECT * FROM s.main.calls UNION ALL SELECT * FROM spool_calls sc "
+                            "WHERE sc.call_key NOT IN (SELECT call_key FROM s.main.calls)")
+                con.execute(f"CREATE TEMP VIEW calls AS SELECT * FROM ({base}) x{cond}")
+                con.execute("CREATE TEMP VIEW tasks AS SELECT * FROM s.main.tasks")
+            else:
+                from ...analyze.source import open_source
+
+                src = open_source(data=self.data)
+                con.close()
+                con = src.con
+                if cond:
+                    con.execute("ALTER VIEW calls RENAME TO calls_all")
+                    con.execute(f"CREATE VIEW calls AS SELECT * FROM calls_all{cond}")
+            yield con
+        finally:
+            con.close()
+
+    def _attach(self, con: Any) -> None:
+        import duckdb
+
+        q = str(self.db).replace("'", "''")
+        deadline = self.clock() + self.wait_s
+        delay = 0.05
+        while True:
+            try:
+                con.execute(f"ATTACH '{q}' AS s (READ_ONLY)")
+                return
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or self.clock() >= deadline:
+                    raise StoreError(f"{self.db}: {_first_line(exc)}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except duckdb.Error as exc:
+                raise StoreError(f"{self.db}: not a readable usage store "
+                                 f"({_first_line(exc)})") from None
+
+    def _spool_table(self, con: Any) -> int:
+        """Register the spool's records as ``spool_calls`` (0: nothing to show)."""
+        if self.spool is None or not Path(self.spool).is_dir():
+            return 0
+        live = list(Path(self.spool).glob("*.jsonl"))
+        if not live:
+            return 0
+        from ...store.db import calls_to_arrow
+        from ...store.spool import read_spool
+
+        calls, _tasks, _rep = read_spool(self.spool)
+        calls = [c for c in calls]
+        if not calls:
+            return 0
+        con.register("spool_calls", calls_to_arrow(calls))
+        return len(calls)
+
+    # ------------------------------------------------------------------ snapshot
+
+    def snapshot(self, *, block: bool = True) -> Snapshot | None:
+        """The current snapshot, rebuilt first when the data changed (checked at most every
+        ``refresh_s``). ``block=False`` never builds: it returns what there is."""
+        now = self.clock()
+        if self._snap is not None and (now - self._checked < self.refresh_s or not block):
+            return self._snap
+        self._checked = now
+        v = self.version()
+        if self._snap is not None and v == self._snap.version:
+            return self._snap
+        if not block:
+            return self._snap
+        with self._build_lock:
+            if self._snap is not None and self._snap.version == v:
+                return self._snap
+            try:
+                snap = self._build(v)
+            except StoreError as exc:
+                if self._snap is None:
+                    raise
+                self.stale_reason = str(exc)
+                log.warning("serving the previous snapshot: %s", exc)
+                return self._snap
+            self.stale_reason = None
+            self._snap = snap
+        return self._snap
+
+    def start_refresher(self) -> None:
+        """Rebuild in a background thread when the data changes (pages never wait)."""
+        def loop() -> None:
+            while not self._stop.wait(self.refresh_s):
+                try:
+                    self.snapshot()
+                except Exception as exc:  # keep serving; the page shows stale_reason
+                    self.stale_reason = str(exc)
+                    log.warning("refresh failed: %s", exc)
+
+        self._thread = threading.Thread(target=loop, name="ctxbudget-serve-refresh",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            self._mem.close()
+
+    def _build(self, version: str) -> Snapshot:
+        from ...analyze.engine import DuckDBEngine
+        from ...analyze.metrics import compute_report
+        from ...analyze.signals import compute_signals
+        from ...analyze.source import DataSource
+        from ...analyze.sql import Filters, base_cte, group_sql
+
+        t0 = time.perf_counter()
+        f = Filters(tz=self.tz)
+        with self.connect() as con:
+            pending = 0
+            if self.db is not None:
+                pending = int(con.execute(
+                    "SELECT COUNT(*) FROM calls WHERE call_key NOT IN "
+                    "(SELECT call_key FROM s.main.calls)").fetchall()[0][0])
+            eng = DuckDBEngine(DataSource(con=con, label=self.label))
+            by_type = compute_report(eng, "type", f, self.book, source=self.label)
+            by_day = compute_report(eng, "day", f, self.book, with_types=False,
+                                    source=self.label)
+            by_model = compute_report(eng, "model", f, self.book, with_types=False,
+                                      with_total=False, source=self.label)
+            day_type = eng.query(f"""{base_cte(f, eng.dialect)}
+SELECT CAST(pc.day AS VARCHAR) AS day, COALESCE(pc.ttype, '(none)') AS task_type,
+  COUNT(*) AS calls, COUNT(DISTINCT pc.task_key) AS tasks, SUM(pc.cost_usd) AS cost_usd,
+  CAST(SUM(pc.cache_read_tokens) AS BIGINT) AS cache_read_tokens,
+  CAST(SUM(pc.prompt_tokens) AS BIGINT) AS prompt_tokens,
+  CAST(SUM(pc.wasted_write_tokens) AS BIGINT) AS wasted_write_tokens,
+  CAST(SUM(CASE WHEN pc.cost_usd IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_calls
+FROM pc GROUP BY 1, 2 ORDER BY 1, 2""").dicts()
+            tasks = eng.arrow(f"SELECT * FROM ({group_sql('task', f, eng.dialect)}) r")
+            day = ("CAST(MIN(ts) AS DATE)" if self.tz in ("UTC", "utc", "Etc/UTC") else
+                   f"CAST(timezone({_lit(self.tz)}, MIN(ts)) AS DATE)")
+            extras = eng.arrow(
+                "SELECT COALESCE(task_id, session_id, call_key) AS task_key, "
+                "list_sort(list_distinct(list(model))) AS models, "
+                "MIN(session_id) AS session_id, "
+                "MIN(json_extract_string(meta, '$.user')) AS user_id, "
+                f"{day} AS day FROM calls GROUP BY 1")
+            signals = tuple(compute_signals(eng, f, self.book, priced=True))
+        with self._lock:
+            m = self._mem
+            m.register("new_tasks", tasks)
+            m.register("new_extras", extras)
+            m.execute("""CREATE OR REPLACE TABLE t_tasks AS
+SELECT t.key AS task_key, COALESCE(t.task_type, '(none)') AS task_type, t.outcome, t.calls,
+  t.input_tokens + t.cache_read_tokens + t.cache_write_5m_tokens + t.cache_write_1h_tokens
+    + t.output_tokens AS tokens,
+  t.input_tokens, t.cache_read_tokens, t.cache_write_5m_tokens, t.cache_write_1h_tokens,
+  t.output_tokens, t.cost_usd, t.unpriced_calls, t.wasted_write_tokens, t.error_calls,
+  t.first_ts, t.last_ts, e.models, e.session_id, e.user_id, CAST(e.day AS VARCHAR) AS day
+FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
+            m.unregister("new_tasks")
+            m.unregister("new_extras")
+            models = tuple(r[0] for r in m.execute(
+                "SELECT DISTINCT unnest(models) FROM t_tasks ORDER BY 1").fetchall())
+            outcomes = tuple(r[0] for r in m.execute(
+                "SELECT DISTINCT COALESCE(outcome, '(none)') FROM t_tasks ORDER BY 1"
+            ).fetchall())
+        notes = []
+        if pending:
+            notes.append(f"{pending:,} call(s) from the tracker's spool not yet ingested "
+                         "are included")
+        return Snapshot(version=version, built_at=datetime.now(UTC),
+                        build_s=time.perf_counter() - t0, source=self.label, by_day=by_day,
+                        by_type=by_type, by_model=by_model, day_type=day_type,
+                        signals=signals, pending_spool_calls=pending, notes=tuple(notes),
+                        models=models, outcomes=outcomes)
+
+    # ------------------------------------------------------------------ page queries
+
+    def tasks(self, q: TaskQuery) -> tuple[list[dict[str, Any]], int]:
+        """One page of tasks matching ``q`` and how many match in all."""
+        self.snapshot()
+        col = _SORT_SQL.get(q.sort, "cost_usd")
+        order = "DESC" if q.desc else "ASC"
+        where = q.where()
+        with self._lock:
+            n = int(self._mem.execute(
+                f"SELECT COUNT(*) FROM t_tasks WHERE {where}").fetchall()[0][0])
+            cur = self._mem.execute(
+                f"SELECT * FROM t_tasks WHERE {where} "
+                f"ORDER BY {col} {order} NULLS LAST, task_key LIMIT {int(q.limit)} "
+                f"OFFSET {int(q.offset)}")
+            cols = [d[0] for d in cur.description]
+            rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        return rows, n
+
+    def task(self, task_key: str) -> dict[str, Any] | None:
+        self.snapshot()
+        with self._lock:
+            cur = self._mem.execute("SELECT * FROM t_tasks WHERE task_key = ?", [task_key])
+            cols = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return dict(zip(cols, rows[0], strict=True)) if rows else None
+
+    def _session_where(self, task_key: str) -> str:
+        """Calls of the sessions ``task_key`` has calls in (wasted writes are per session)."""
+        k = _lit(task_key)
+        return ("COALESCE(session_id, task_id, call_key) IN (SELECT DISTINCT "
+                "COALESCE(session_id, task_id, call_key) FROM s.main.calls "
+                f"WHERE COALESCE(task_id, session_id, call_key) = {k}) "
+                f"OR COALESCE(task_id, session_id, call_key) = {k}"
+                if self.db is not None else
+                f"COALESCE(task_id, session_id, call_key) = {k}")
+
+    def task_calls(self, task_key: str) -> list[CallRow]:
+        """The task's calls in order, each priced, with its wasted cache-write tokens."""
+        from ...analyze.engine import DuckDBEngine, price_data
+        from ...analyze.source import DataSource
+        from ...analyze.sql import Filters, base_cte
+
+        f = Filters(tz=self.tz)
+        with self.connect(self._session_where(task_key)) as con:
+            con.execute("CREATE TEMP TABLE calls_sel AS SELECT * FROM calls")
+            con.execute("DROP VIEW calls")
+            con.execute("ALTER TABLE calls_sel RENAME TO calls")
+            eng = DuckDBEngine(DataSource(con=con, label=self.label))
+            price_data(eng, f, self.book)  # type: ignore[arg-type]
+            rows = eng.query(f"""{base_cte(f, eng.dialect)}
+SELECT pc.call_key, pc.ts, pc.model, pc.provider, pc.task_key, pc.session_id, pc.turn,
+  pc.status, pc.latency_ms, pc.input_tokens, pc.cache_read_tokens, pc.cache_write_5m_tokens,
+  pc.cache_write_1h_tokens, pc.output_tokens, pc.cost_usd, pc.wasted_write_tokens,
+  pc.prefix_fingerprint IS NOT NULL AS has_fp, pc.expected_cache_read_tokens
+FROM pc WHERE pc.task_key = {_lit(task_key)} ORDER BY pc.ts, pc.call_key""").rows
+        return [CallRow(call_key=r[0], ts=r[1], model=r[2], provider=r[3], task_key=r[4],
+                        session_id=r[5], turn=r[6], status=r[7], latency_ms=r[8],
+                        input_tokens=int(r[9] or 0), cache_read_tokens=int(r[10] or 0),
+                        cache_write_5m_tokens=int(r[11] or 0),
+                        cache_write_1h_tokens=int(r[12] or 0), output_tokens=int(r[13] or 0),
+                        cost_usd=r[14], wasted_write_tokens=int(r[15] or 0),
+                        has_fingerprint=bool(r[16]), expected_cache_read_tokens=r[17])
+                for r in rows]
+
+    def call(self, call_key: str) -> tuple[CallRow | None, dict[str, Any]]:
+        """One call and its audit: ``{"findings": [...], "notes": [...], ...}``."""
+        k = _lit(call_key)
+        with self.connect(f"call_key = {k}") as con:
+            rows = con.execute(
+                "SELECT COALESCE(task_id, session_id, call_key), meta FROM calls").fetchall()
+        if not rows:
+            return None, {}
+        task_key, meta = rows[0]
+        calls = self.task_calls(task_key)
+        call = next((c for c in calls if c.call_key == call_key), None)
+        return call, self._audit(call_key, task_key, meta)
+
+    def _audit(self, call_key: str, task_key: str, meta: str | None) -> dict[str, Any]:
+        from ...analyze.audit import audit_requests
+        from ...analyze.requests import requests_from_rows
+
+        out: dict[str, Any] = {"findings": [], "notes": [], "requests": 0}
+        with self.connect(self._session_where(task_key)) as con:
+            rows = con.execute(
+                "SELECT ts, provider, model, session_id, prefix_fingerprint, input_tokens, "
+                "cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, "
+                "output_tokens, meta, call_key FROM calls "
+                "WHERE prefix_fingerprint IS NOT NULL ORDER BY ts, call_key").fetchall()
+        if not any(r[11] == call_key for r in rows):
+            out["notes"].append(
+                "this call has no prefix fingerprint (the tracker records one when the "
+                "request body is seen; importers of provider logs cannot): the cause of a "
+                "cache miss cannot be shown, only its cost")
+            return out
+        reqs = requests_from_rows(rows, self.label)
+        index = next(i for i, r in enumerate(rows) if r[11] == call_key)
+        rep = audit_requests(reqs, book=self.book)
+        out["requests"] = rep.requests
+        out["findings"] = [f for f in rep.findings if f.index == index]
+        out["index"] = index
+        out["blocks"] = _block_diff(reqs, index, out["findings"])
+        if not out["findings"]:
+            out["notes"].append("no cache miss found for this call: every block of its "
+                                "prefix that an earlier call had cached was read")
+        return out
+
+    def whatif(self, task_type: str | None, *, model: str | None = None,
+               ttl: str | None = None, history_window: int | None = None,
+               caching: str | None = None) -> Any:
+        """Re-price one task type (``None``: all) under another model / TTL / window."""
+        from ...analyze.whatif import Scenario, whatif
+
+        key = task_type if task_type is not None else "*"
+        sc = Scenario(model_map={key: model} if model else {}, ttl=ttl,
+                      history_window=history_window, caching=caching)
+        # whatif groups calls by their own task type, as ``ctxbudget whatif`` does
+        where = None if task_type is None else \
+            f"COALESCE(task_type, '(none)') = {_lit(task_type)}"
+        with self.connect(where) as con:
+            return whatif(con, sc, book=self.book, source=self.label)
+
+
+def _block_diff(reqs: list[Any], index: int, findings: list[Any]) -> list[dict[str, Any]]:
+    """The prefix blocks of the call and of the call it was compared with, side by side."""
+    if not findings or findings[0].compared_to is None:
+        return []
+    cur, prev = reqs[index], reqs[findings[0].compared_to]
+    out = []
+    for k in range(max(len(cur.blocks), len(prev.blocks))):
+        a = prev.blocks[k] if k < len(prev.blocks) else None
+        b = cur.blocks[k] if k < len(cur.blocks) else None
+        out.append({
+            "block": (b or a).label,
+            "before": None if a is None else a.canon,
+            "after": None if b is None else b.canon,
+            "tokens": None if b is None else b.tokens,
+            "same": a is not None and b is not None and a.canon == b.canon,
+        })
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def env_token() -> str | None:
+    return os.environ.get("CTXBUDGET_SERVE_TOKEN") or None
