@@ -126,7 +126,7 @@ def create_app(ds: Dataset, *, token: str | None = None) -> Starlette:
     def call(req: Request) -> Response:
         key = req.path_params["key"]
         s = snap()
-        c, audit = ds.call(key)
+        c, audit = ds.call(key, _opt(req, "task"))
         if c is None:
             return _html(pages.error_page(404, f"no call {key!r}"), 404)
         return _html(pages.call_page(s, c, audit, stale()))

@@ -353,7 +353,7 @@ class Dataset:
             by_day = compute_report(eng, "day", f, self.book, with_types=False,
                                     source=self.label)
             by_model = compute_report(eng, "model", f, self.book, with_types=False,
-                                      with_total=False, source=self.label)
+                                      with_total=False, wasted=False, source=self.label)
             day_type = eng.query(f"""{base_cte(f, eng.dialect)}
 SELECT CAST(pc.day AS VARCHAR) AS day, COALESCE(pc.ttype, '(none)') AS task_type,
   COUNT(*) AS calls, COUNT(DISTINCT pc.task_key) AS tasks, SUM(pc.cost_usd) AS cost_usd,
@@ -369,9 +369,16 @@ FROM pc GROUP BY 1, 2 ORDER BY 1, 2""").dicts()
                 "SELECT COALESCE(task_id, session_id, call_key) AS task_key, "
                 "list_sort(list_distinct(list(model))) AS models, "
                 "MIN(session_id) AS session_id, "
+                "list_distinct(list(COALESCE(session_id, task_id, call_key))) AS sks, "
                 "MIN(json_extract_string(meta, '$.user')) AS user_id, "
                 f"{day} AS day FROM calls GROUP BY 1")
             signals = tuple(compute_signals(eng, f, self.book, priced=True))
+            sessions = None
+            if self.db is not None:  # row ranges: a task page reads only its sessions' rows
+                sessions = con.sql(
+                    "SELECT COALESCE(session_id, task_id, call_key) AS sk, MIN(rowid) AS lo, "
+                    "MAX(rowid) AS hi, COUNT(*) AS n FROM s.main.calls GROUP BY 1"
+                ).to_arrow_table()
         with self._lock:
             m = self._mem
             m.register("new_tasks", tasks)
@@ -382,8 +389,14 @@ SELECT t.key AS task_key, COALESCE(t.task_type, '(none)') AS task_type, t.outcom
     + t.output_tokens AS tokens,
   t.input_tokens, t.cache_read_tokens, t.cache_write_5m_tokens, t.cache_write_1h_tokens,
   t.output_tokens, t.cost_usd, t.unpriced_calls, t.wasted_write_tokens, t.error_calls,
-  t.first_ts, t.last_ts, e.models, e.session_id, e.user_id, CAST(e.day AS VARCHAR) AS day
+  t.first_ts, t.last_ts, e.models, e.session_id, e.user_id, CAST(e.day AS VARCHAR) AS day,
+  e.sks
 FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
+            m.execute("DROP TABLE IF EXISTS t_sessions")
+            if sessions is not None:
+                m.register("new_sessions", sessions)
+                m.execute("CREATE TABLE t_sessions AS SELECT * FROM new_sessions")
+                m.unregister("new_sessions")
             m.unregister("new_tasks")
             m.unregister("new_extras")
             models = tuple(r[0] for r in m.execute(
@@ -428,30 +441,72 @@ FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
             rows = cur.fetchall()
         return dict(zip(cols, rows[0], strict=True)) if rows else None
 
-    def _session_where(self, task_key: str) -> str:
-        """Calls of the sessions ``task_key`` has calls in (wasted writes are per session)."""
-        k = _lit(task_key)
-        return ("COALESCE(session_id, task_id, call_key) IN (SELECT DISTINCT "
-                "COALESCE(session_id, task_id, call_key) FROM s.main.calls "
-                f"WHERE COALESCE(task_id, session_id, call_key) = {k}) "
-                f"OR COALESCE(task_id, session_id, call_key) = {k}"
-                if self.db is not None else
-                f"COALESCE(task_id, session_id, call_key) = {k}")
+    def _session_calls(self, con: Any, task_key: str) -> None:
+        """Replace ``calls`` on ``con`` (from :meth:`connect`) by a table of the calls of the
+        sessions ``task_key`` has calls in (wasted writes and the audit are per session).
 
-    def task_calls(self, task_key: str) -> list[CallRow]:
-        """The task's calls in order, each priced, with its wasted cache-write tokens."""
+        The snapshot knows each session's row range in the store, so only that range is
+        read; when the store changed since (the count differs) every row is scanned.
+        """
+        sks: list[str] = []
+        rng = None
+        with self._lock:
+            if self._has_table("t_tasks"):
+                r = self._mem.execute("SELECT sks FROM t_tasks WHERE task_key = ?",
+                                      [task_key]).fetchall()
+                sks = list(r[0][0] or []) if r else []
+            if sks and self.db is not None and self._has_table("t_sessions"):
+                rng = self._mem.execute(
+                    "SELECT MIN(lo), MAX(hi), SUM(n) FROM t_sessions WHERE list_contains(?, sk)",
+                    [sks]).fetchall()[0]
+        k = _lit(task_key)
+        sk_expr = "COALESCE(session_id, task_id, call_key)"
+        if sks:
+            cond = f"{sk_expr} IN ({', '.join(_lit(x) for x in sks)})"
+        else:  # not in the snapshot yet: find its sessions
+            cond = (f"{sk_expr} IN (SELECT DISTINCT {sk_expr} FROM calls "
+                    f"WHERE COALESCE(task_id, session_id, call_key) = {k})")
+        done = False
+        if rng is not None and rng[0] is not None:
+            con.execute(f"CREATE TEMP TABLE calls_sel AS SELECT * FROM s.main.calls "
+                        f"WHERE rowid BETWEEN {int(rng[0])} AND {int(rng[1])} AND {cond}")
+            n = con.execute("SELECT COUNT(*) FROM calls_sel").fetchall()[0][0]
+            done = n == int(rng[2])
+            if done and self._pending_spool(con):
+                con.execute(f"INSERT INTO calls_sel SELECT * FROM spool_calls sc WHERE {cond} "
+                            "AND sc.call_key NOT IN (SELECT call_key FROM calls_sel)")
+            if not done:
+                con.execute("DROP TABLE calls_sel")
+        if not done:
+            con.execute(f"CREATE TEMP TABLE calls_sel AS SELECT * FROM calls WHERE {cond}")
+        con.execute("DROP VIEW calls")
+        con.execute("ALTER TABLE calls_sel RENAME TO calls")
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._mem.execute(
+            "SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = ?", [name]
+        ).fetchall()[0][0])
+
+    @staticmethod
+    def _pending_spool(con: Any) -> bool:
+        """Whether :meth:`connect` registered spool records on ``con``."""
+        import duckdb
+
+        try:
+            con.execute("SELECT 1 FROM spool_calls LIMIT 0").fetchall()
+        except duckdb.CatalogException:
+            return False
+        return True
+
+    def _priced_calls(self, con: Any, task_key: str) -> list[CallRow]:
         from ...analyze.engine import DuckDBEngine, price_data
         from ...analyze.source import DataSource
         from ...analyze.sql import Filters, base_cte
 
         f = Filters(tz=self.tz)
-        with self.connect(self._session_where(task_key)) as con:
-            con.execute("CREATE TEMP TABLE calls_sel AS SELECT * FROM calls")
-            con.execute("DROP VIEW calls")
-            con.execute("ALTER TABLE calls_sel RENAME TO calls")
-            eng = DuckDBEngine(DataSource(con=con, label=self.label))
-            price_data(eng, f, self.book)  # type: ignore[arg-type]
-            rows = eng.query(f"""{base_cte(f, eng.dialect)}
+        eng = DuckDBEngine(DataSource(con=con, label=self.label))
+        price_data(eng, f, self.book)  # type: ignore[arg-type]
+        rows = eng.query(f"""{base_cte(f, eng.dialect)}
 SELECT pc.call_key, pc.ts, pc.model, pc.provider, pc.task_key, pc.session_id, pc.turn,
   pc.status, pc.latency_ms, pc.input_tokens, pc.cache_read_tokens, pc.cache_write_5m_tokens,
   pc.cache_write_1h_tokens, pc.output_tokens, pc.cost_usd, pc.wasted_write_tokens,
@@ -466,34 +521,44 @@ FROM pc WHERE pc.task_key = {_lit(task_key)} ORDER BY pc.ts, pc.call_key""").row
                         has_fingerprint=bool(r[16]), expected_cache_read_tokens=r[17])
                 for r in rows]
 
-    def call(self, call_key: str) -> tuple[CallRow | None, dict[str, Any]]:
-        """One call and its audit: ``{"findings": [...], "notes": [...], ...}``."""
-        k = _lit(call_key)
-        with self.connect(f"call_key = {k}") as con:
-            rows = con.execute(
-                "SELECT COALESCE(task_id, session_id, call_key), meta FROM calls").fetchall()
-        if not rows:
-            return None, {}
-        task_key, meta = rows[0]
-        calls = self.task_calls(task_key)
-        call = next((c for c in calls if c.call_key == call_key), None)
-        return call, self._audit(call_key, task_key, meta)
+    def task_calls(self, task_key: str) -> list[CallRow]:
+        """The task's calls in order, each priced, with its wasted cache-write tokens."""
+        with self.connect() as con:
+            self._session_calls(con, task_key)
+            return self._priced_calls(con, task_key)
 
-    def _audit(self, call_key: str, task_key: str, meta: str | None) -> dict[str, Any]:
+    def call(self, call_key: str, task_key: str | None = None
+             ) -> tuple[CallRow | None, dict[str, Any]]:
+        """One call and its audit: ``{"findings": [...], "notes": [...], ...}``.
+
+        ``task_key`` (the task page's links carry it) saves a scan for the call's task."""
+        with self.connect() as con:
+            if task_key is None:
+                rows = con.execute(
+                    "SELECT COALESCE(task_id, session_id, call_key) FROM calls "
+                    "WHERE call_key = ?", [call_key]).fetchall()
+                if not rows:
+                    return None, {}
+                task_key = str(rows[0][0])
+            self._session_calls(con, task_key)
+            calls = self._priced_calls(con, task_key)
+            call = next((c for c in calls if c.call_key == call_key), None)
+            if call is None:
+                return None, {}
+            return call, self._audit(con, call_key)
+
+    def _audit(self, con: Any, call_key: str) -> dict[str, Any]:
         from ...analyze.audit import audit_requests
-        from ...analyze.requests import requests_from_rows
+        from ...analyze.requests import STORE_REQUEST_COLUMNS, requests_from_rows
 
         out: dict[str, Any] = {"findings": [], "notes": [], "requests": 0}
-        with self.connect(self._session_where(task_key)) as con:
-            rows = con.execute(
-                "SELECT ts, provider, model, session_id, prefix_fingerprint, input_tokens, "
-                "cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, "
-                "output_tokens, meta, call_key FROM calls "
-                "WHERE prefix_fingerprint IS NOT NULL ORDER BY ts, call_key").fetchall()
+        rows = con.execute(
+            f"SELECT {', '.join(STORE_REQUEST_COLUMNS)} FROM calls "
+            "WHERE prefix_fingerprint IS NOT NULL ORDER BY ts, call_key").fetchall()
         if not any(r[11] == call_key for r in rows):
             out["notes"].append(
-                "this call has no prefix fingerprint (the tracker records one when the "
-                "request body is seen; importers of provider logs cannot): the cause of a "
+                "this call has no prefix fingerprint (the tracker and the gateway record one "
+                "from the request body; importers of provider logs cannot): the cause of a "
                 "cache miss cannot be shown, only its cost")
             return out
         reqs = requests_from_rows(rows, self.label)

@@ -66,8 +66,8 @@ def task_url(key: str) -> str:
     return "/task/" + quote(key, safe="")
 
 
-def call_url(key: str) -> str:
-    return "/call/" + quote(key, safe="")
+def call_url(key: str, task: str | None = None) -> str:
+    return "/call/" + quote(key, safe="") + ("?" + urlencode({"task": task}) if task else "")
 
 
 # ------------------------------------------------------------------ layout
@@ -111,26 +111,27 @@ def _table(headers: Sequence[str], rows: Iterable[str], *, cls: str = "", tid: s
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
-def _bars(points: Sequence[tuple[str, float, str]], *, height: int = 140, fmt: str = "usd",
+def _bars(points: Sequence[tuple[str, float, str]], *, height: int = 120, fmt: str = "usd",
           cls: str = "bars") -> str:
-    """A bar chart as inline SVG: (label, value, link) per bar."""
+    """A bar chart as inline SVG: (label, value, link) per bar; shares are drawn on 0-100%."""
     if not points:
         return '<p class="empty">no data</p>'
-    top = max((v for _, v, _ in points), default=0.0) or 1.0
-    w = max(8, min(40, 900 // len(points)))
+    top = 1.0 if fmt == "pct" else (max(v for _, v, _ in points) or 1.0)
+    w = 20
     width = w * len(points)
     parts = []
     for i, (label, v, href) in enumerate(points):
-        h = 0 if top == 0 else max(1.0, v / top * (height - 18)) if v > 0 else 0
+        h = max(1.0, v / top * height) if v > 0 else 0.0
         text = f"{label}: ${v:,.4f}" if fmt == "usd" else f"{label}: {v:.1%}"
         parts.append(
-            f'<a href="{escape(href)}"><rect x="{i * w + 1}" y="{height - 14 - h:.1f}" '
-            f'width="{w - 2}" height="{h:.1f}"><title>{escape(text)}</title></rect></a>')
-    first, last = points[0][0], points[-1][0]
-    return (f'<svg class="{cls}" viewBox="0 0 {width} {height}" width="100%" '
-            f'height="{height}" preserveAspectRatio="none" role="img">{"".join(parts)}'
-            f'<text x="0" y="{height - 2}">{escape(first)}</text>'
-            f'<text x="{width}" y="{height - 2}" text-anchor="end">{escape(last)}</text></svg>')
+            f'<a href="{escape(href)}"><rect x="{i * w + 1}" y="{height - h:.2f}" '
+            f'width="{w - 2}" height="{h:.2f}"><title>{escape(text)}</title></rect></a>')
+    scale = f"${top:,.2f}" if fmt == "usd" else "100%"
+    return (f'<div class="chart"><span class="top">{escape(scale)}</span>'
+            f'<svg class="{cls}" viewBox="0 0 {width} {height}" width="100%" '
+            f'height="{height}" preserveAspectRatio="none" role="img">{"".join(parts)}</svg>'
+            f'<div class="axis"><span>{escape(points[0][0])}</span>'
+            f'<span>{escape(points[-1][0])}</span></div></div>')
 
 
 # ------------------------------------------------------------------ pages
@@ -296,8 +297,8 @@ def task_page(snap: Snapshot, task: dict[str, Any], calls: list[CallRow],
               stale: str | None = None) -> str:
     trs = []
     for i, c in enumerate(calls):
-        why = _a(call_url(c.call_key), "why?", "why") if c.suspicious else \
-            _a(call_url(c.call_key), "details")
+        url = call_url(c.call_key, c.task_key)
+        why = _a(url, "why?", "why") if c.suspicious else _a(url, "details")
         trs.append(
             f'<tr data-key="{escape(c.call_key)}" class="{"sus" if c.suspicious else ""}">'
             f'<td>{i + 1}</td><td>{escape(_ts(c.ts))}</td><td>{escape(c.model)}</td>'
