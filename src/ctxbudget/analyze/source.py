@@ -91,6 +91,7 @@ def open_source(
             raise StoreError(f"{p}: file not found")
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout
         names = [n for n, _ in CALL_COLUMNS]
         q = str(p).replace("'", "''")
         try:
@@ -135,4 +136,6 @@ def open_source(
             raise StoreError(f"{path}: no usage store here (import or track something first)")
         store = open_store(path)
     store.con.execute("SET TimeZone = 'UTC'")
+    # DuckDB draws its progress bar on stdout: it would corrupt --json and piped tables
+    store.con.execute("SET enable_progress_bar = false")
     return DataSource(con=store.con, label=str(store.path), _owned=store)

@@ -179,6 +179,7 @@ class Dataset:
         self.book = self.book or default_pricebook()
         self._mem = duckdb.connect()
         self._mem.execute("SET TimeZone = 'UTC'")
+        self._mem.execute("SET enable_progress_bar = false")
 
     # ------------------------------------------------------------------ versions
 
@@ -224,6 +225,7 @@ class Dataset:
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")  # it would print on our stdout
             cond = f" WHERE {calls_where}" if calls_where else ""
             if self.db is not None:
                 self._attach(con)

@@ -383,7 +383,7 @@ def whatif_page(snap: Snapshot, form: Mapping[str, str], result: Any, error: str
             f'</td>{_money(r.before_usd)}{_money(r.after_usd)}{_money(r.delta_usd)}'
             f'{_money(r.per_task(r.before_usd))}{_money(r.per_task(r.after_usd))}</tr>'
             for r in result.types]
-        trs.append(f'<tr class="total"><td>total</td><td></td><td></td><td></td>'
+        trs.append(f'<tr class="total" data-key="(total)"><td>total</td><td></td><td></td><td></td>'
                    f'{_money(result.before_usd)}{_money(result.after_usd)}<td></td><td></td>'
                    "<td></td></tr>")
         assumptions = "".join(f"<li>{escape(a)}</li>" for a in result.scenario.assumptions())
