@@ -147,7 +147,7 @@ def fingerprint_calls(*, session: str = "sess-fp", task: str = "task-fp") -> lis
         out.append(Call(
             ts=t0 + timedelta(seconds=40 * i), provider="anthropic", model="claude-sonnet-4-5",
             usage=u, task_id=task, session_id=session, task_type="support",
-            request_id=f"req_fp_{i}", latency_ms=1200.0 + i, source="track", turn=i + 1,
+            request_id=f"req_{task}_{i}", latency_ms=1200.0 + i, source="track", turn=i + 1,
             prefix_fingerprint=tuple(fp)))
     return out
 

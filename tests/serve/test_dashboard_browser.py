@@ -115,8 +115,8 @@ def test_why_page_names_the_changed_block(fp_store: Path, page: Any) -> None:
         page.wait_for_selector("#calls")
         flagged = page.eval_on_selector_all(
             "#calls tbody tr.sus", "rows => rows.map(r => r.dataset.key)")
-        assert "track:req_fp_3" in flagged
-        page.click('#calls tr[data-key="track:req_fp_3"] a')
+        assert "track:req_task-fp_3" in flagged
+        page.click('#calls tr[data-key="track:req_task-fp_3"] a')
         page.wait_for_selector(".findings")
         cause = page.inner_text(".findings .cause")
         assert cause == "prefix_changed"  # fingerprints only: which block, not what kind

@@ -15,7 +15,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ._data import TASK_SORTS, CallRow, Snapshot, TaskQuery
+from ._data import CallRow, Snapshot, TaskQuery
 
 __all__ = ["call_page", "day_page", "error_page", "overview_page", "task_page",
            "tasks_page", "whatif_page"]
@@ -333,7 +333,7 @@ def call_page(snap: Snapshot, call: CallRow, audit: Mapping[str, Any],
     for f in audit.get("findings", ()):
         find.append(
             f'<li class="finding"><b class="cause">{escape(f.cause)}</b> '
-            f'({escape(f.component)}{", block " + escape(f.block) if f.block else ""}): '
+            f'({escape(f.component)}{", " + escape(f.block) if f.block else ""}): '
             f'{escape(f.detail)}<br>lost {_int(f.lost_tokens)} cached tokens, '
             f'<span class="money" data-v="{escape(str(f.lost_usd))}">{_usd(f.lost_usd)}</span>'
             f'{" - provider says: " + escape(f.provider_reason) if f.provider_reason else ""}'
