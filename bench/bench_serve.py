@@ -109,7 +109,7 @@ def main() -> None:
             break
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(proc.stderr.read() if proc.stderr else "serve failed")
+                raise SystemExit(proc.stderr.read() if proc.stderr else "serve failed") from None
             time.sleep(0.2)
     startup = time.perf_counter() - t0
     try:

@@ -167,7 +167,7 @@ def test_page_refreshes_when_new_calls_arrive(tmp_path: Path, page: Any) -> None
         assert page.get_attribute('.card[data-k="calls"]', "data-v") == "2"
         w = SpoolWriter(spool)
         for c in calls[2:]:
-            w.put(("c", c))
+            w.put("c", c)
         w.close()
         deadline = time.monotonic() + 60  # the page's own script reloads it (no eval: CSP)
         while page.get_attribute('.card[data-k="calls"]', "data-v") != "5":
