@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from ctxbudget.serve.dashboard import Dataset, TaskQuery, create_app
 from ctxbudget.store import open_store
 
-from .conftest import cli, fingerprint_calls
+from .conftest import cli, fingerprint_calls, free_port
 
 
 @pytest.fixture()
@@ -155,3 +155,47 @@ def test_serve_command_errors(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     res = cli("serve", "--db", "a", "--data", "b")
     assert res.returncode == 2 and "not both" in res.stderr
+
+
+def test_budgets_from_a_running_gateways_metrics(store: Path) -> None:
+    """The overview shows what the gateway's /metrics says is left of each budget (the
+    exposition rendered by the gateway's own Metrics class), and names a gateway that
+    cannot be read."""
+    import http.server
+    from decimal import Decimal
+
+    from ctxbudget.serve.gateway._metrics import Metrics
+
+    m = Metrics()
+    m.remaining[("team-daily", "key:3f9a", "usd")] = Decimal("0.2500000")
+    m.remaining[("calls-hourly", 'user:a"b', "calls")] = Decimal(7)
+    m.blocked["team-daily"] = 3
+    body = m.render().encode()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/metrics" else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    ok = f"http://127.0.0.1:{srv.server_address[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"
+    ds = Dataset(db=store)
+    try:
+        c = _client(ds, gateways=(ok, dead))
+        html = c.get("/").text
+        data = c.get("/api/overview").json()["budgets"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        ds.close()
+    assert {(b["budget"], b["scope"], b["remaining"], b["blocked"]) for b in data} == {
+        ("team-daily", "key:3f9a", "0.2500000", 3), ("calls-hourly", 'user:a"b', "7", 0)}
+    assert 'data-key="team-daily|key:3f9a"' in html
+    assert f"gateway not readable: {dead}/metrics" in html

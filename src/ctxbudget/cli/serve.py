@@ -26,6 +26,9 @@ def serve(
                                              help="Price overrides YAML (repeatable)."),
     refresh: float = typer.Option(2.0, "--refresh", min=0.2,
                                   help="Seconds between checks for new data."),
+    gateway: list[str] | None = typer.Option(
+        None, "--gateway", help="Base URL of a running 'ctxbudget gateway' whose budgets "
+        "the overview shows (repeatable: one per replica)."),
 ) -> None:
     """Serve a live dashboard: spend per day and task type, drill-down to one call and
     why its cache missed, what-if re-pricing. Read-only; binds to 127.0.0.1 by default."""
@@ -54,7 +57,10 @@ def serve(
     err_console().print(f"ready in {snap.build_s:.2f} s; serving http://{host}:{port}/ "
                         "(Ctrl-C stops)")
     ds.start_refresher()
-    app = create_app(ds, token=token)
+    for g in gateway or ():
+        if not g.startswith(("http://", "https://")):
+            fail(f"--gateway: {g!r} is not an http(s) URL")
+    app = create_app(ds, token=token, gateways=tuple(gateway or ()))
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

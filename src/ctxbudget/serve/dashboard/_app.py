@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Sequence
 from datetime import date
 from importlib.resources import files
 from typing import Any
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from ...errors import CtxBudgetError
 from . import _pages as pages
+from ._budgets import read_gateway_budgets
 from ._data import TASK_SORTS, Dataset, TaskQuery
 
 __all__ = ["create_app"]
@@ -74,8 +76,11 @@ def _asset(name: str) -> bytes:
     return files("ctxbudget.serve.dashboard").joinpath("static", name).read_bytes()
 
 
-def create_app(ds: Dataset, *, token: str | None = None) -> Starlette:
-    """The dashboard over ``ds``; ``token`` (optional) is required on every request."""
+def create_app(ds: Dataset, *, token: str | None = None,
+               gateways: Sequence[str] = ()) -> Starlette:
+    """The dashboard over ``ds``; ``token`` (optional) is required on every request;
+    ``gateways``: base URLs of running ``ctxbudget gateway`` processes whose budgets the
+    overview shows."""
     assets = {"app.css": (_asset("app.css"), "text/css; charset=utf-8"),
               "app.js": (_asset("app.js"), "text/javascript; charset=utf-8")}
 
@@ -87,8 +92,11 @@ def create_app(ds: Dataset, *, token: str | None = None) -> Starlette:
         assert s is not None
         return s
 
+    def budgets() -> tuple[list[Any], list[str]] | None:
+        return read_gateway_budgets(list(gateways)) if gateways else None
+
     def overview(req: Request) -> Response:
-        return _html(pages.overview_page(snap(), stale()))
+        return _html(pages.overview_page(snap(), stale(), budgets()))
 
     def day(req: Request) -> Response:
         d = _day(req.path_params["day"])
@@ -166,7 +174,11 @@ def create_app(ds: Dataset, *, token: str | None = None) -> Starlette:
         return JSONResponse(to_jsonable({
             "version": s.version, "source": s.source, "by_day": s.by_day,
             "by_type": s.by_type, "by_model": s.by_model, "day_type": s.day_type,
-            "signals": list(s.signals), "pending_spool_calls": s.pending_spool_calls}))
+            "signals": list(s.signals), "pending_spool_calls": s.pending_spool_calls,
+            "budgets": None if not gateways else [
+                {"gateway": b.gateway, "budget": b.budget, "scope": b.scope, "unit": b.unit,
+                 "remaining": b.remaining, "blocked": b.blocked} for b in (budgets() or
+                                                                         ([], []))[0]]}))
 
     def api_tasks(req: Request) -> Response:
         from ...report.json import to_jsonable

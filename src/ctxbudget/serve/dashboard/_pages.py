@@ -137,7 +137,22 @@ def _bars(points: Sequence[tuple[str, float, str]], *, height: int = 120, fmt: s
 # ------------------------------------------------------------------ pages
 
 
-def overview_page(snap: Snapshot, stale: str | None = None) -> str:
+def _budgets_section(budgets: tuple[list[Any], list[str]] | None) -> str:
+    if budgets is None:
+        return ""
+    rows, errors = budgets
+    trs = [f'<tr data-key="{escape(b.budget)}|{escape(b.scope)}"><td>{escape(b.budget)}</td>'
+           f'<td>{escape(b.scope)}</td><td>{escape(b.unit)}</td>'
+           f'{_num(b.remaining, "" if b.remaining is None else f"{b.remaining:,}")}'
+           f'{_num(b.blocked, _int(b.blocked))}<td>{escape(b.gateway)}</td></tr>' for b in rows]
+    errs = "".join(f'<p class="stale">gateway not readable: {escape(e)}</p>' for e in errors)
+    table = _table(("budget", "scope", "unit", "remaining", "blocked requests", "gateway"), trs,
+                   tid="budgets") if trs else '<p class="empty">No budget decision yet.</p>'
+    return f"<section><h2>Budgets (from the gateway)</h2>{errs}{table}</section>"
+
+
+def overview_page(snap: Snapshot, stale: str | None = None,
+                  budgets: tuple[list[Any], list[str]] | None = None) -> str:
     tot = snap.by_day.total
     sig_types: dict[str, list[Any]] = {}
     for s in snap.signals:
@@ -162,8 +177,18 @@ def overview_page(snap: Snapshot, stale: str | None = None) -> str:
                 cls="bars hit")
     waste = _bars([(r.key, r.wasted_write_share or 0.0, f"/day/{r.key}") for r in days],
                   fmt="pct", cls="bars waste")
+    started: dict[str, list[Any]] = {}
+    for s in snap.signals:
+        if s.started is not None:
+            started.setdefault(str(s.started), []).append(s)
+
+    def day_badges(day: str) -> str:
+        return "".join(f' <span class="sig" title="{escape(s.title)}">{escape(s.kind)}: '
+                       f'{escape(s.task_type)}</span>' for s in started.get(day, []))
+
     day_rows = [
-        f'<tr data-key="{escape(r.key)}"><td>{_a(f"/day/{r.key}", r.key)}</td>'
+        f'<tr data-key="{escape(r.key)}" class="{"signal" if r.key in started else ""}">'
+        f'<td>{_a(f"/day/{r.key}", r.key)}{day_badges(r.key)}</td>'
         f'{_num(r.calls, _int(r.calls))}{_num(r.tasks, _int(r.tasks))}{_money(r.cost_usd)}'
         f'{_num(r.cache_hit_rate, _pct(r.cache_hit_rate))}'
         f'{_num(r.wasted_write_tokens, _int(r.wasted_write_tokens))}'
@@ -201,6 +226,7 @@ def overview_page(snap: Snapshot, stale: str | None = None) -> str:
     body = f"""
 <section class="cards">{"".join(cards)}</section>
 <section><h2>Warning signals</h2>{signals}</section>
+{_budgets_section(budgets)}
 <section class="charts"><div><h3>Spend per day</h3>{spend}</div>
 <div><h3>Cache hit rate per day</h3>{hit}</div>
 <div><h3>Wasted cache writes (share of writes) per day</h3>{waste}</div></section>
