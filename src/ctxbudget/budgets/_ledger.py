@@ -32,6 +32,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ._types import (
     NANO,
     Amount,
@@ -49,6 +51,7 @@ from ._types import (
 __all__ = ["DEFAULT_RESERVATION_TTL", "Ledger", "MemoryLedger"]
 
 log = logging.getLogger("ctxbudget.budgets")
+_encode = msgspec.json.Encoder().encode
 
 #: Seconds after which a reservation that was neither settled nor released (its
 #: process crashed) stops holding budget.
@@ -369,7 +372,7 @@ class MemoryLedger(Ledger):
     def _journal(self, rec: dict[str, Any]) -> None:
         if self._fd is None:
             return
-        line = (json.dumps(rec, separators=(",", ":")) + "\n").encode()
+        line = _encode(rec) + b"\n"
         try:
             os.write(self._fd, line)
         except OSError as exc:

@@ -35,6 +35,10 @@ WindowKind = Literal["task", "total", "rolling", "day", "week", "month"]
 #: A rolling window is kept as this many equal slots.
 ROLLING_SLOTS = 60
 
+#: Calendar buckets already computed: window -> (start, reset, bucket id), valid while
+#: start <= now < reset (one computation per window per day / week / month).
+_BUCKETS: dict[Window, tuple[datetime, datetime, str]] = {}
+
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -78,6 +82,16 @@ class Window:
             return "", None
         if self.kind == "rolling":
             return "r", None
+        hit = _BUCKETS.get(self)
+        if hit is not None and hit[0] <= now < hit[1]:
+            return hit[2], hit[1]
+        bid, start, reset = self._calendar_bucket(now)
+        if len(_BUCKETS) > 1024:
+            _BUCKETS.clear()
+        _BUCKETS[self] = (start, reset, bid)
+        return bid, reset
+
+    def _calendar_bucket(self, now: datetime) -> tuple[str, datetime, datetime]:
         local = now.astimezone(ZoneInfo(self.timezone))
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
         if self.kind == "day":
@@ -92,8 +106,10 @@ class Window:
             nxt = (start + timedelta(days=32)).replace(day=1)
             bid = f"m{start:%Y-%m}"
         # wall-clock midnight in the zone (handles DST days of 23 or 25 hours)
-        reset = nxt.replace(tzinfo=None).replace(tzinfo=ZoneInfo(self.timezone))
-        return bid, reset.astimezone(UTC)
+        zone = ZoneInfo(self.timezone)
+        reset = nxt.replace(tzinfo=None).replace(tzinfo=zone)
+        return bid, start.replace(tzinfo=None).replace(tzinfo=zone).astimezone(UTC), \
+            reset.astimezone(UTC)
 
     def slot(self, now: datetime) -> int:
         """Index of the rolling slot ``now`` falls in."""

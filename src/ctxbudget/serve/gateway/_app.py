@@ -122,6 +122,12 @@ class Gateway:
             self.recorder = track.record_call
         if self.config.budgets:
             _ = self.ledger  # open (and replay) now, not on the first request
+        # load the token encodings and the price catalog now, not on the first request
+        for body, api, prov in ((b'{"model":"claude-sonnet-4-5","messages":[]}', "anthropic",
+                                 "anthropic"),
+                                (b'{"model":"gpt-4o","messages":[]}', "openai-chat", "openai")):
+            with contextlib.suppress(Exception):
+                self.pricer.estimate(body, api, provider=prov)
         timeout = aiohttp.ClientTimeout(total=self.config.upstream_timeout,
                                         sock_connect=self.config.connect_timeout)
         self._session = aiohttp.ClientSession(
@@ -415,16 +421,22 @@ class Gateway:
         parser: StreamUsage | None = None
         copy: list[bytes] | None = None
         resp_id: str | None = None
-        disconnected = asyncio.Event()
+        gone = False  # the client disconnected (streams only: see watch())
+        up: Any = None
+        watcher: asyncio.Future[Any] | None = None
 
         async def watch() -> None:
+            # A client that goes away mid-stream: close the upstream response so the
+            # read loop ends now (and the provider stops generating), not at the end.
+            nonlocal gone
             while True:
                 m = await receive()
                 if m["type"] == "http.disconnect":
-                    disconnected.set()
+                    gone = True
+                    if up is not None:
+                        up.close()
                     return
 
-        watcher = asyncio.ensure_future(watch())
         try:
             assert self._session is not None
             try:
@@ -448,24 +460,25 @@ class Gateway:
                     out_headers.append((b"content-length",
                                         up.headers["content-length"].encode("latin-1")))
                 out_headers += self._budget_headers(decision)
+                streaming = "text/event-stream" in ctype
                 if metered:
                     assert api is not None and est is not None
-                    if "text/event-stream" in ctype:
+                    if streaming:
                         parser = StreamUsage(api, upstream.provider)
                     else:
                         copy = []
+                if streaming:
+                    watcher = asyncio.ensure_future(watch())
                 await send({"type": "http.response.start", "status": status,
                             "headers": out_headers})
-                read = asyncio.ensure_future(up.content.readany())
+                content = up.content
                 while True:
-                    if not disconnected.is_set():
-                        done, _ = await asyncio.wait((read, watcher),
-                                                     return_when=asyncio.FIRST_COMPLETED)
-                        if read not in done:
-                            aborted = True
-                            read.cancel()
+                    try:
+                        chunk = await content.readany()
+                    except (aiohttp.ClientError, OSError):
+                        if gone:
                             break
-                    chunk = await read
+                        raise
                     if not chunk:
                         break
                     if ttft is None:
@@ -475,9 +488,10 @@ class Gateway:
                     elif copy is not None:
                         copy.append(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    read = asyncio.ensure_future(up.content.readany())
-                if aborted:
-                    up.close()
+                    if gone:
+                        break
+                if gone:
+                    aborted = True
                 else:
                     await send({"type": "http.response.body", "body": b""})
         except asyncio.CancelledError:
@@ -487,7 +501,8 @@ class Gateway:
             error = f"upstream: {type(exc).__name__}: {exc}"
             aborted = True
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             elapsed = time.perf_counter() - t0
             self.metrics.observe(upstream.name, elapsed)
             self.metrics.requests[(upstream.name, up_path, status)] += 1
