@@ -44,6 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FAKE = ROOT / "tests" / "serve" / "gateway" / "fake_upstream.py"
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT.parent / "shared" / "data" / "tiktoken"))
 TICK = os.sysconf("SC_CLK_TCK")
+#: The client key every contender gets (LiteLLM's master key; the gateway's budget
+#: matches it).
+KEY = "sk-bench-" + "5f" * 24
 
 
 def free_port() -> int:
@@ -194,7 +197,7 @@ def start_litellm(up: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
             "model": "anthropic/claude-sonnet-4-5", "api_base": up, "api_key": "sk-fake"}}],
         "litellm_settings": {"telemetry": False, "drop_params": True}}))
     env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-           "DISABLE_SCHEMA_UPDATE": "True"}
+           "DISABLE_SCHEMA_UPDATE": "True", "LITELLM_MASTER_KEY": KEY}
     log = open(tmp / "litellm.log", "wb")  # noqa: SIM115
     p = subprocess.Popen([exe, "--config", str(cfg), "--host", "127.0.0.1", "--port",
                           str(port), "--num_workers", "1"], env=env, stdout=log, stderr=log)
@@ -203,7 +206,7 @@ def start_litellm(up: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def measure(name: str, url: str, pid: int | None, make: Any, quick: bool) -> dict[str, Any]:
-    hdr = {"x-api-key": "sk-bench-1", "anthropic-version": "2023-06-01",
+    hdr = {"x-api-key": KEY, "anthropic-version": "2023-06-01",
            "content-type": "application/json", "x-fake-chunks": "20"}
     q = 0.25 if quick else 1.0
     out: dict[str, Any] = {"name": name}

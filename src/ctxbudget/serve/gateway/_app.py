@@ -471,6 +471,16 @@ class Gateway:
                     watcher = asyncio.ensure_future(watch())
                 await send({"type": "http.response.start", "status": status,
                             "headers": out_headers})
+                clen = up.content_length
+                if not streaming and clen is not None and clen <= 8 * 1024 * 1024:
+                    # a sized JSON body: one read, one write (the client cannot use part
+                    # of a JSON document anyway)
+                    data = await up.read()
+                    ttft = time.perf_counter() - t0
+                    if copy is not None:
+                        copy.append(data)
+                    await send({"type": "http.response.body", "body": data})
+                    return
                 content = up.content
                 while True:
                     try:

@@ -66,7 +66,8 @@ def serve(config_path: str, *, host: str = "127.0.0.1", port: int = 8787, worker
     kwargs: dict[str, Any] = dict(host=host, port=port, factory=True, log_level=log_level,
                                   lifespan="on", access_log=False, http="httptools",
                                   timeout_graceful_shutdown=graceful_seconds,
-                                  timeout_keep_alive=75)
+                                  timeout_keep_alive=75, proxy_headers=False,
+                                  server_header=False, date_header=False)
     try:
         import uvloop  # noqa: F401
 
