@@ -24,6 +24,8 @@ def test_readme_opens_with_exactly_two_commands() -> None:
     assert len(cmds) == 2, cmds
     install_and_run, test = cmds
     assert "pip install" in install_and_run and "ctxbudget demo" in install_and_run
+    # the demo reads the store and writes charts: the base install lacks them (slim)
+    assert "[analyze]" in install_and_run or "[all]" in install_and_run
     assert "pip install" in test and "pytest" in test
 
 

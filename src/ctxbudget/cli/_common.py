@@ -84,6 +84,27 @@ def user_errors(prefix: str = "") -> Iterator[None]:
         raise typer.Exit(EXIT_USER_ERROR) from None
     except BrokenPipeError:
         raise typer.Exit(EXIT_OK) from None
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        sys.stderr.write(f"error: {prefix}this needs the '{extra}' extra ({exc.name} is not "
+                         f"installed): pip install 'ctxbudget[{extra}]'\n")
+        raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+#: Optional packages -> the extra that installs them (the base install is slim:
+#: pyproject.toml). A command that meets a missing one says which extra to install.
+EXTRAS: dict[str, str] = {
+    "duckdb": "analyze", "pyarrow": "analyze", "numpy": "analyze", "plotly": "analyze",
+    "pandas": "analyze",
+    "pyspark": "spark", "sqlglot": "spark",
+    "anthropic": "anthropic", "openai": "openai", "tokenizers": "hf",
+    "opentelemetry": "otel", "starlette": "gateway", "uvicorn": "gateway",
+    "aiohttp": "gateway", "redis": "gateway", "httptools": "gateway",
+    "google": "genai", "boto3": "bedrock", "botocore": "bedrock", "litellm": "litellm",
+    "numba": "sim",
+}
 
 
 def handles_errors(fn: F) -> F:
