@@ -103,6 +103,11 @@ def _metrics(e: Env) -> None:
     _openai(e)
 
 
+def _langchain(e: Env) -> None:
+    pytest.importorskip("langchain_openai")
+    _openai(e)
+
+
 #: snippet -> (environment setup, calls it records, their task id, provider)
 EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "gemini": (_gemini, 2, "ticket-42", "google"),
@@ -111,6 +116,7 @@ EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "litellm": (_litellm, 1, "ticket-45", "openai"),
     "otlp": (_otlp, 1, "ticket-46", "openai"),
     "metrics": (_metrics, 1, "ticket-47", "openai"),
+    "langchain": (_langchain, 1, "ticket-48", "openai"),
 }
 
 
