@@ -1,19 +1,20 @@
 """Every snippet of docs/integrations.md runs, as written, against the local fakes.
 
-The test only points the SDKs' standard base-URL environment variables at local fake
-servers replaying recorded responses, then checks the snippet recorded its calls with
-its task id. A snippet without an entry in ``EXPECT`` fails the test (docs cannot drift).
+Each snippet runs in a fresh interpreter, as written; the test only points the SDKs'
+standard base-URL environment variables at local fake servers replaying recorded
+responses, then checks the snippet recorded its calls with its task id. A snippet
+without an entry in ``EXPECT`` fails the test (docs cannot drift).
 """
 
 from __future__ import annotations
 
-import gc
+import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,7 +28,8 @@ from track_helpers import recorded  # noqa: E402
 
 import ctxbudget.track as tr  # noqa: E402
 
-DOC = HERE.parents[1] / "docs" / "integrations.md"
+ROOT = HERE.parents[1]
+DOC = ROOT / "docs" / "integrations.md"
 SNIPPET = re.compile(r"<!-- snippet: (\S+) -->\s*```python\n(.*?)```", re.S)
 
 
@@ -97,9 +99,6 @@ def _otlp(e: Env) -> None:
 
 def _metrics(e: Env) -> None:
     pytest.importorskip("prometheus_client")
-    import ctxbudget.metrics
-
-    e.cleanups.append(ctxbudget.metrics.uninstall)
     _openai(e)
 
 
@@ -137,38 +136,24 @@ def test_every_snippet_has_an_expectation() -> None:
     assert set(snippets()) == set(EXPECT)
 
 
-def _close(ns: dict[str, Any]) -> None:
-    for v in ns.values():
-        close = getattr(v, "close", None)
-        if callable(close) and type(v).__module__.split(".")[0] in ("google", "botocore",
-                                                                       "openai"):
-            close()
-
-
-@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
-@pytest.mark.filterwarnings("ignore:Items? .* `ReadOnly` qualifier:UserWarning")  # litellm
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("name", sorted(EXPECT))
 def test_snippet_runs_and_records(name: str, env: Env, tmp_path: Path) -> None:
+    """Run the snippet as a user would (a fresh interpreter, the snippet's text as is)."""
     setup, n, task_id, provider = EXPECT[name]
-    setup(env)
-    spool = tmp_path / "spool"
-    tr.configure(spool_dir=spool, flush_interval=0.05)
-    ns: dict[str, Any] = {"__name__": f"snippet_{name}"}
+    home = tmp_path / "home"
+    spool = home / "spool"
+    tr.configure(spool_dir=spool, flush_interval=0.05)  # the OTLP receiver records here
     try:
-        exec(compile(snippets()[name], f"docs/integrations.md:{name}", "exec"), ns)
-        deadline = time.monotonic() + 30  # some frameworks record from a background thread
-        while len(calls := recorded(spool)[0]) < n and time.monotonic() < deadline:
-            time.sleep(0.05)
+        setup(env)
+        penv = {**os.environ, "CTXBUDGET_HOME": str(home),
+                "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        proc = subprocess.run([sys.executable, "-c", snippets()[name]], env=penv,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        calls, _ = recorded(spool)
     finally:
-        _close(ns)
-        if "litellm" in sys.modules:
-            sys.modules["litellm"].callbacks = []
-        gc.collect()  # frameworks' leftover sockets / loops: collected under these filters
         tr.configure()
-    assert len(calls) == n
+    assert len(calls) == n, proc.stderr[-3000:]
     assert {c.task_id for c in calls} == {task_id}
     assert {c.provider for c in calls} == {provider}
     assert all(c.usage.total_tokens > 0 for c in calls)
