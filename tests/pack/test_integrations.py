@@ -7,6 +7,7 @@ rarely (hysteresis)."""
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from itertools import pairwise
 from typing import Any
@@ -47,6 +48,7 @@ def check_requests(server: Any, limit: int, *, chat: bool) -> list[int]:
 
 def test_pydantic_ai_history_processor(agent_server: Any) -> None:
     pytest.importorskip("pydantic_ai")
+    from openai import AsyncOpenAI
     from pydantic_ai import Agent
     from pydantic_ai.capabilities import ProcessHistory
     from pydantic_ai.models.openai import OpenAIChatModel
@@ -55,8 +57,8 @@ def test_pydantic_ai_history_processor(agent_server: Any) -> None:
     from ctxbudget.pack.integrations.pydantic_ai import PackHistory
 
     server = agent_server(ROUNDS)
-    model = OpenAIChatModel("gpt-4.1", provider=OpenAIProvider(base_url=server.url,
-                                                                api_key="test"))
+    client = AsyncOpenAI(base_url=server.url, api_key="test", max_retries=0)
+    model = OpenAIChatModel("gpt-4.1", provider=OpenAIProvider(openai_client=client))
     pack = PackHistory(config())
     agent = Agent(model, system_prompt=SYSTEM, capabilities=[ProcessHistory(pack)])
 
@@ -65,7 +67,11 @@ def test_pydantic_ai_history_processor(agent_server: Any) -> None:
         """Read one part of the deploy log."""
         return log_part(part)
 
-    result = agent.run_sync(TASK)
+    async def run() -> Any:
+        async with client:  # asyncio.run closes its loop: nothing left for the GC
+            return await agent.run(TASK)
+
+    result = asyncio.run(run())
     assert result.output == "done"
     assert len(server.requests) == ROUNDS + 1
     sizes = check_requests(server, 8_000 - 1_000, chat=True)
@@ -107,8 +113,12 @@ def test_openai_agents_call_model_input_filter(agent_server: Any) -> None:
     pack = PackInput(cfg)
     agent = Agent(name="analyst", instructions=SYSTEM, tools=[read_log],
                   model=OpenAIResponsesModel("gpt-4.1", openai_client=client))
-    result = Runner.run_sync(agent, TASK, max_turns=ROUNDS + 5,
-                             run_config=RunConfig(call_model_input_filter=pack))
+    async def run() -> Any:
+        async with client:
+            return await Runner.run(agent, TASK, max_turns=ROUNDS + 5,
+                                    run_config=RunConfig(call_model_input_filter=pack))
+
+    result = asyncio.run(run())
     assert result.final_output == "done"
     assert len(server.requests) == ROUNDS + 1
     sizes = check_requests(server, 8_000 - 1_000, chat=False)
