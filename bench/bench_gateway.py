@@ -239,7 +239,7 @@ def measure(name: str, url: str, pid: int | None, make: Any, quick: bool) -> dic
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    ap.add_argument("--server", choices=("uvicorn", "granian", "both"), default="uvicorn")
     ap.add_argument("--no-litellm", action="store_true")
     ap.add_argument("--body", choices=("small", "400k", "both"), default="both")
     args = ap.parse_args()
@@ -252,8 +252,13 @@ def main() -> None:
         procs.append(fake)
         up = f"http://127.0.0.1:{up_port}"
         wait_port(up_port, fake)
-        gw, gw_url = start_gateway(up, tmp, args.server)
-        procs.append(gw)
+        servers = ("uvicorn", "granian") if args.server == "both" else (args.server,)
+        gws = []
+        for _i, server in enumerate(servers):
+            (tmp / server).mkdir()
+            gw, gw_url = start_gateway(up, tmp / server, server)
+            procs.append(gw)
+            gws.append((server, gw, gw_url))
         ll = ll_url = None
         ll_error = None
         if not args.no_litellm:
@@ -268,11 +273,10 @@ def main() -> None:
             if args.body not in (label, "both"):
                 continue
             print(f"\n## {label} Messages body"
-                  f"{f' ({big_size / 1024:.0f} KB)' if label == '400k' else ''}; "
-                  f"gateway on {args.server}")
-            rows = [measure("direct", up, fake.pid, make, args.quick),
-                    measure(f"ctxbudget gateway ({args.server})", gw_url, gw.pid, make,
-                            args.quick)]
+                  f"{f' ({big_size / 1024:.0f} KB)' if label == '400k' else ''}")
+            rows = [measure("direct", up, fake.pid, make, args.quick)]
+            rows += [measure(f"ctxbudget gateway ({server})", gw_url, gw.pid, make, args.quick)
+                     for server, gw, gw_url in gws]
             if ll is not None and ll_url is not None:
                 rows.append(measure("LiteLLM proxy", ll_url, ll.pid, make, args.quick))
             base = rows[0]
@@ -288,11 +292,13 @@ def main() -> None:
                       f"{r['rps1']:.0f} | {r['rps16']:.0f} | {r['rps64']:.0f} | "
                       f"{r['srps16']:.0f} | {r['srps64']:.0f} | "
                       f"{r.get('req_per_cpu_s', 0):.0f} | {r['errors']} |")
-            if len(rows) == 3:
-                g, lt = rows[1], rows[2]
-                print(f"\ngateway / LiteLLM requests per CPU-second: "
-                      f"{g['req_per_cpu_s'] / lt['req_per_cpu_s']:.1f}x; throughput c=64: "
-                      f"{g['rps64'] / lt['rps64']:.1f}x")
+            if ll is not None:
+                lt = rows[-1]
+                for g in rows[1:-1]:
+                    print(f"\n{g['name']} / LiteLLM: requests per CPU-second "
+                          f"{g['req_per_cpu_s'] / lt['req_per_cpu_s']:.1f}x; throughput c=64 "
+                          f"{g['rps64'] / lt['rps64']:.1f}x; streams/s c=64 "
+                          f"{g['srps64'] / lt['srps64']:.1f}x")
         if ll_error:
             print(f"\nLiteLLM proxy not measured: {ll_error}")
     finally:
