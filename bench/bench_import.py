@@ -1,32 +1,32 @@
-"""Import + daily report of a large Claude Code folder: ctxbudget vs ccusage vs raw DuckDB.
+"""The daily run: ctxbudget vs ccusage on Claude Code folders of several sizes.
 
-    python3 bench/bench_import.py [--size-mib 1024] [--repeat 3] [--dir DIR]
+    python3 bench/bench_import.py [--sizes 1,16,64,1024] [--repeat 3] [--keep DIR]
 
-Generates (unless ``--dir`` is given) a ``~/.claude``-style folder of ``--size-mib``
-MiB with ``make_claude_folder.py`` (copies of the shared sessions, unique ids, dates
-spread over 60 days), then times, as separate processes, each ``--repeat`` times
-interleaved (wall time median and min, peak RSS max):
+For each size (MiB) a ``~/.claude``-style folder is generated with
+``make_claude_folder.py`` (copies of the shared sessions, unique ids, 60 days), then,
+each command a separate process with ``CLAUDE_CONFIG_DIR`` set and ``TZ=UTC``:
 
-* ``ctxbudget import claude-code DIR --db NEW`` + ``ctxbudget report --by day --json``
-  (a fresh store each run);
-* ``ccusage@20.0.24 claude daily --offline --json`` with ``CLAUDE_CONFIG_DIR=DIR``
-  (installed with npm into /tmp/ccusage-bench if missing);
-* a raw DuckDB ``read_json`` sum of the four token columns over the same files (no
-  de-duplication, no store, no pricing: the floor for a DuckDB-based reader);
-* ``cat`` of every file to /dev/null (the I/O floor).
+* **first run** — ``ccusage@20.0.24 claude daily --offline --json`` (installed with
+  npm into /tmp/ccusage-bench if missing) and ``ctxbudget report --from claude-code
+  --by day --json`` into a new store (import + report in one process);
+* **re-run, unchanged** — both again (ccusage reads everything again; ctxbudget sees
+  every file unchanged);
+* **re-run after an append** — new lines, 1% of the folder's lines, appended to 5
+  files (copies of lines already there with new message and request ids: new calls on
+  the same days), then both again. ``--repeat`` rounds, each appending again.
 
-It also checks that the token totals of ctxbudget and ccusage agree (and equal the
-shared folder's totals times the number of copies), re-imports into an existing store
-(unchanged files are skipped), and measures ctxbudget's peak RSS (import and report,
-the larger) on folders a quarter of and twice the size, to show memory stays bounded
-as the folder grows (the import holds at most ``BATCH_ROWS`` calls at a time).
+Every ctxbudget row's token totals must equal ccusage's on the same folder state
+(printed: ``ok`` or the difference) and the cost is compared too. Wall times are
+the best and the median of the rounds; the machine is shared (the load average is
+printed). Also printed: ``ctxbudget --version`` and ``report --by day`` on the store
+of the shared Claude Code data, best of 5.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -36,33 +36,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_claude_folder import make_folder
+from make_claude_folder import DATA, make_folder
 
 CCUSAGE_DIR = Path("/tmp/ccusage-bench")
 CCUSAGE = CCUSAGE_DIR / "node_modules" / ".bin" / "ccusage"
 TIME = shutil.which("time") or "/usr/bin/time"
-BASE = {"input": 1040, "output": 56515, "cache_write": 198421, "cache_read": 4075332}
-
-RAW_SQL = """
-import duckdb, sys
-con = duckdb.connect()
-print(con.execute(
-    "SELECT sum(message.usage.input_tokens), sum(message.usage.output_tokens), "
-    "sum(message.usage.cache_creation_input_tokens), sum(message.usage.cache_read_input_tokens) "
-    "FROM read_json(?, format='newline_delimited')", [sys.argv[1]]).fetchall())
-"""
+CTXB = [sys.executable, "-m", "ctxbudget.cli.main"]
 
 
-class M(tuple[float, float, int]):
-    """(wall s, CPU s = user + sys, peak RSS KiB) of one or more processes."""
-
-    def __add__(self, o: object) -> M:  # type: ignore[override]
-        assert isinstance(o, M)
-        return M((self[0] + o[0], self[1] + o[1], max(self[2], o[2])))
-
-
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[M, str]:
-    """Wall time, CPU time and peak RSS of one process, and its stdout."""
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+    """(wall s, CPU s, peak RSS MiB, stdout) of one process."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         t0 = time.perf_counter()
         p = subprocess.run([TIME, "-f", "%U %S %M", "-o", tf.name, *cmd], capture_output=True,
@@ -71,7 +54,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[M, str]:
         if p.returncode != 0:
             raise SystemExit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-2000:]}")
         u, s, rss = tf.read().strip().splitlines()[-1].split()
-    return M((wall, float(u) + float(s), int(rss))), p.stdout
+    return wall, float(u) + float(s), int(rss) // 1024, p.stdout
 
 
 def ensure_ccusage() -> bool:
@@ -85,117 +68,136 @@ def ensure_ccusage() -> bool:
     return r.returncode == 0 and CCUSAGE.exists()
 
 
-def ctxbudget_run(folder: Path, work: Path,
-                  fresh: bool = True) -> tuple[M, dict[str, int], M, M]:
-    db = work / "bench.duckdb"
-    if fresh and db.exists():
-        db.unlink()
-    exe = [sys.executable, "-m", "ctxbudget.cli.main"]
-    m1, out1 = timed([*exe, "import", "claude-code", str(folder), "--db", str(db), "--json"])
-    m2, out2 = timed([*exe, "report", "--db", str(db), "--by", "day", "--json"])
-    rows = json.loads(out2)["rows"]
-    tot = {"input": sum(r["input_tokens"] for r in rows),
-           "output": sum(r["output_tokens"] for r in rows),
-           "cache_write": sum(r["cache_write_5m_tokens"] + r["cache_write_1h_tokens"]
-                              for r in rows),
-           "cache_read": sum(r["cache_read_tokens"] for r in rows)}
-    del out1
-    return m1 + m2, tot, m1, m2
+Totals = tuple[int, int, int, int, float]
 
 
-def ccusage_run(folder: Path) -> tuple[M, dict[str, int]]:
-    m, out = timed([str(CCUSAGE), "claude", "daily", "--offline", "--json"],
-                      env={"CLAUDE_CONFIG_DIR": str(folder), "TZ": "UTC"})
+def ccusage(folder: Path) -> tuple[float, float, Totals]:
+    wall, cpu, _, out = timed([str(CCUSAGE), "claude", "daily", "--offline", "--json"],
+                              env={"CLAUDE_CONFIG_DIR": str(folder), "TZ": "UTC"})
     t = json.loads(out)["totals"]
-    return m, {"input": t["inputTokens"], "output": t["outputTokens"],
-                  "cache_write": t["cacheCreationTokens"], "cache_read": t["cacheReadTokens"]}
+    return wall, cpu, (t["inputTokens"], t["outputTokens"], t["cacheCreationTokens"],
+                       t["cacheReadTokens"], float(t["totalCost"]))
+
+
+def ctxbudget(folder: Path, db: Path) -> tuple[float, float, Totals]:
+    wall, cpu, _, out = timed([*CTXB, "report", "--from", "claude-code", "--by", "day",
+                               "--db", str(db), "--json"],
+                              env={"CLAUDE_CONFIG_DIR": str(folder), "TZ": "UTC"})
+    rows = json.loads(out)["rows"]
+    return wall, cpu, (sum(r["input_tokens"] for r in rows),
+                       sum(r["output_tokens"] for r in rows),
+                       sum(r["cache_write_5m_tokens"] + r["cache_write_1h_tokens"]
+                           for r in rows),
+                       sum(r["cache_read_tokens"] for r in rows),
+                       float(sum(float(r["cost_usd"]) for r in rows)))
+
+
+_IDS = re.compile(r"(msg_[A-Za-z0-9]+|req_[A-Za-z0-9]+)")
+
+
+def append_lines(folder: Path, round_: int, files: int = 5, share: float = 0.01) -> int:
+    """Append ``share`` of the folder's lines to its ``files`` largest files: copies of
+    their first lines with new message / request ids. Returns lines appended."""
+    all_files = sorted(folder.rglob("*.jsonl"), key=lambda p: p.stat().st_size, reverse=True)
+    total = 0
+    for f in all_files:
+        with f.open("rb") as fh:
+            total += sum(block.count(b"\n") for block in iter(lambda fh=fh: fh.read(1 << 20), b""))
+    want = max(files, round(total * share))
+    done = 0
+    for n, f in enumerate(all_files[:files]):
+        k = want // files + (1 if n < want % files else 0)
+        src = f.read_text(encoding="utf-8").splitlines()
+        new = [_IDS.sub(lambda m: f"{m.group(1)}a{round_}", src[i % len(src)])
+               for i in range(k)]
+        with f.open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(new) + "\n")
+        done += k
+    return done
+
+
+def check(ours: Totals, ref: Totals) -> str:
+    if ours[:4] != ref[:4]:
+        return f"MISMATCH tokens {ours[:4]} vs {ref[:4]}"
+    return f"ok (cost diff ${abs(ours[4] - ref[4]):.6f})"
+
+
+def best_of(cmd: list[str], n: int = 5) -> float:
+    return min(timed(cmd)[0] for _ in range(n))
 
 
 def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size-mib", type=float, default=1024)
+    ap.add_argument("--sizes", default="1,16,64,1024", help="MiB, comma-separated")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--dir", type=Path, help="use this folder instead of generating one")
+    ap.add_argument("--keep", type=Path, help="work here and keep the folders")
     a = ap.parse_args(argv)
-
-    work = Path(tempfile.mkdtemp(prefix="ctxb-bench-"))
+    if not ensure_ccusage():
+        raise SystemExit("ccusage@20.0.24 could not be installed (npm missing?)")
+    work = a.keep or Path(tempfile.mkdtemp(prefix="ctxb-bench-"))
+    rows: list[tuple[str, ...]] = []
     try:
-        if a.dir:
-            folder, copies = a.dir, None
-        else:
-            folder = work / "claude"
-            files, nbytes, copies = make_folder(folder, a.size_mib)
-            print(f"generated {folder}: {files} files, {nbytes / 2**20:.0f} MiB, "
-                  f"{copies} copies of the shared sessions")
-        glob = str(folder / "projects" / "*" / "*.jsonl")
-        file_list = sorted(str(p) for p in (folder / "projects").glob("*/*.jsonl"))
-        have_cc = ensure_ccusage()
-        runs: dict[str, list[M]] = {}
-        totals: dict[str, dict[str, int]] = {}
-        ours_name, cc_name, raw_name = ("ctxbudget import + report --by day",
-                                        "ccusage@20.0.24 claude daily", "raw DuckDB read_json sum")
-        for _ in range(a.repeat):
-            m, totals["ctxbudget"], m_imp, m_rep = ctxbudget_run(folder, work)
-            runs.setdefault(ours_name, []).append(m)
-            runs.setdefault("  of which import", []).append(m_imp)
-            runs.setdefault("  of which report --by day", []).append(m_rep)
-            if have_cc:
-                m, totals["ccusage"] = ccusage_run(folder)
-                runs.setdefault(cc_name, []).append(m)
-            m, _ = timed([sys.executable, "-c", RAW_SQL, glob])
-            runs.setdefault(raw_name, []).append(m)
-            m, _ = timed(["sh", "-c", 'xargs cat < "$0" > /dev/null',
-                          _write_list(work, file_list)])
-            runs.setdefault("cat > /dev/null", []).append(m)
-        reimport = ctxbudget_run(folder, work, fresh=False)[0]
-        rss_by_size: dict[float, int] = {}
-        if not a.dir:
-            for factor in (0.25, 2):
-                sub = work / f"x{factor}"
-                make_folder(sub, a.size_mib * factor)
-                rss_by_size[a.size_mib * factor] = ctxbudget_run(sub, work)[0][2]
-                shutil.rmtree(sub, ignore_errors=True)
-            rss_by_size[a.size_mib] = max(x[2] for x in runs[ours_name])
-
-        wall = {k: statistics.median(x[0] for x in v) for k, v in runs.items()}
-        cpu = {k: statistics.median(x[1] for x in v) for k, v in runs.items()}
-        print(f"\n{'command':38} {'wall s':>7} {'min':>6} {'CPU s':>6} {'RSS MiB':>8} "
-              f"{'wall/ccusage':>13} {'wall/raw':>9} {'CPU/ccusage':>12} {'CPU/raw':>8}")
-        for name, v in runs.items():
-            cc_w, cc_c = wall.get(cc_name, float("nan")), cpu.get(cc_name, float("nan"))
-            print(f"{name:38} {wall[name]:7.2f} {min(x[0] for x in v):6.2f} {cpu[name]:6.2f} "
-                  f"{max(x[2] for x in v) / 1024:8.0f} {wall[name] / cc_w:12.2f}x "
-                  f"{wall[name] / wall[raw_name]:8.2f}x {cpu[name] / cc_c:11.2f}x "
-                  f"{cpu[name] / cpu[raw_name]:7.2f}x")
-        print(f"{'ctxbudget re-import (unchanged)+report':38} {reimport[0]:7.2f} {'':6} "
-              f"{reimport[1]:6.2f} {reimport[2] / 1024:8.0f}")
-        if cc_name in wall:
-            print("\nctxbudget speed-up over ccusage: "
-                  f"wall {wall[cc_name] / wall[ours_name]:.2f}x, "
-                  f"CPU {cpu[cc_name] / cpu[ours_name]:.2f}x (goal >= 3x)")
-        else:
-            print("\nccusage not available (npm missing)")
-        print(f"ctxbudget / raw DuckDB: wall {wall[ours_name] / wall[raw_name]:.2f}x, "
-              f"CPU {cpu[ours_name] / cpu[raw_name]:.2f}x (goal <= 1.3x)")
-        if rss_by_size:
-            print("ctxbudget peak RSS: " + ", ".join(
-                f"{rss / 1024:.0f} MiB at {size:.0f} MiB input"
-                for size, rss in sorted(rss_by_size.items())))
-        if copies:
-            want = {k: v * copies for k, v in BASE.items()}
-            for tool, tot in totals.items():
-                status = "ok" if tot == want else f"MISMATCH (want {want})"
-                print(f"totals {tool}: {tot} {status}")
+        shared_db = work / "shared.duckdb"
+        subprocess.run([*CTXB, "import", "claude-code", str(DATA), "--db", str(shared_db)],
+                       check=True, capture_output=True)
+        version = best_of([*CTXB, "--version"])
+        shared_report = best_of([*CTXB, "report", "--db", str(shared_db), "--by", "day",
+                                 "--json"])
+        for size in (float(s) for s in a.sizes.split(",")):
+            folder = work / f"claude-{size:g}"
+            shutil.rmtree(folder, ignore_errors=True)
+            files, nbytes, _ = make_folder(folder, size)
+            db = work / f"store-{size:g}.duckdb"
+            db.unlink(missing_ok=True)
+            label = f"{nbytes / 2**20:.0f} MiB, {files} files"
+            cw, cc, ct = ccusage(folder)
+            ow, oc, ot = ctxbudget(folder, db)
+            rows.append((label, "first run", f"{cw:.2f}", f"{ow:.2f}", f"{cw / ow:.2f}x",
+                         f"{cc:.2f}", f"{oc:.2f}", check(ot, ct)))
+            same: list[tuple[float, float, float, float]] = []
+            grown: list[tuple[float, float, float, float]] = []
+            status = []
+            appended = 0
+            for r in range(a.repeat):
+                cw, cc, ct = ccusage(folder)
+                ow, oc, ot = ctxbudget(folder, db)
+                same.append((cw, ow, cc, oc))
+                status.append(check(ot, ct))
+                appended = append_lines(folder, r)
+                cw, cc, ct = ccusage(folder)
+                ow, oc, ot = ctxbudget(folder, db)
+                grown.append((cw, ow, cc, oc))
+                status.append(check(ot, ct))
+            ok = next((s for s in status if not s.startswith("ok")), status[-1])
+            for name, runs in (("re-run, unchanged", same),
+                               (f"re-run, +{appended:,} lines in 5 files", grown)):
+                cw = min(x[0] for x in runs)
+                ow = min(x[1] for x in runs)
+                rows.append((label, name, f"{cw:.2f}", f"{ow:.2f}", f"{cw / ow:.2f}x",
+                             f"{statistics.median(x[2] for x in runs):.2f}",
+                             f"{statistics.median(x[3] for x in runs):.2f}", ok))
+                rows.append(("", "  (median wall)",
+                             f"{statistics.median(x[0] for x in runs):.2f}",
+                             f"{statistics.median(x[1] for x in runs):.2f}", "", "", "", ""))
+            if a.keep is None:
+                shutil.rmtree(folder, ignore_errors=True)
+        head = ("folder", "run", "ccusage s", "ctxbudget s", "speed-up", "cc CPU",
+                "ctxb CPU", "totals vs ccusage")
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        for r in [head, *rows]:
+            print("  ".join(c.ljust(w) if i < 2 or i == 7 else c.rjust(w)
+                            for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        print(f"\nwall: best of {a.repeat} rounds (first run: one run); CPU: median")
+        print(f"ctxbudget --version: {version:.3f} s (best of 5; goal < 0.1 s)")
+        print(f"ctxbudget report --by day on the shared Claude Code store: {shared_report:.3f} s "
+              "(best of 5; goal < 0.25 s)")
         print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
-              "(wall times on a shared machine are inflated by other processes)")
+              "(a shared machine: wall times are inflated by other processes)")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _write_list(work: Path, files: list[str]) -> str:
-    p = work / "files.txt"
-    p.write_text("\n".join(files) + "\n")
-    return str(p)
+        if a.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

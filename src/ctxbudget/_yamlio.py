@@ -12,8 +12,10 @@ def safe_load(text: str, name: str, error: type[Exception]) -> Any:
     """Parse YAML ``text``; a syntax error raises ``error("NAME:LINE: not valid YAML (...)")``."""
     import yaml
 
+    # libyaml's parser when PyYAML was built with it (~10x faster; same safe types)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

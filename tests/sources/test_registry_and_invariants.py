@@ -106,3 +106,16 @@ def test_final_copy_kept_and_engines_agree(tmp_path: Path, calls: list[Any], spl
             snaps.append(s.con.execute("SELECT * FROM calls ORDER BY call_key").fetchall())
         assert got == expect
     assert snaps[0] == snaps[1] == snaps[2]
+
+
+def test_builtin_formats_map_names_their_modules() -> None:
+    """``get_importer`` imports only the module of a format in BUILTIN_FORMATS."""
+    import importlib
+
+    from ctxbudget.sources import BUILTIN_FORMATS, BUILTIN_MODULES, Registry
+
+    for name, module in BUILTIN_FORMATS.items():
+        assert module in BUILTIN_MODULES
+        reg = Registry()
+        importlib.import_module(module).register(reg)
+        assert name in reg.names()

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import numpy as np
 
 __all__ = ["COLUMNS", "PLAIN_TIERS", "Chunk", "file_size", "parse_files", "plain_tier"]
 
@@ -162,6 +161,8 @@ class Chunk:
 
     def column(self, name: str) -> Any:
         """A column as DuckDB scans it without pandas: a numpy array."""
+        import numpy as np
+
         col = self.cols[name]
         if name in TEXT:
             return np.array(col, dtype=object)
@@ -243,6 +244,8 @@ def _decode(path: str, mapped: bool,
 
 def _count_lines(buf: Any) -> int:
     """Lines in ``buf`` (a last line without a newline counts)."""
+    import numpy as np  # (imported only when a file is read: not on an unchanged folder)
+
     view = np.frombuffer(buf, np.uint8)
     if not len(view):
         return 0
