@@ -67,7 +67,7 @@ def test_check_rules_json_and_min_samples(tmp_path: Path, make_store: Any) -> No
     doc = json.loads(r.stdout)
     assert doc["ok"] is False
     status = {e["rule"]: e["status"] for e in doc["evaluated"]}
-    assert status == {"support p95 cost": "breach", "tiny sample": "skipped"}
+    assert status == {"support p95 cost": "breach", "tiny sample": "inconclusive"}
     assert doc["breaches"][0]["worst_tasks"][0]["task"].startswith("support-")
 
 
@@ -99,7 +99,8 @@ def test_baseline_gate(tmp_path: Path, make_store: Any) -> None:
     assert worse.exit_code == 1, worse.output
     res = json.loads(worse.stdout)
     hit = {(b["task_type"], b["metric"]) for b in res["breaches"]}
-    assert ("support", "p95_cost_per_task") in hit
+    assert ("support", "p95_tokens_per_task") in hit  # +24% tokens; cost +14% is not
+    # above +10% with 95% confidence on 140 tasks per side
     assert not any(t == "research" for t, _ in hit)
     lax = runner.invoke(app, ["check", "--baseline", str(bfile), "--tolerance", "60%",
                               "--db", str(regressed)])

@@ -34,7 +34,7 @@ def test_report_view_limit(regressed_store: Path) -> None:
     with open_source(db=regressed_store) as src:
         rep = compute_report(DuckDBEngine(src), "task", with_types=False)
     text = render_text(ReportView(rep, limit=3), width=140)
-    assert f"({len(rep.rows) - 3} more rows; --json prints all)" in text
+    assert f"({len(rep.rows) - 3} more rows; --format json or csv prints all)" in text
     assert rep.rows[0].key in text and rep.rows[-1].key not in text
 
 

@@ -1,4 +1,4 @@
-"""Alert rules (YAML), baselines and the CI gate behind ``ctxbudget check``.
+"""Alert rules (YAML) and the CI gate behind ``ctxbudget check``.
 
 A rules file::
 
@@ -9,11 +9,13 @@ A rules file::
         window: 7d                    # trailing window ending at the latest call (h, d, w)
         threshold: 0.25
         op: ">"                       # breach when value op threshold (> >= < <=)
-        min_samples: 20               # fewer tasks in scope: the rule is skipped, not passed
+        min_samples: 20               # fewer tasks: inconclusive (default: --min-samples)
+        confidence: 0.95              # optional; default: --confidence
 
-A baseline (``ctxbudget baseline save FILE``) stores, per task type, the p50 / p95
-cost and tokens per task; ``check --baseline FILE --tolerance 10%`` fails when a
-current value exceeds the stored one by more than the tolerance.
+A rule on an estimated metric (a percentile, a mean, a ratio of sums: see
+:data:`ctxbudget.analyze.gate.ESTIMATORS`) breaches only when its bootstrap interval
+is past the threshold (for ``>``: the lower bound is above it); an exact figure
+(max, total, count) is compared as it is. Baselines: :mod:`.gate`.
 
 Percentiles are nearest-rank (the value at position ceil(q * n) of the sorted
 costs), the same definition as DuckDB's ``quantile_disc`` used by the report.
@@ -21,7 +23,6 @@ costs), the same definition as DuckDB's ``quantile_disc`` used by the report.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -40,9 +41,8 @@ from .metrics import percentile
 from .sql import Filters, task_sql
 
 __all__ = ["METRICS", "Breach", "CheckResult", "Rule", "check_baseline", "check_rules",
-           "load_rules", "parse_tolerance", "percentile", "save_baseline", "task_metrics"]
-
-BASELINE_VERSION = 1
+           "load_rules", "merge_results", "parse_tolerance", "percentile", "save_baseline",
+           "task_metrics"]
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -118,7 +118,8 @@ class Rule(BaseModel):
     op: Literal[">", ">=", "<", "<="] = ">"
     scope: _Scope = Field(default_factory=_Scope)
     window: str | None = None
-    min_samples: int = Field(default=1, ge=1)
+    min_samples: int | None = Field(default=None, ge=1)
+    confidence: float | None = Field(default=None, gt=0.5, lt=1)
 
     @field_validator("metric")
     @classmethod
@@ -164,28 +165,48 @@ class Breach:
     threshold: Any
     op: str
     by: str
-    """How far past the threshold, e.g. ``+0.0123 (+18.2%)``."""
+    """How far past the threshold, e.g. ``+0.0123 (+18.2%)``, with the interval."""
     worst_tasks: tuple[dict[str, Any], ...] = ()
+    interval: tuple[float, float] | None = None
+    """The bootstrap interval (of the metric for a rule, of current / baseline for a
+    baseline comparison); None for an exact figure."""
+    samples: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "metric": self.metric, "task_type": self.task_type,
                 "value": self.value, "threshold": self.threshold, "op": self.op, "by": self.by,
-                "worst_tasks": list(self.worst_tasks)}
+                "interval": None if self.interval is None else list(self.interval),
+                "samples": self.samples, "worst_tasks": list(self.worst_tasks)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckResult:
     breaches: tuple[Breach, ...]
     evaluated: tuple[dict[str, Any], ...]
-    """Every rule / comparison with its value and status (ok, breach, skipped)."""
-    skipped: tuple[dict[str, Any], ...] = field(default=())
+    """Every rule / comparison with its value and status (ok, breach, inconclusive)."""
+    inconclusive: tuple[dict[str, Any], ...] = field(default=())
+    """Comparisons with too few samples: neither a pass nor a breach."""
+    fail_inconclusive: bool = False
+    """``--fail-inconclusive``: an inconclusive comparison fails the check."""
+
+    @property
+    def verdict(self) -> str:
+        """``fail`` (a breach), ``inconclusive`` (no breach, some comparison could not be
+        decided) or ``pass``."""
+        if self.breaches:
+            return "fail"
+        return "inconclusive" if self.inconclusive else "pass"
 
     @property
     def ok(self) -> bool:
-        return not self.breaches
+        """True unless a breach (or, with ``fail_inconclusive``, an inconclusive
+        comparison) fails the check."""
+        return not self.breaches and not (self.fail_inconclusive and self.inconclusive)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "breaches": [b.as_dict() for b in self.breaches],
+        return {"ok": self.ok, "verdict": self.verdict,
+                "breaches": [b.as_dict() for b in self.breaches],
+                "inconclusive": len(self.inconclusive),
                 "evaluated": list(self.evaluated)}
 
 
@@ -208,8 +229,15 @@ def _worst(ts: list[dict[str, Any]], n: int = 5) -> tuple[dict[str, Any], ...]:
                   "calls": t["calls"], "outcome": t["outcome"]} for t in priced[:n])
 
 
-def check_rules(rules: Sequence[Rule], tasks: list[dict[str, Any]]) -> CheckResult:
-    """Evaluate rules over per-task rows (``first_ts`` decides the window)."""
+def check_rules(rules: Sequence[Rule], tasks: list[dict[str, Any]], *,
+                min_samples: int = 30, confidence: float = 0.95,
+                fail_inconclusive: bool = False) -> CheckResult:
+    """Evaluate rules over per-task rows (``first_ts`` decides the window).
+
+    ``min_samples`` and ``confidence`` apply to rules that do not set their own.
+    """
+    from .gate import rule_interval
+
     latest = max((t["first_ts"] for t in tasks), default=None)
     breaches: list[Breach] = []
     evaluated: list[dict[str, Any]] = []
@@ -219,49 +247,47 @@ def check_rules(rules: Sequence[Rule], tasks: list[dict[str, Any]]) -> CheckResu
         if r.window and latest is not None:
             start: datetime = latest - _window(r.window)
             scope = [t for t in scope if t["first_ts"] > start]
+        need = r.min_samples if r.min_samples is not None else min_samples
+        conf = r.confidence if r.confidence is not None else confidence
         entry: dict[str, Any] = {"rule": r.name, "metric": r.metric, "samples": len(scope),
                                  "task_type": r.scope.task_type, "threshold": r.threshold,
                                  "op": r.op}
-        if len(scope) < r.min_samples:
-            entry.update(status="skipped", value=None,
-                         reason=f"{len(scope)} tasks < min_samples {r.min_samples}")
+        if len(scope) < need:
+            entry.update(status="inconclusive", value=None,
+                         reason=f"{len(scope)} tasks < min_samples {need}")
             evaluated.append(entry)
             continue
         value = METRICS[r.metric][1](scope)
         entry["value"] = value
-        if value is not None and _OPS[r.op](float(value), r.threshold):
+        iv = rule_interval(r.metric, scope, conf) if value is not None else None
+        # the bound on the threshold's side decides: > / >= need the lower bound past it
+        decide: float | None = None if value is None else float(value)
+        if iv is not None:
+            entry.update(interval=[iv.low, iv.high], interval_level=iv.level, confidence=conf)
+            decide = iv.low if r.op in (">", ">=") else iv.high
+        if decide is not None and _OPS[r.op](decide, r.threshold):
             entry["status"] = "breach"
+            by = _by(value, r.threshold)
+            if iv is not None:
+                by += (f"; {conf:.0%} interval {iv.low:.6g} to {iv.high:.6g}, "
+                       f"{len(scope)} tasks")
+            entry["reason"] = by
             breaches.append(Breach(rule=r.name, metric=r.metric, task_type=r.scope.task_type,
                                    value=value, threshold=r.threshold, op=r.op,
-                                   by=_by(value, r.threshold), worst_tasks=_worst(scope)))
+                                   by=by, worst_tasks=_worst(scope),
+                                   interval=None if iv is None else (iv.low, iv.high),
+                                   samples=len(scope)))
         else:
             entry["status"] = "ok"
         evaluated.append(entry)
-    return CheckResult(breaches=tuple(breaches), evaluated=tuple(evaluated))
+    return _result(breaches, evaluated, fail_inconclusive)
 
 
-_BASE_METRICS = ("p50_cost_per_task", "p95_cost_per_task", "p50_tokens_per_task",
-                 "p95_tokens_per_task")
+def save_baseline(path: Path, tasks: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
+    """See :func:`ctxbudget.analyze.gate.save_baseline`."""
+    from .gate import save_baseline as _save
 
-
-def baseline_of(tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for t in tasks:
-        by[t["task_type"] or "(none)"].append(t)
-    types = {}
-    for ttype, ts in sorted(by.items()):
-        vals = {m: METRICS[m][1](ts) for m in _BASE_METRICS}
-        types[ttype] = {"tasks": len(ts), **{k: (str(v) if isinstance(v, Decimal) else v)
-                                             for k, v in vals.items()}}
-    return {"version": BASELINE_VERSION, "created_from_tasks": len(tasks), "types": types}
-
-
-def save_baseline(path: Path, tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    doc = baseline_of(tasks)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return doc
+    return _save(path, tasks, **kw)
 
 
 def parse_tolerance(text: str) -> float:
@@ -271,49 +297,47 @@ def parse_tolerance(text: str) -> float:
         v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError:
         raise SpecError(f"--tolerance {text!r}: expected a percentage like 10% or 0.1") from None
-    if v < 0:
-        raise SpecError(f"--tolerance {text!r}: must not be negative")
+    if not v >= 0 or v == float("inf"):
+        raise SpecError(f"--tolerance {text!r}: must be a finite, non-negative share")
     return v
 
 
 def check_baseline(path: Path, tasks: list[dict[str, Any]], tolerance: float,
-                   min_samples: int = 1) -> CheckResult:
-    """Compare current p50/p95 cost and tokens per task type with a saved baseline."""
-    if not path.exists():
-        raise SpecError(f"{path}: baseline file not found (ctxbudget baseline save {path})")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        base_types = doc["types"]
-        if doc.get("version") != BASELINE_VERSION or not isinstance(base_types, dict):
-            raise KeyError("version")
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise SpecError(f"{path}: not a ctxbudget baseline file ({exc})") from None
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                   min_samples: int = 30, *, confidence: float = 0.95,
+                   fail_inconclusive: bool = False) -> CheckResult:
+    """Compare the current tasks with a saved baseline, with confidence (see :mod:`.gate`)."""
+    from .gate import compare_to_baseline, load_baseline
+
+    doc = load_baseline(path)
+    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in tasks:
-        by[t["task_type"] or "(none)"].append(t)
-    breaches: list[Breach] = []
-    evaluated: list[dict[str, Any]] = []
-    for ttype, base in sorted(base_types.items()):
-        ts = by.get(ttype, [])
-        for m in _BASE_METRICS:
-            ref = base.get(m)
-            entry: dict[str, Any] = {"rule": f"baseline {m}", "metric": m, "task_type": ttype,
-                                     "baseline": ref, "samples": len(ts)}
-            if ref is None or len(ts) < min_samples:
-                entry.update(status="skipped", value=None)
-                evaluated.append(entry)
-                continue
-            value = METRICS[m][1](ts)
-            limit = float(ref) * (1 + tolerance)
-            entry.update(value=value, threshold=limit)
-            if value is not None and float(value) > limit:
-                entry["status"] = "breach"
-                breaches.append(Breach(
-                    rule=f"baseline {m} +{tolerance:.0%}", metric=m, task_type=ttype,
-                    value=value, threshold=Decimal(ref) if isinstance(ref, str) else ref,
-                    op=">",
-                    by=_by(value, ref), worst_tasks=_worst(ts)))
-            else:
-                entry["status"] = "ok"
-            evaluated.append(entry)
-    return CheckResult(breaches=tuple(breaches), evaluated=tuple(evaluated))
+        by_type[t["task_type"] or "(none)"].append(t)
+    evaluated = compare_to_baseline(doc, tasks, tolerance=tolerance, confidence=confidence,
+                                    min_samples=min_samples)
+    breaches = []
+    for e in evaluated:
+        if e["status"] != "breach":
+            continue
+        scope = tasks if e["task_type"] is None else by_type[e["task_type"]]
+        breaches.append(Breach(
+            rule=f"baseline {e['metric']} +{tolerance:.0%}", metric=e["metric"],
+            task_type=e["task_type"], value=e["value"], threshold=e["baseline"], op=">",
+            by=e["reason"], worst_tasks=_worst(scope), interval=tuple(e["interval"]),
+            samples=e["samples"]))
+    return _result(breaches, evaluated, fail_inconclusive)
+
+
+def _result(breaches: list[Breach], evaluated: list[dict[str, Any]],
+            fail_inconclusive: bool) -> CheckResult:
+    return CheckResult(breaches=tuple(breaches), evaluated=tuple(evaluated),
+                       inconclusive=tuple(e for e in evaluated
+                                          if e.get("status") == "inconclusive"),
+                       fail_inconclusive=fail_inconclusive)
+
+
+def merge_results(parts: Sequence[CheckResult], fail_inconclusive: bool = False) -> CheckResult:
+    """One result of several checks (rules and baseline)."""
+    return CheckResult(breaches=tuple(b for p in parts for b in p.breaches),
+                       evaluated=tuple(e for p in parts for e in p.evaluated),
+                       inconclusive=tuple(e for p in parts for e in p.inconclusive),
+                       fail_inconclusive=fail_inconclusive)

@@ -1,53 +1,158 @@
-"""Small statistics: the one-sided Mann-Whitney U test (no scipy needed)."""
+"""Statistics of the CI gate and the warning signals, on numpy and scipy.
+
+Nothing here is hand-written statistics: the rank test is
+``scipy.stats.mannwhitneyu`` and the confidence intervals come from
+``scipy.stats.bootstrap``. numpy and scipy are imported when a function runs, so
+importing this module (done by every analysis command) stays cheap.
+
+The gate's question is one-sided: "is the current value *more than* X% above the
+baseline, with confidence c?". :func:`ratio_interval` returns the two-sided
+``2c - 1`` percentile-bootstrap interval of ``statistic(current) /
+statistic(baseline)``; its lower end is the one-sided ``c`` lower confidence bound,
+so a comparison breaches when ``low > 1 + tolerance`` (a non-inferiority test with
+margin ``tolerance``). Why this test, and its measured false-alarm and detection
+rates, are in docs/ci-gate.md.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["mann_whitney_greater", "median"]
+__all__ = ["DEFAULT_RESAMPLES", "Interval", "mann_whitney_greater", "median",
+           "metric_interval", "ratio_interval"]
+
+#: Bootstrap resamples per interval. With 2,000 the 5% bound of a 1,500-task
+#: comparison moves by < 0.5% between random seeds; a fixed seed makes the same data
+#: give the same verdict on every run.
+DEFAULT_RESAMPLES = 2000
+SEED = 20260101
+
+#: A vectorized estimator: columns of shape (..., n) -> values of shape (...,).
+Estimator = Callable[[Mapping[str, Any]], Any]
 
 
 def median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    if n == 0:
+    """The sample median (mean of the two middle values for an even count)."""
+    if len(xs) == 0:
         raise ValueError("median of an empty sample")
-    mid = n // 2
-    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+    import numpy as np
+
+    return float(np.median(np.asarray(xs, dtype=float)))
 
 
 def mann_whitney_greater(recent: Sequence[float], baseline: Sequence[float]) -> tuple[float, float]:
     """U statistic of ``recent`` and the one-sided p-value that it is stochastically greater.
 
-    Normal approximation with tie correction and continuity correction (what
     ``scipy.stats.mannwhitneyu(recent, baseline, alternative="greater",
-    method="asymptotic")`` computes). Meant for samples of 20 or more each.
+    method="asymptotic")``: normal approximation with tie and continuity corrections.
     """
-    n1, n2 = len(recent), len(baseline)
-    if n1 == 0 or n2 == 0:
+    if len(recent) == 0 or len(baseline) == 0:
         raise ValueError("both samples need at least one value")
-    pooled = sorted([(v, 0) for v in recent] + [(v, 1) for v in baseline])
-    ranks = [0.0] * len(pooled)
-    tie_term = 0.0
-    i = 0
-    while i < len(pooled):
-        j = i
-        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
-            j += 1
-        r = (i + j) / 2 + 1
-        for k in range(i, j + 1):
-            ranks[k] = r
-        t = j - i + 1
-        tie_term += t**3 - t
-        i = j + 1
-    r1 = sum(r for r, (_, g) in zip(ranks, pooled, strict=True) if g == 0)
-    u1 = r1 - n1 * (n1 + 1) / 2
-    n = n1 + n2
-    mu = n1 * n2 / 2
-    var = n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1)))
-    if var <= 0:
-        return u1, 1.0 if u1 <= mu else 0.0
-    z = (u1 - mu - 0.5) / math.sqrt(var)
-    p = 0.5 * math.erfc(z / math.sqrt(2))
-    return u1, p
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    r = np.asarray(recent, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    if np.ptp(np.concatenate([r, b])) == 0:  # all equal: no evidence either way
+        return float(len(r) * len(b) / 2), 1.0
+    res = mannwhitneyu(r, b, alternative="greater", method="asymptotic")
+    return float(res.statistic), float(res.pvalue)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Interval:
+    """A point estimate with its two-sided ``level`` bootstrap interval."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    """Two-sided coverage (``2 * confidence - 1``): ``low`` is the one-sided bound."""
+    resamples: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"estimate": self.estimate, "low": self.low, "high": self.high,
+                "level": self.level, "resamples": self.resamples, "method": "percentile "
+                "bootstrap (scipy.stats.bootstrap)"}
+
+
+def _take(cols: Mapping[str, Any], idx: Any) -> dict[str, Any]:
+    return {k: v[idx] for k, v in cols.items()}
+
+
+def _bootstrap(data: tuple[Any, ...], statistic: Callable[..., Any], confidence: float,
+               resamples: int) -> tuple[float, float]:
+    import warnings
+
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    with warnings.catch_warnings():
+        # a statistic that is the same in every resample (e.g. a median of tied values)
+        # makes scipy warn; the interval is then that value, which is right here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            from scipy.stats import DegenerateDataWarning
+
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+        except ImportError:  # pragma: no cover - older scipy
+            pass
+        res = bootstrap(data, statistic, n_resamples=resamples, vectorized=True,
+                        paired=False, axis=-1, confidence_level=2 * confidence - 1,
+                        method="percentile", rng=np.random.default_rng(SEED),
+                        batch=max(1, 4_000_000 // max(1, max(len(d) for d in data))))
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return lo, hi
+
+
+def ratio_interval(current: Mapping[str, Any], baseline: Mapping[str, Any],
+                   estimator: Estimator, *, confidence: float = 0.95,
+                   resamples: int = DEFAULT_RESAMPLES) -> Interval:
+    """``estimator(current) / estimator(baseline)`` with its bootstrap interval.
+
+    ``current`` and ``baseline`` map column names to equal-length 1-d numpy arrays
+    (one value per task); tasks are resampled independently in each sample.
+    """
+    import numpy as np
+
+    def ratio(num: Any, den: Any) -> Any:
+        num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+    if len(current) == 1 and list(current) == list(baseline):
+        # one column: scipy resamples the values themselves (no index gather)
+        (name,) = current
+
+        def stat(c: Any, b: Any, axis: int = -1) -> Any:
+            return ratio(estimator({name: c}), estimator({name: b}))
+
+        data: tuple[Any, ...] = (current[name], baseline[name])
+    else:
+        def stat(c: Any, b: Any, axis: int = -1) -> Any:  # c, b: task indices
+            return ratio(estimator(_take(current, c)), estimator(_take(baseline, b)))
+
+        data = (np.arange(len(next(iter(current.values())))),
+                np.arange(len(next(iter(baseline.values())))))
+    point = float(stat(*data))
+    lo, hi = _bootstrap(data, stat, confidence, resamples)
+    return Interval(estimate=point, low=lo, high=hi, level=2 * confidence - 1,
+                    resamples=resamples)
+
+
+def metric_interval(sample: Mapping[str, Any], estimator: Estimator, *,
+                    confidence: float = 0.95, resamples: int = DEFAULT_RESAMPLES) -> Interval:
+    """``estimator(sample)`` with its bootstrap interval (tasks resampled)."""
+    import numpy as np
+
+    n = len(next(iter(sample.values())))
+
+    def stat(i: Any, axis: int = -1) -> Any:
+        return np.asarray(estimator(_take(sample, i)), dtype=float)
+
+    point = float(stat(np.arange(n)))
+    lo, hi = _bootstrap((np.arange(n),), stat, confidence, resamples)
+    return Interval(estimate=point, low=lo, high=hi, level=2 * confidence - 1,
+                    resamples=resamples)

@@ -47,10 +47,36 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(dumps(obj) + "\n")
 
 
+#: Width of the console when stdout is not a terminal (a pipe, a file, a CI log):
+#: tables are drawn at their natural width, never folded to 80 columns.
+PIPE_WIDTH = 100_000
+
+#: ``--format`` values of the reading commands (``--json`` is ``--format json``).
+FORMATS = ("table", "json", "csv", "markdown")
+FORMAT_HELP = "Output: table (terminal), json, csv or markdown."
+
+
 def console() -> Any:
+    """stdout console: the terminal's width on a terminal; otherwise as wide as the
+    content, so a number is never split and no column dropped (``| cat``, ``> file``)."""
     from rich.console import Console
 
-    return Console()
+    c = Console()
+    if c.is_terminal:
+        return c
+    return Console(width=PIPE_WIDTH, soft_wrap=False)
+
+
+def output_format(fmt: str, as_json: bool = False) -> str:
+    """The ``--format`` value (``--json`` wins); exit 2 on an unknown one."""
+    if as_json:
+        return "json"
+    f = fmt.strip().lower()
+    if f == "md":
+        f = "markdown"
+    if f not in FORMATS:
+        fail(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    return f
 
 
 def err_console() -> Any:

@@ -215,7 +215,8 @@ def signals(
     db: Path | None = _DB, data: Path | None = _DATA,
     engine: str = _ENGINE, spark_master: str = _MASTER, prices: list[Path] | None = _PRICES,
     alpha: float = typer.Option(0.01, "--alpha", help="Significance of the rising-cost test."),
-    min_tasks: int = typer.Option(20, "--min-tasks", help="Minimum tasks per window."),
+    min_samples: int = typer.Option(20, "--min-samples",
+                                    help="Fewer tasks in either window: no rising-cost test."),
     max_output_ratio: float = typer.Option(3.0, "--max-output-ratio",
                                            help="Output / prompt tokens that counts as heavy."),
     as_json: bool = _JSON,
@@ -223,7 +224,7 @@ def signals(
     """The four warning signals, each with evidence and a suggested fix."""
     from ..analyze.signals import SignalConfig, compute_signals
 
-    cfg = SignalConfig(alpha=alpha, min_tasks=min_tasks, max_output_ratio=max_output_ratio)
+    cfg = SignalConfig(alpha=alpha, min_tasks=min_samples, max_output_ratio=max_output_ratio)
     with _open(db, data, engine, spark_master) as eng:
         found = compute_signals(eng, _filters(since, until, tz), _book(prices), cfg)
     if as_json:
@@ -240,8 +241,13 @@ def check(
     rules: Path | None = _RULES,
     baseline: Path | None = _BASELINE,
     tolerance: str = _TOLERANCE,
-    min_samples: int = typer.Option(1, "--min-samples",
-                                    help="Baseline: skip types with fewer tasks."),
+    confidence: float = typer.Option(
+        0.95, "--confidence", help="Confidence that a breach is real (one-sided; 0.5 < c < 1)."),
+    min_samples: int = typer.Option(
+        30, "--min-samples", help="Fewer tasks than this on either side: inconclusive "
+                                  "(rules may set their own min_samples)."),
+    fail_inconclusive: bool = typer.Option(
+        False, "--fail-inconclusive", help="Fail (exit 1) when a comparison is inconclusive."),
     webhook: str | None = typer.Option(None, "--webhook",
                                        help="POST the result as JSON here when a check fails."),
     since: str | None = _SINCE, until: str | None = _UNTIL,
@@ -251,27 +257,30 @@ def check(
 ) -> None:
     """Evaluate alert rules and/or a baseline; exit 1 when any is breached (CI gate)."""
     from ..analyze.rules import (
-        CheckResult,
         check_baseline,
         check_rules,
         load_rules,
+        merge_results,
         parse_tolerance,
         task_metrics,
     )
 
     if rules is None and baseline is None:
         fail("give --rules FILE and/or --baseline FILE")
+    if not 0.5 < confidence < 1:
+        fail(f"--confidence: {confidence} is not between 0.5 and 1 (e.g. 0.95)")
+    if min_samples < 1:
+        fail(f"--min-samples: {min_samples} is not a positive number of tasks")
     loaded = load_rules(rules) if rules is not None else []
     tol = parse_tolerance(tolerance)
     with _open(db, data, engine, spark_master) as eng:
         tasks = task_metrics(eng, _filters(since, until, "UTC"), _book(prices))
     parts = []
     if loaded:
-        parts.append(check_rules(loaded, tasks))
+        parts.append(check_rules(loaded, tasks, min_samples=min_samples, confidence=confidence))
     if baseline is not None:
-        parts.append(check_baseline(baseline, tasks, tol, min_samples))
-    result = CheckResult(breaches=tuple(b for p in parts for b in p.breaches),
-                         evaluated=tuple(e for p in parts for e in p.evaluated))
+        parts.append(check_baseline(baseline, tasks, tol, min_samples, confidence=confidence))
+    result = merge_results(parts, fail_inconclusive=fail_inconclusive)
     if as_json:
         from ..report.json import to_jsonable
 
@@ -296,16 +305,19 @@ def baseline_save(
     engine: str = _ENGINE, spark_master: str = _MASTER, prices: list[Path] | None = _PRICES,
     as_json: bool = _JSON,
 ) -> None:
-    """Store p50 / p95 cost and tokens per task, per task type, for `check --baseline`."""
+    """Store per-task cost and tokens per task type (with reference p50 / p95 / mean) for
+    `check --baseline`."""
     from ..analyze.rules import save_baseline, task_metrics
 
     with _open(db, data, engine, spark_master) as eng:
         tasks = task_metrics(eng, _filters(since, until, "UTC"), _book(prices))
+        label = eng.source.label
     if not tasks:
         fail("no tasks in the selected data: nothing to save as a baseline")
-    doc = save_baseline(file, tasks)
+    doc = save_baseline(file, tasks, source=label, filters={"since": since, "until": until})
     if as_json:
-        print_json(doc)
+        print_json({k: v for k, v in doc.items() if k not in ("all", "types")}
+                   | {"types": {k: v["tasks"] for k, v in doc["types"].items()}, "file": str(file)})
     else:
         console().print(f"baseline of {doc['created_from_tasks']:,} tasks "
                         f"({len(doc['types'])} types) written to {file}")
@@ -389,10 +401,10 @@ def run_demo(out: Path, *, seed: int = 7, as_json: bool = False) -> dict[str, An
     from ..analyze.engine import DuckDBEngine
     from ..analyze.metrics import compute_report
     from ..analyze.rules import (
-        CheckResult,
         check_baseline,
         check_rules,
         load_rules,
+        merge_results,
         save_baseline,
         task_metrics,
     )
@@ -429,10 +441,8 @@ def run_demo(out: Path, *, seed: int = 7, as_json: bool = False) -> dict[str, An
         found = compute_signals(eng, Filters(), book)
         last3 = Filters(since=start + timedelta(days=4))
         tasks = task_metrics(eng, last3, book)
-        parts = [check_rules(load_rules(rules), tasks),
-                 check_baseline(baseline_file, tasks, 0.10, min_samples=20)]
-        result = CheckResult(breaches=tuple(b for p in parts for b in p.breaches),
-                             evaluated=tuple(e for p in parts for e in p.evaluated))
+        result = merge_results([check_rules(load_rules(rules), tasks),
+                                check_baseline(baseline_file, tasks, 0.10, min_samples=20)])
         _write_html(eng, Filters(), book, html_file)
     summary = {"out": str(out), "calls": n_calls, "calls_file": str(calls_file),
                "html": str(html_file), "baseline": str(baseline_file), "rules": str(rules),
