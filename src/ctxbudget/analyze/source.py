@@ -63,6 +63,15 @@ class DataSource:
         self.close()
 
 
+def _is_parquet(path: Path) -> bool:
+    """A Parquet file starts with the magic bytes ``PAR1``."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
 def _ingest_spool(store: Any) -> None:
     """Fold the tracker's spool into the default store when that module exists."""
     try:
@@ -134,6 +143,9 @@ def open_source(
         path = Path(db)
         if not path.exists():
             raise StoreError(f"{path}: no usage store here (import or track something first)")
+        if _is_parquet(path):
+            raise StoreError(f"{path}: is a Parquet file, not a usage store: pass it as "
+                             f"--data {path}")
         store = open_store(path)
     store.con.execute("SET TimeZone = 'UTC'")
     # DuckDB draws its progress bar on stdout: it would corrupt --json and piped tables

@@ -21,6 +21,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
+#: The command did its job (a check passed or failed) but a side effect failed: a
+#: webhook could not be delivered, a summary file could not be written.
+EXIT_SIDE_EFFECT_FAILED = 3
 
 
 def _default(o: Any) -> Any:

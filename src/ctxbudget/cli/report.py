@@ -11,7 +11,16 @@ from typing import Any
 
 import typer
 
-from ._common import EXIT_CHECK_FAILED, console, fail, handles_errors, print_json
+from ._common import (
+    EXIT_CHECK_FAILED,
+    EXIT_SIDE_EFFECT_FAILED,
+    FORMAT_HELP,
+    console,
+    fail,
+    handles_errors,
+    output_format,
+    print_json,
+)
 
 _DB = typer.Option(None, "--db", help="Usage store (default: $CTXBUDGET_HOME/usage.duckdb).")
 _DATA = typer.Option(None, "--data", help="Read calls from a Parquet file instead of a store "
@@ -23,11 +32,13 @@ _TZ = typer.Option("UTC", "--tz", help="Time zone of the day buckets (IANA name)
 _ENGINE = typer.Option("duckdb", "--engine", help="duckdb (default) or spark.")
 _MASTER = typer.Option("local[2]", "--spark-master", help="Spark master URL for --engine spark.")
 _PRICES = typer.Option(None, "--prices", help="Price overrides YAML (repeatable).")
-_JSON = typer.Option(False, "--json", help="Print JSON.")
+_JSON = typer.Option(False, "--json", help="Print JSON (same as --format json).")
+_FORMAT = typer.Option("table", "--format", help=FORMAT_HELP)
 _HTML = typer.Option(None, "--html", help="Also write the HTML report here.")
 _WASTE = typer.Option(True, "--waste/--no-waste", help="Compute wasted cache writes (one "
                       "more pass over the calls; skip it on huge data).")
-_LIMIT = typer.Option(50, "--limit", help="Rows shown in the terminal table (0: all).")
+_LIMIT = typer.Option(50, "--limit", help="Rows shown in the table or Markdown (0: all; "
+                      "json and csv print all).")
 _RULES = typer.Option(None, "--rules", help="Alert rules YAML.")
 _BASELINE = typer.Option(None, "--baseline", help="Baseline JSON to compare.")
 _TOLERANCE = typer.Option("10%", "--tolerance", help="Allowed rise over the baseline.")
@@ -163,34 +174,50 @@ def report(
     engine: str = _ENGINE, spark_master: str = _MASTER, prices: list[Path] | None = _PRICES,
     limit: int = _LIMIT,
     waste: bool = _WASTE,
+    fmt: str = _FORMAT,
     as_json: bool = _JSON,
 ) -> None:
     """Cost and cache metrics per task, type, model, day or session (priced per call date)."""
     from ..analyze.metrics import compute_report
     from ..analyze.sql import DIMENSIONS
 
+    out = output_format(fmt, as_json)
     if by not in DIMENSIONS:
         fail(f"--by: {by!r} is not one of {', '.join(DIMENSIONS)}")
+    if limit < 0:
+        fail(f"--limit: {limit} is negative (0 shows all rows)")
     f = _filters(since, until, tz)
     book = _book(prices)
+    every = out in ("json", "csv")
     store = None
     if from_ is not None:
         if data is not None or engine != "duckdb":
             fail("--from imports into the store: it does not combine with --data or "
                  "--engine spark")
-        store = _import_new(from_, path, db, quiet=as_json)
+        store = _import_new(from_, path, db, quiet=out != "table")
     elif path is not None:
         fail(f"{path}: a PATH argument needs --from FORMAT (e.g. --from claude-code)")
     with _open(db, data, engine, spark_master, store) as eng:
-        # the terminal shows the first --limit rows: the others stay in the engine
+        # the table shows the first --limit rows: the others stay in the engine
         rep = compute_report(eng, by, f, book, source=eng.source.label, wasted=waste,
-                             rows_limit=None if as_json or not limit else limit)
+                             rows_limit=None if every or not limit else limit)
         if html is not None:
             _write_html(eng, f, book, html)
-    if as_json:
+    if out == "json":
         from ..report.json import to_jsonable
 
         print_json(to_jsonable(rep))
+    elif out == "csv":
+        from ..report.formats import write_csv
+
+        write_csv([r.as_dict() for r in rep.rows], sys.stdout)
+    elif out == "markdown":
+        from ..report.formats import grids_markdown, plain
+        from ..report.terminal import report_grids, report_notes
+
+        sys.stdout.write(grids_markdown(report_grids(rep, limit or None)))
+        for n in report_notes(rep, limit or None):
+            sys.stdout.write(plain(n) + "\n")
     else:
         from ..report.terminal import ReportView
 
@@ -219,22 +246,37 @@ def signals(
                                     help="Fewer tasks in either window: no rising-cost test."),
     max_output_ratio: float = typer.Option(3.0, "--max-output-ratio",
                                            help="Output / prompt tokens that counts as heavy."),
+    fmt: str = _FORMAT,
     as_json: bool = _JSON,
 ) -> None:
     """The four warning signals, each with evidence and a suggested fix."""
     from ..analyze.signals import SignalConfig, compute_signals
 
+    out = output_format(fmt, as_json)
+    if not 0 < alpha < 1:
+        fail(f"--alpha: {alpha} is not between 0 and 1 (e.g. 0.01)")
+    if min_samples < 1:
+        fail(f"--min-samples: {min_samples} is not a positive number of tasks")
     cfg = SignalConfig(alpha=alpha, min_tasks=min_samples, max_output_ratio=max_output_ratio)
     with _open(db, data, engine, spark_master) as eng:
         found = compute_signals(eng, _filters(since, until, tz), _book(prices), cfg)
-    if as_json:
+    if out == "json":
         from ..report.json import to_jsonable
 
         print_json({"signals": to_jsonable(found)})
-        return
-    from ..report.terminal import SignalsView
+    elif out == "csv":
+        from ..report.formats import write_csv
+        from ..report.terminal import signals_csv_rows
 
-    console().print(SignalsView(found))
+        write_csv(signals_csv_rows(found), sys.stdout)
+    elif out == "markdown":
+        from ..report.terminal import signals_markdown
+
+        sys.stdout.write(signals_markdown(found))
+    else:
+        from ..report.terminal import SignalsView
+
+        console().print(SignalsView(found))
 
 
 def check(
@@ -248,14 +290,23 @@ def check(
                                   "(rules may set their own min_samples)."),
     fail_inconclusive: bool = typer.Option(
         False, "--fail-inconclusive", help="Fail (exit 1) when a comparison is inconclusive."),
-    webhook: str | None = typer.Option(None, "--webhook",
-                                       help="POST the result as JSON here when a check fails."),
+    webhook: str | None = typer.Option(
+        None, "--webhook", help="POST the result here when the check fails (retried; exit 3 "
+                                "if it cannot be delivered)."),
+    webhook_format: str = typer.Option(
+        "auto", "--webhook-format", help="json, slack, teams or auto (from the URL's host)."),
     since: str | None = _SINCE, until: str | None = _UNTIL,
     db: Path | None = _DB, data: Path | None = _DATA,
     engine: str = _ENGINE, spark_master: str = _MASTER, prices: list[Path] | None = _PRICES,
+    fmt: str = _FORMAT,
     as_json: bool = _JSON,
 ) -> None:
-    """Evaluate alert rules and/or a baseline; exit 1 when any is breached (CI gate)."""
+    """Evaluate alert rules and/or a baseline; exit 1 when any is breached (CI gate).
+
+    Exit codes: 0 passed, 1 a rule or baseline comparison breached (or inconclusive with
+    --fail-inconclusive), 2 a user error, 3 a side effect failed (the webhook could not
+    be delivered, $GITHUB_STEP_SUMMARY could not be written) whatever the verdict.
+    """
     from ..analyze.rules import (
         check_baseline,
         check_rules,
@@ -265,8 +316,15 @@ def check(
         task_metrics,
     )
 
+    out = output_format(fmt, as_json)
     if rules is None and baseline is None:
         fail("give --rules FILE and/or --baseline FILE")
+    from ..analyze.notify import WEBHOOK_FORMATS
+
+    if webhook_format not in WEBHOOK_FORMATS:
+        fail(f"--webhook-format: {webhook_format!r} is not one of {', '.join(WEBHOOK_FORMATS)}")
+    if webhook is not None and not webhook.startswith(("http://", "https://")):
+        fail(f"--webhook: {webhook!r} is not an http(s) URL")
     if not 0.5 < confidence < 1:
         fail(f"--confidence: {confidence} is not between 0.5 and 1 (e.g. 0.95)")
     if min_samples < 1:
@@ -281,21 +339,59 @@ def check(
     if baseline is not None:
         parts.append(check_baseline(baseline, tasks, tol, min_samples, confidence=confidence))
     result = merge_results(parts, fail_inconclusive=fail_inconclusive)
-    if as_json:
+    from ..report.terminal import check_markdown
+
+    if out == "json":
         from ..report.json import to_jsonable
 
         print_json(to_jsonable(result))
+    elif out == "csv":
+        from ..report.formats import write_csv
+        from ..report.terminal import check_csv_rows
+
+        write_csv(check_csv_rows(result), sys.stdout)
+    elif out == "markdown":
+        sys.stdout.write(check_markdown(result))
     else:
         from ..report.terminal import CheckView
 
         console().print(CheckView(result))
+    side_ok = _step_summary(check_markdown(result))
+    if not result.ok and webhook:
+        side_ok = _notify(webhook, webhook_format, result) and side_ok
+    if not side_ok:
+        raise typer.Exit(EXIT_SIDE_EFFECT_FAILED)
     if not result.ok:
-        if webhook:
-            from ..analyze.notify import post_webhook
-            from ..report.json import to_jsonable
-
-            post_webhook(webhook, {"source": "ctxbudget check", **to_jsonable(result)})
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _step_summary(markdown: str) -> bool:
+    """Append the summary to $GITHUB_STEP_SUMMARY when set; False if it cannot be."""
+    import os
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return True
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(markdown + "\n")
+    except OSError as exc:
+        sys.stderr.write(f"warning: GITHUB_STEP_SUMMARY {path}: {exc.strerror or exc}\n")
+        return False
+    return True
+
+
+def _notify(url: str, fmt: str, result: Any) -> bool:
+    """POST the result to the webhook; False (one line on stderr) if it failed."""
+    from ..analyze.notify import WebhookError, post_webhook
+    from ..report.terminal import check_markdown
+
+    try:
+        post_webhook(url, result, fmt=fmt, summary=check_markdown(result))
+    except WebhookError as exc:
+        sys.stderr.write(f"warning: {exc}\n")
+        return False
+    return True
 
 
 def baseline_save(

@@ -78,7 +78,7 @@ class Fit:
         if need <= options.max_width:
             yield table
             return
-        yield from _records(self.grid)
+        yield from _records(self.grid, options.max_width)
 
     def __rich_measure__(self, console: Any, options: Any) -> Any:
         from rich.measure import Measurement
@@ -86,7 +86,7 @@ class Fit:
         return Measurement.get(console, options, self.grid.table())
 
 
-def _records(g: Grid) -> Iterator[Any]:
+def _records(g: Grid, width: int) -> Iterator[Any]:
     from rich.text import Text
 
     if g.title:
@@ -97,8 +97,15 @@ def _records(g: Grid) -> Iterator[Any]:
         pairs = [f"{g.columns[i].name} {plain(v)}" for i, v in enumerate(r)
                  if i not in key_cols and plain(v) not in ("", "-")]
         yield Text(head, style="bold")
-        # rich wraps at spaces: a number (no space in it) is never split
-        yield Text("    " + "   ".join(pairs))
+        # pairs packed greedily into lines: a "column value" pair is never split
+        line = ""
+        for p in pairs:
+            if line and len(line) + 3 + len(p) > width:
+                yield Text(line, no_wrap=True, overflow="ignore")
+                line = ""
+            line = f"{line}   {p}" if line else f"    {p}"
+        if line:
+            yield Text(line, no_wrap=True, overflow="ignore")
 
 
 def md_escape(cell: str) -> str:

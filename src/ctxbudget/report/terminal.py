@@ -18,7 +18,8 @@ from ..analyze.signals import Signal
 from .formats import Column, Grid
 
 __all__ = ["CheckView", "ReportView", "SignalsView", "check_csv_rows", "check_markdown",
-           "check_rows", "fmt_metric", "fmt_pct", "fmt_usd", "render_text", "report_grids"]
+           "check_rows", "fmt_metric", "fmt_pct", "fmt_usd", "render_text", "report_grids",
+           "signals_csv_rows", "signals_markdown"]
 
 
 def fmt_usd(v: Decimal | float | None, places: int = 4, missing: str = "unpriced") -> str:
@@ -154,6 +155,36 @@ class SignalsView:
                     f"{w['task']} ({fmt_usd(w['cost_usd'])})" for w in s.worst_tasks))
             lines.append(f"[cyan]fix:[/] {s.fix}")
             yield Panel("\n".join(lines), title=s.kind, title_align="left", expand=False)
+
+
+def signals_csv_rows(signals: Sequence[Signal]) -> list[dict[str, Any]]:
+    """One row per signal; the evidence and worst tasks as JSON cells."""
+    return [{"kind": x.kind, "task_type": x.task_type, "started": x.started,
+             "title": x.title, "fix": x.fix, "evidence": _jsonable(x.evidence),
+             "worst_tasks": _jsonable(list(x.worst_tasks))} for x in signals]
+
+
+def _jsonable(v: Any) -> Any:
+    from .json import to_jsonable
+
+    return to_jsonable(v)
+
+
+def signals_markdown(signals: Sequence[Signal]) -> str:
+    """The signals as Markdown: a heading, the evidence and the fix for each."""
+    from .formats import md_escape
+
+    if not signals:
+        return "## ctxbudget signals\n\nNo warning signals.\n"
+    out = ["## ctxbudget signals", ""]
+    for x in signals:
+        out += [f"### {md_escape(x.kind)}: {md_escape(x.title)}", ""]
+        out += [f"- {k}: {md_escape(_fmt(v))}" for k, v in x.evidence.items() if k != "days"]
+        if x.worst_tasks:
+            out.append("- worst tasks: " + ", ".join(
+                f"{md_escape(str(w['task']))} ({fmt_usd(w['cost_usd'])})" for w in x.worst_tasks))
+        out += ["", f"**Fix:** {md_escape(x.fix)}", ""]
+    return "\n".join(out)
 
 
 def _fmt(v: Any) -> str:
