@@ -33,6 +33,18 @@ SEED = 20260101
 Estimator = Callable[[Mapping[str, Any]], Any]
 
 
+def _scipy_stats() -> Any:
+    """``scipy.stats``, or a one-line error saying which extra installs it."""
+    try:
+        import scipy.stats
+    except ImportError:
+        from ..errors import CtxBudgetError
+
+        raise CtxBudgetError("the statistics of check and signals need scipy: "
+                             "pip install 'ctxbudget[analyze]'") from None
+    return scipy.stats
+
+
 def median(xs: Sequence[float]) -> float:
     """The sample median (mean of the two middle values for an even count)."""
     if len(xs) == 0:
@@ -51,8 +63,8 @@ def mann_whitney_greater(recent: Sequence[float], baseline: Sequence[float]) -> 
     if len(recent) == 0 or len(baseline) == 0:
         raise ValueError("both samples need at least one value")
     import numpy as np
-    from scipy.stats import mannwhitneyu
 
+    mannwhitneyu = _scipy_stats().mannwhitneyu
     r = np.asarray(recent, dtype=float)
     b = np.asarray(baseline, dtype=float)
     if np.ptp(np.concatenate([r, b])) == 0:  # all equal: no evidence either way
@@ -87,19 +99,16 @@ def _bootstrap(data: tuple[Any, ...], statistic: Callable[..., Any], confidence:
     import warnings
 
     import numpy as np
-    from scipy.stats import bootstrap
 
+    st = _scipy_stats()
     with warnings.catch_warnings():
         # a statistic that is the same in every resample (e.g. a median of tied values)
         # makes scipy warn; the interval is then that value, which is right here
         warnings.simplefilter("ignore", RuntimeWarning)
-        try:
-            from scipy.stats import DegenerateDataWarning
-
-            warnings.simplefilter("ignore", DegenerateDataWarning)
-        except ImportError:  # pragma: no cover - older scipy
-            pass
-        res = bootstrap(data, statistic, n_resamples=resamples, vectorized=True,
+        degenerate = getattr(st, "DegenerateDataWarning", None)
+        if degenerate is not None:
+            warnings.simplefilter("ignore", degenerate)
+        res = st.bootstrap(data, statistic, n_resamples=resamples, vectorized=True,
                         paired=False, axis=-1, confidence_level=2 * confidence - 1,
                         method="percentile", rng=np.random.default_rng(SEED),
                         batch=max(1, 4_000_000 // max(1, max(len(d) for d in data))))
