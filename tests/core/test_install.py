@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"genai-prices", "tiktoken", "typer", "rich", "pydantic", "pyyaml", "msgspec"}
-ANALYZE = {"duckdb", "pyarrow", "numpy", "plotly"}
+ANALYZE = {"duckdb", "pyarrow", "numpy", "plotly", "scipy", "httpx"}
 BLOCK = ("duckdb", "pyarrow", "numpy", "pandas", "plotly", "pyspark")
 
 

@@ -126,7 +126,7 @@ def user_errors(prefix: str = "") -> Iterator[None]:
 #: pyproject.toml). A command that meets a missing one says which extra to install.
 EXTRAS: dict[str, str] = {
     "duckdb": "analyze", "pyarrow": "analyze", "numpy": "analyze", "plotly": "analyze",
-    "pandas": "analyze",
+    "pandas": "analyze", "scipy": "analyze", "httpx": "analyze",
     "pyspark": "spark", "sqlglot": "spark",
     "anthropic": "anthropic", "openai": "openai", "tokenizers": "hf",
     "opentelemetry": "otel", "starlette": "gateway", "uvicorn": "gateway",
