@@ -93,3 +93,31 @@ def test_sigkill_with_200_in_flight_then_restart(upstream: FakeUpstream, gateway
     rep = subprocess.run([sys.executable, "-m", "ctxbudget.cli.main", "report", "--json"],
                          capture_output=True, text=True, env=gw.env)
     assert rep.returncode == 0, rep.stderr
+
+
+def test_sigterm_finishes_in_flight_streams_and_flushes(upstream: FakeUpstream,
+                                                        gateway_factory: Any,
+                                                        tmp_path: Path) -> None:
+    cfg = base_config(upstream, budget_store=str(tmp_path / "j"), budgets=[BUDGET])
+    gw = gateway_factory(cfg)
+
+    async def run() -> list[str]:
+        fire = asyncio.ensure_future(_fire(gw.url, 20, 40, 25))  # ~1 s streams
+        while len(upstream.received) < 20:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert gw.proc is not None
+        gw.proc.send_signal(signal.SIGTERM)
+        return await fire
+
+    results = asyncio.run(run())
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done
+    assert gw.proc is not None and gw.proc.wait(30) in (0, -signal.SIGTERM)
+    assert results == ["ok"] * 20  # every stream ran to its end
+    calls = gw.calls()
+    assert len(calls) == 20 and all(c.usage.output_tokens == 40 for c in calls)
+    led = MemoryLedger(tmp_path / "j")
+    st = led.states([Charge(Budget(name="all", limit=Decimal(1000),
+                                   window=Window.parse("day")), "")])[0]
+    assert st.held == 0 and st.spent > 0
+    led.close()

@@ -17,6 +17,7 @@ import pytest
 from fake_upstream import FakeUpstream
 
 from conftest import base_config
+from ctxbudget.prices import default_pricebook
 
 
 class Tee:
@@ -181,12 +182,17 @@ def test_sdks_bytes_unchanged_and_recorded(upstream: FakeUpstream, gateway_facto
     out = subprocess.run([sys.executable, "-m", "ctxbudget.cli.main", "report", "--by", "model",
                           "--json"], capture_output=True, text=True, env=gw.env, check=True)
     rep = json.loads(out.stdout)
-    text = json.dumps(rep)
-    assert "claude-sonnet-4-5" in text and "gpt-4o" in text
-    total_calls = rep["total"]["calls"] if "total" in rep else None
-    if total_calls is not None:
-        assert total_calls == n
-    assert Decimal(str(rep["total"]["cost_usd"])) > 0 if "total" in rep else True
+    rows = {r["key"]: r for r in rep["rows"]}
+    assert sum(r["calls"] for r in rows.values()) == n
+    pb = default_pricebook()
+    for model in ("claude-sonnet-4-5", "gpt-4o", "text-embedding-3-small"):
+        mine = [c for c in calls if c.model == model]
+        assert rows[model]["calls"] == len(mine)
+        want = sum((pb.total_usd(c.usage, c.model, c.provider, c.ts) for c in mine),
+                   Decimal(0))
+        assert Decimal(rows[model]["cost_usd"]) == want > 0
+        assert rows[model]["output_tokens"] == sum(c.usage.output_tokens for c in mine)
+        assert rows[model]["unpriced_calls"] == 0
 
 
 def test_errors_and_passthrough(upstream: FakeUpstream, gateway_factory: Any) -> None:
