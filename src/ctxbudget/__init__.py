@@ -22,6 +22,7 @@ from .errors import (
 
 if _typing.TYPE_CHECKING:  # imported on first use (see _LAZY): `ctxbudget --version` stays light
     from .adapters import AdaptedUsage, adapt_usage
+    from .priced import PricedResponse, price_response
     from .prices import Cost, Price, PriceBook, Rates, Tier, cost_of, default_pricebook
     from .usage import BUCKETS, Call, Task, Usage
 
@@ -40,6 +41,8 @@ _LAZY: dict[str, str] = {
     "Rates": "ctxbudget.prices:Rates",
     "Tier": "ctxbudget.prices:Tier",
     "cost_of": "ctxbudget.prices:cost_of",
+    "price_response": "ctxbudget.priced:price_response",
+    "PricedResponse": "ctxbudget.priced:PricedResponse",
     "default_pricebook": "ctxbudget.prices:default_pricebook",
     "BUCKETS": "ctxbudget.usage:BUCKETS",
     "Call": "ctxbudget.usage:Call",
@@ -123,6 +126,7 @@ __all__ = [
     "Price",
     "PriceBook",
     "PriceFileError",
+    "PricedResponse",
     "PricingError",
     "Rates",
     "RetrievalPolicy",
@@ -155,6 +159,7 @@ __all__ = [
     "open_source",
     "open_store",
     "plan",
+    "price_response",
     "project",
     "render_anthropic",
     "render_openai_chat",

@@ -293,6 +293,8 @@ def _openai_like(raw: Any, *, fmt: str, provider: str, responses: bool) -> Adapt
     cached = _int(ptd, "cached_tokens", ppath)
     if not cached and "num_cached_tokens" in u:  # Mistral
         cached = _int(u, "num_cached_tokens", "usage.")
+    if not cached and "cached_prompt_text_tokens" in u:  # xAI (gRPC / xai-sdk)
+        cached = _int(u, "cached_prompt_text_tokens", "usage.")
     write = _int(ptd, "cache_write_tokens", ppath)
     reasoning = _int(ctd, "reasoning_tokens", cpath)
     if not reasoning and u.get("reasoning_tokens") is not None:
@@ -371,7 +373,7 @@ def _tool_counts(u: Mapping[str, Any], body: Mapping[str, Any], *, responses: bo
                     "function_call", "custom_tool_call", "local_shell_call", "computer_call",
                     "mcp_call", "shell_call", "apply_patch_call"):
                 other.append((kind, 1))
-    stu = u.get("server_tool_use")
+    stu = u.get("server_tool_use") or u.get("server_tool_use_details")  # OpenRouter: _details
     if isinstance(stu, Mapping):
         for k, v in stu.items():
             n = _int({k: v}, k, "usage.server_tool_use.")
@@ -379,6 +381,16 @@ def _tool_counts(u: Mapping[str, Any], body: Mapping[str, Any], *, responses: bo
                 tools[_ANTHROPIC_TOOLS[k]] = tools.get(_ANTHROPIC_TOOLS[k], 0) + n
             elif n:
                 other.append((k, n))
+    used = u.get("server_side_tools_used")  # xAI: one entry per server-side tool call
+    if isinstance(used, list):
+        for t in used:
+            name = str(t).removeprefix("SERVER_SIDE_TOOL_").lower()
+            if name == "web_search":
+                tools["web_search_requests"] = tools.get("web_search_requests", 0) + 1
+            elif name == "code_execution":
+                tools["code_execution_requests"] = tools.get("code_execution_requests", 0) + 1
+            else:
+                other.append((name, 1))
     srcs = u.get("num_sources_used")
     if srcs:
         other.append(("live_search_sources", _int(u, "num_sources_used", "usage.")))

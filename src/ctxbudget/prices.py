@@ -943,7 +943,7 @@ def _load_overrides(path: Path) -> tuple[list[_OverrideEntry], Rules]:
     rules = parse_rules(doc, f"overrides:{path.name}")
     allowed = {"model", "provider", "aliases", "effective_from", "source", "tiers",
                "per_request_usd", "service_tier", "context_window", "cache_write_mtok",
-               *RATE_FIELDS}
+               *RATE_FIELDS, *_GENAI_MODALITY.values()}
     entries: list[_OverrideEntry] = []
     for i, item in enumerate(doc.get("prices") or []):
         where = f"{path}: prices[{i}]"
@@ -958,6 +958,11 @@ def _load_overrides(path: Path) -> tuple[list[_OverrideEntry], Rules]:
             raise PriceFileError(f"{where}.model: a model name is required")
         where = f"{path}: prices[{i}] ({model})"
         base = _rates_from_mapping(item, where)
+        mod = tuple(sorted((ours, _dec(item[theirs], f"{where}.{theirs}"))
+                           for ours, theirs in _GENAI_MODALITY.items()
+                           if item.get(theirs) is not None))
+        if mod:
+            base = replace(base, modality_mtok=mod)
         tiers: list[Tier] = []
         for j, t in enumerate(item.get("tiers") or []):
             tw = f"{where}.tiers[{j}]"

@@ -67,11 +67,25 @@ def cost(
 
 def usage(
     file: str = typer.Argument(..., help="Response body or usage object (JSON); '-' for stdin."),
-    provider: str = typer.Option(..., "--provider", "-p",
-                                 help="anthropic, openai, gemini, bedrock, deepseek or otel."),
+    provider: str = typer.Option(
+        "auto", "--provider", "-p",
+        help="Usage format: auto (detect from the body's shape), anthropic, openai, "
+             "openai-chat, openai-responses, gemini, bedrock, bedrock-anthropic, "
+             "vertex-anthropic, deepseek, mistral, groq, openrouter, xai or otel."),
+    with_cost: bool = typer.Option(False, "--cost", help="Price every billed element: "
+                                   "buckets, iterations, tool fees, total, source per line."),
+    model: str | None = typer.Option(None, "--model", "-m",
+                                     help="Model to price at (default: the body's)."),
+    catalog_provider: str | None = typer.Option(
+        None, "--catalog-provider",
+        help="Price-catalog provider id (default: implied by the format, else from the model)."),
+    at: str | None = typer.Option(None, "--at", help="Price date YYYY-MM-DD (default: today)."),
+    service_tier: str | None = typer.Option(None, "--service-tier",
+                                            help="batch, priority, flex... (default: the body's)."),
+    prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Convert a raw provider usage object into ctxbudget's disjoint buckets."""
+    """Convert a raw provider usage object into ctxbudget's disjoint buckets (and price it)."""
     from ..adapters import adapt_usage
 
     text = sys.stdin.read() if file == "-" else _read(file)
@@ -79,22 +93,82 @@ def usage(
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         fail(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})")
+    if not isinstance(raw, dict):
+        fail(f"{file}: expected a JSON object (a response body or a usage object)")
     with user_errors(prefix=f"{file}: "):
         a = adapt_usage(provider, raw)
-    d: dict[str, Any] = {**a.usage.as_dict(), "prompt_tokens": a.usage.prompt_tokens,
+    if with_cost:
+        _usage_cost(a, model, catalog_provider, at, service_tier, prices, as_json, file)
+        return
+    d: dict[str, Any] = {**a.usage.as_dict(), **a.usage.detail(),
+                         "prompt_tokens": a.usage.prompt_tokens,
                          "source_input_inclusive": a.input_inclusive, "model": a.model,
-                         "request_id": a.request_id}
+                         "request_id": a.request_id, "format": a.format,
+                         "provider": a.provider}
+    if a.iterations:
+        d["iterations"] = [{"type": it.type, "model": it.model,
+                            **it.usage.as_dict(), **it.usage.detail()}
+                           for it in a.iterations]
+    if a.other_tool_requests:
+        d["other_tool_requests"] = dict(a.other_tool_requests)
     if as_json:
         print_json(d)
         return
     from rich.table import Table
 
-    t = Table(title=f"{provider} usage ({'inclusive' if a.input_inclusive else 'exclusive'} input)")
+    t = Table(title=f"{a.format} usage ({'inclusive' if a.input_inclusive else 'exclusive'} "
+                    "input)")
     t.add_column("bucket")
     t.add_column("tokens", justify="right")
-    for k, v in a.usage.as_dict().items():
+    for k, v in {**a.usage.as_dict(), **a.usage.detail()}.items():
+        t.add_row(k, f"{v:,}")
+    for k, v in a.other_tool_requests:
         t.add_row(k, f"{v:,}")
     console().print(t)
+
+
+def _usage_cost(a: Any, model: str | None, catalog_provider: str | None, at: str | None,
+                service_tier: str | None, prices: list[Path] | None, as_json: bool,
+                file: str) -> None:
+    from ..priced import price_adapted
+
+    day = parse_day(at, "--at")
+    with user_errors(prefix=f"{file}: "):
+        r = price_adapted(a, provider=catalog_provider, model=model, at=day,
+                          service_tier=service_tier, book=_book(prices))
+    if as_json:
+        print_json(r.as_dict())
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{r.provider}/{r.model} at {r.at.date().isoformat()}"
+                    + (f" ({r.service_tier})" if r.service_tier else ""))
+    for col in ("part", "element", "quantity", "rate", "USD", "source"):
+        t.add_column(col, justify="right" if col in ("quantity", "rate", "USD") else "left")
+    for p in r.parts:
+        c = p.cost
+        src = c.price.source + (f" [{c.price.rule}]" if c.price.rule else "")
+        for b in c.as_dict()["buckets"]:
+            if b["tokens"]:
+                t.add_row(p.label, b["bucket"], f"{b['tokens']:,}", f"{b['rate_mtok']}/Mtok",
+                          b["usd"], src)
+        for m in c.modality:
+            t.add_row(p.label, f"  of which {m.field}", f"{m.tokens:,}",
+                      f"{m.rate_mtok}/Mtok", str(m.usd),
+                      "modality rate" if m.modality_rate else "no modality rate: bucket rate")
+        if "requests" in c.buckets:
+            t.add_row(p.label, "request fee", "1", "", str(c.buckets["requests"]), src)
+    for f in r.tool_fees:
+        t.add_row("response", f"tool {f.tool}", f"{f.requests:,}",
+                  "" if f.usd_per_request is None else f"{f.usd_per_request}/request",
+                  "UNPRICED FEE" if f.usd is None else str(f.usd), f.source)
+    t.add_row("total", "", f"{r.usage.total_tokens:,}", "", str(r.total_usd), "",
+              style="bold")
+    console().print(t)
+    if r.unpriced:
+        console().print(f"[bold red]unpriced:[/] {', '.join(r.unpriced)} (not in the total)")
+    for note in r.notes:
+        console().print(f"[yellow]note:[/] {note}")
 
 
 def prices_cmd(

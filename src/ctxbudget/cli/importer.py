@@ -33,6 +33,9 @@ def import_(
                                        "(e.g. input_tokens=prompt_uncached,ts=timestamp)."),
     inclusive: bool = typer.Option(False, "--inclusive", help="table: the input column "
                                    "includes cache reads and writes."),
+    provider: str | None = typer.Option(
+        None, "--provider", help="openai-batch / anthropic-batch: the price-catalog provider "
+        "(groq, mistral...; default: from the body's shape, else from the model)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Import usage logs; idempotent (re-importing adds nothing), rejected lines listed
@@ -45,6 +48,10 @@ def import_(
         if fmt != "table":
             raise typer.BadParameter("--map / --inclusive apply to the table format only")
         options = {"mapping": mapping, "inclusive": inclusive}
+    if provider is not None:
+        if fmt not in ("openai-batch", "anthropic-batch"):
+            raise typer.BadParameter("--provider applies to openai-batch and anthropic-batch")
+        options["provider"] = provider
     importer = get_importer(fmt, **options)
     with ExitStack() as stack:
         store = stack.enter_context(open_store(db))

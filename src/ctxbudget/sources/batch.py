@@ -19,6 +19,21 @@ batch variant (half price for both providers).
   ``message.id``.
 
 ``custom_id`` is kept as ``task_id`` (it is how a batch user names the work item).
+
+**Provider.** The OpenAI batch format is also written by OpenAI-compatible providers
+(Groq, Mistral, xAI...). The body's shape says which one when it can
+(:func:`~ctxbudget.adapters.detect_format`: ``x_groq`` -> ``groq``...); otherwise the
+provider is resolved from the model through the price catalog
+(:meth:`~ctxbudget.prices.PriceBook.provider_for`: ``gpt-4o-mini`` -> ``openai``,
+``llama-3.3-70b-versatile`` -> ``groq``); ``--provider`` forces it. A model sold by
+several providers with no hint is an error on that line, never a guess.
+
+**Iterations.** An Anthropic result whose ``usage.iterations`` lists several sampling
+iterations (server-side compaction, the advisor tool) becomes one call per iteration,
+each with its own model and buckets (so each is priced at its own model and
+context-length tier): the last keeps the message id, the others get ``<id>#<n>``; all
+carry ``meta.iteration``. Server-side tool counts and modality detail are kept in
+``meta.usage_detail`` (the store has no columns for them yet).
 """
 
 from __future__ import annotations
@@ -28,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..adapters import from_anthropic, from_openai
+from ..adapters import PROVIDERS, AdaptedUsage, detect_format, from_anthropic
 from ..errors import InputFormatError
 from ..usage import Call
 from ._base import STDIN, Importer, Record, Skip, parse_ts
@@ -44,10 +59,57 @@ def _obj(d: Any) -> Mapping[str, Any]:
     return d
 
 
+def _detail_meta(a: AdaptedUsage) -> dict[str, Any]:
+    m: dict[str, Any] = {}
+    detail = a.usage.detail()
+    if a.other_tool_requests:
+        detail.update(dict(a.other_tool_requests))
+    if any(detail.values()):
+        m["usage_detail"] = detail
+    return m
+
+
+def iteration_calls(a: AdaptedUsage, base: Call) -> list[Call]:
+    """``base`` as one call per sampling iteration when ``a`` has several (see the
+    module docstring), else ``[base]``."""
+    if len(a.iterations) <= 1:
+        return [base]
+    out: list[Call] = []
+    last = len(a.iterations) - 1
+    for i, it in enumerate(a.iterations):
+        meta = {**(base.meta or {}), "iteration": i, "iteration_type": it.type}
+        if i != last:
+            meta.pop("usage_detail", None)  # tool counts belong to the response, once
+        rid = base.request_id if i == last or not base.request_id else f"{base.request_id}#{i}"
+        out.append(base.with_(usage=it.usage, model=it.model or base.model, request_id=rid,
+                              meta=meta))
+    return out
+
+
 class OpenAIBatchImporter(Importer):
     name = "openai-batch"
-    description = "OpenAI Batch API output files (JSONL: custom_id, response.body.usage)"
+    description = ("OpenAI Batch API output files, also from OpenAI-compatible providers "
+                   "(JSONL: custom_id, response.body.usage)")
     patterns = ("*.jsonl",)
+
+    def __init__(self, provider: str | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.provider = provider.lower() if provider else None
+        self._book: Any = None
+
+    def _provider_of(self, fmt: str | None, a: AdaptedUsage, model: str) -> str:
+        if self.provider:
+            return self.provider
+        if fmt not in (None, "openai-chat", "openai-responses") and a.provider:
+            return a.provider
+        if self._book is None:
+            from ..prices import default_pricebook
+
+            self._book = default_pricebook()
+        try:
+            return str(self._book.provider_for(model))
+        except Exception as exc:
+            raise InputFormatError(f"response.body.model {model!r}: {exc}") from None
 
     def convert(self, rec: Record) -> Iterable[Any]:
         d = _obj(rec.value)
@@ -64,17 +126,23 @@ class OpenAIBatchImporter(Importer):
             raise InputFormatError("response.body is missing")
         if not isinstance(body.get("usage"), Mapping):
             raise InputFormatError("response.body.usage is missing")
-        adapted = from_openai(body)
+        fmt = detect_format(body)
+        if fmt not in PROVIDERS or fmt in ("anthropic", "gemini", "bedrock", "otel"):
+            fmt = "openai-chat" if "prompt_tokens" in body["usage"] else "openai-responses"
+        adapted = PROVIDERS[fmt](body)
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InputFormatError("response.body.model is missing")
+        provider = self._provider_of(fmt, adapted, model)
         created = body.get("created", body.get("created_at"))
         rid = body.get("id") or resp.get("request_id") or d.get("id")
+        meta: dict[str, Any] = {"custom_id": d["custom_id"]} if d.get("custom_id") else {}
+        meta.update(_detail_meta(adapted))
         yield Call(
-            ts=parse_ts(created, "response.body.created"), provider="openai", model=model,
+            ts=parse_ts(created, "response.body.created"), provider=provider, model=model,
             usage=adapted.usage, task_id=d.get("custom_id"), request_id=rid,
             source="openai-batch", service_tier="batch", input_inclusive=True,
-            meta={"custom_id": d.get("custom_id")} if d.get("custom_id") else None,
+            meta=meta or None,
         )
 
 
@@ -83,8 +151,9 @@ class AnthropicBatchImporter(Importer):
     description = "Anthropic Message Batches results (JSONL: custom_id, result.message.usage)"
     patterns = ("*.jsonl",)
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, provider: str | None = None, **options: Any) -> None:
         super().__init__(**options)
+        self.provider = provider.lower() if provider else None
         self._mtimes: dict[Path, datetime] = {}
 
     def _mtime(self, path: Path) -> datetime:
@@ -108,12 +177,15 @@ class AnthropicBatchImporter(Importer):
         model = msg.get("model")
         if not isinstance(model, str) or not model:
             raise InputFormatError("result.message.model is missing")
-        yield Call(
-            ts=self._mtime(rec.path), provider="anthropic", model=model, usage=adapted.usage,
+        base = Call(
+            ts=self._mtime(rec.path), provider=self.provider or "anthropic", model=model,
+            usage=adapted.usage,
             task_id=d.get("custom_id"), request_id=msg.get("id") or d.get("custom_id"),
             source="anthropic-batch", service_tier="batch", input_inclusive=False,
-            meta={"custom_id": d.get("custom_id"), "ts_from": "file mtime"},
+            meta={"custom_id": d.get("custom_id"), "ts_from": "file mtime",
+                  **_detail_meta(adapted)},
         )
+        yield from iteration_calls(adapted, base)
 
 
 def register(registry: Any) -> None:

@@ -4,7 +4,11 @@ A file holds one ``ExportTraceServiceRequest`` document or JSON Lines of them (w
 the collector's file exporter writes). Each span with ``gen_ai.usage.*`` attributes
 is one call, converted by :func:`ctxbudget.adapters.from_otel` (the GenAI semantic
 conventions count ``gen_ai.usage.input_tokens`` *inclusive* of
-``gen_ai.usage.cache_read.input_tokens`` and ``cache_creation.input_tokens``).
+``gen_ai.usage.cache_read.input_tokens`` and ``cache_creation.input_tokens``). Besides
+the current conventions it reads the names pydantic-ai / Logfire
+(``gen_ai.usage.details.*``, including the 1-hour cache write
+``ephemeral_1h_input_tokens``), OpenLLMetry (``gen_ai.usage.prompt_tokens``,
+``..._input_tokens``) and OpenLIT emit: see :data:`ctxbudget.adapters.OTEL_ATTRIBUTES`.
 Spans without usage (HTTP, tool, agent spans) are skipped as ``span without
 gen_ai usage``.
 
@@ -24,7 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..adapters import from_otel
+from ..adapters import OTEL_USAGE_KEYS, from_otel
 from ..errors import InputFormatError
 from ..usage import Call
 from ._base import Importer, Record, Skip, json_records, parse_ts
@@ -92,7 +96,7 @@ class OtelImporter(Importer):
         if not isinstance(span, Mapping):
             raise InputFormatError(f"{where}: not an object")
         attrs = {**v["resource"], **flatten_attributes(span.get("attributes"))}
-        if "gen_ai.usage.input_tokens" not in attrs and "gen_ai.usage.output_tokens" not in attrs:
+        if not any(k in attrs for k in OTEL_USAGE_KEYS):
             yield Skip("span without gen_ai usage")
             return
         try:

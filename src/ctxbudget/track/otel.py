@@ -31,14 +31,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..adapters import from_otel
+from ..adapters import OTEL_USAGE_KEYS, from_otel
 from ._context import _CURRENT, TaskContext
 from ._core import PendingCall, adapt_guarded, finish_call, internal_error
 from ._writer import flush
 
 __all__ = ["make_span_processor", "record_span"]
 
-_USAGE_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
+_USAGE_KEYS = OTEL_USAGE_KEYS
 
 
 def record_span(span: Any) -> bool:
