@@ -107,6 +107,11 @@ def _langchain(e: Env) -> None:
     _openai(e)
 
 
+def _pydantic_ai(e: Env) -> None:
+    pytest.importorskip("pydantic_ai")
+    _openai(e)
+
+
 #: snippet -> (environment setup, calls it records, their task id, provider)
 EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "gemini": (_gemini, 2, "ticket-42", "google"),
@@ -116,6 +121,7 @@ EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "otlp": (_otlp, 1, "ticket-46", "openai"),
     "metrics": (_metrics, 1, "ticket-47", "openai"),
     "langchain": (_langchain, 1, "ticket-48", "openai"),
+    "pydantic-ai": (_pydantic_ai, 1, "ticket-49", "openai"),
 }
 
 

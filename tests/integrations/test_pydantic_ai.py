@@ -1,0 +1,119 @@
+"""pydantic-ai agent runs (run_sync, run, run_stream) with the real package against the local
+fake API (OpenAI Chat Completions and Anthropic Messages recordings)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeapi import FakeAPI
+from helpers import assert_same_as_adapter
+from track_helpers import recorded
+
+import ctxbudget
+from ctxbudget.adapters import from_anthropic, from_openai_chat
+from ctxbudget.usage import Usage
+
+pytest.importorskip("pydantic_ai")
+
+# pydantic-ai's providers share cached httpx clients whose pooled connections outlive
+# the event loops of run_sync: they are collected (and their warnings dropped) here.
+pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+
+
+@pytest.fixture(autouse=True)
+def _collect() -> Iterator[None]:
+    yield
+    gc.collect()
+
+
+def _core(u: Usage) -> Usage:
+    """The token buckets (pydantic-ai does not say whether audio detail was reported)."""
+    return Usage(input_tokens=u.input_tokens, cache_read_tokens=u.cache_read_tokens,
+                 cache_write_5m_tokens=u.cache_write_5m_tokens,
+                 cache_write_1h_tokens=u.cache_write_1h_tokens, output_tokens=u.output_tokens,
+                 reasoning_tokens=u.reasoning_tokens)
+
+
+def _openai_agent(api: FakeAPI, name: str | None = None) -> tuple[Any, dict[str, Any]]:
+    from pydantic_ai import Agent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from ctxbudget.integrations.pydantic_ai import track_agent
+
+    body = api.recorded("openai-chat")[0]
+    model = OpenAIChatModel(body["model"], provider=OpenAIProvider(
+        base_url=api.url + "/v1", api_key="test"))
+    return track_agent(Agent(model, name=name)), body
+
+
+def _check(call: Any, adapted: Any, provider: str, model: str) -> None:
+    import dataclasses
+
+    want = dataclasses.replace(adapted, usage=_core(adapted.usage))
+    got = dataclasses.replace(call, usage=_core(call.usage))
+    assert_same_as_adapter(got, want, provider=provider, model=model)
+
+
+def test_run_sync_run_and_stream(api: FakeAPI, spool: Path) -> None:
+    agent, body = _openai_agent(api)
+    for _ in range(3):
+        api.respond_next("openai-chat", body)
+    with ctxbudget.task("pa-1", type="qa"):
+        r = agent.run_sync("hi")
+        assert r.output
+
+        async def run() -> None:
+            await agent.run("hi")
+            async with agent.run_stream("hi") as s:
+                async for _ in s.stream_text():
+                    pass
+
+        asyncio.run(run())
+    calls, _ = recorded(spool)
+    assert len(calls) == 3
+    for c in calls:
+        _check(c, from_openai_chat(body), "openai", body["model"])
+        assert (c.task_id, c.task_type) == ("pa-1", "qa")
+        assert c.source == "pydantic-ai"
+        assert c.meta == {"agent_requests": 1}
+    assert calls[0].request_id == body["id"]
+
+
+def test_run_is_the_task_without_one(api: FakeAPI, spool: Path) -> None:
+    agent, body = _openai_agent(api, name="support-agent")
+    api.respond_next("openai-chat", body)
+    result = agent.run_sync("hi")
+    (c,), _ = recorded(spool)
+    assert c.task_id == f"pydantic-ai:{result.run_id}"
+    assert c.task_type == "support-agent"
+
+
+def test_anthropic_cache_buckets(api: FakeAPI, spool: Path) -> None:
+    """Anthropic's exclusive input + cache writes / reads, via pydantic-ai's inclusive
+    RequestUsage, land in the same disjoint buckets as our Anthropic adapter."""
+    from pydantic_ai import Agent
+    from pydantic_ai.models.anthropic import AnthropicModel
+    from pydantic_ai.providers.anthropic import AnthropicProvider
+
+    from ctxbudget.integrations.pydantic_ai import record_run
+
+    bodies = api.recorded("anthropic")
+    model = AnthropicModel(bodies[0]["model"], provider=AnthropicProvider(
+        base_url=api.url, api_key="test"))
+    agent = Agent(model)
+    with ctxbudget.task("pa-anthropic"):
+        for _ in bodies:
+            assert record_run(agent.run_sync("hi")) == 1
+    calls, _ = recorded(spool)
+    assert len(calls) == len(bodies)
+    for c, b in zip(calls, bodies, strict=True):
+        _check(c, from_anthropic(b), "anthropic", b["model"])
+    assert sum(c.usage.cache_write_5m_tokens for c in calls) > 0
+    assert sum(c.usage.cache_read_tokens for c in calls) > 0
