@@ -15,10 +15,10 @@ from typing import Any
 
 from ..prices import PriceBook, default_pricebook
 from .engine import Engine, Rows, price_data
-from .sql import DIMENSIONS, Filters, group_sql, task_sql
+from .sql import DIMENSIONS, Filters, group_sql, grouping_sets_sql, task_sql
 
-__all__ = ["GroupRow", "Report", "TypeStats", "compute_report", "percentile", "ratio",
-           "type_stats_from_tasks"]
+__all__ = ["GroupRow", "Report", "TypeStats", "compute_report", "compute_two_reports",
+           "percentile", "ratio", "type_stats_from_tasks"]
 
 
 def ratio(num: int | Decimal | None, den: int | Decimal | None) -> float | None:
@@ -475,6 +475,63 @@ def compute_report(
     return Report(by=by, table=table, total=total, types=types,
                   unpriced_models=_unpriced(engine, f, prices), filters=f, engine=engine.name,
                   source=source)
+
+
+def compute_two_reports(
+    engine: Engine,
+    a: str,
+    b: str,
+    filters: Filters | None = None,
+    book: PriceBook | None = None,
+    *,
+    tasks: Any = None,
+    source: str = "",
+) -> tuple[Report, Report, list[GroupRow]]:
+    """``compute_report(a)``, ``compute_report(b)`` (both with their total) and the rows by
+    (``a``, ``b``) (``key`` = ``"A|B"``, ``task_type`` = B), from one scan of the calls
+    (:func:`.sql.grouping_sets_sql`) instead of three. ``tasks``: the per-task table
+    (``--by task``) when the caller has it: the per-type stats come from it, as
+    ``compute_report(..., by="task")`` computes them. The dashboard's snapshot uses this.
+    """
+    if a not in DIMENSIONS or b not in DIMENSIONS or "task" in (a, b):
+        from ..errors import UsageError
+
+        raise UsageError(f"cannot group by {a!r} and {b!r} in one scan")
+    f = filters or Filters()
+    prices = price_data(engine, f, book or default_pricebook())
+    res = engine.query(grouping_sets_sql(a, b, f, engine.dialect))
+    cols = res.columns[3:]
+    by: dict[int, list[GroupRow]] = {0: [], 1: [], 2: [], 3: []}
+    for r in res.rows:
+        d = dict(zip(cols, r[3:], strict=True))
+        grp = int(r[0])
+        d["key"] = {0: f"{r[1]}|{r[2]}", 1: r[1], 2: r[2], 3: "total"}[grp]
+        if grp == 0:
+            d["task_type"] = r[2]
+        if d["calls"]:
+            by[grp].append(_group_row(d))
+    total = by[3][0] if by[3] else None
+
+    def order(rows: list[GroupRow], dim: str) -> list[GroupRow]:
+        if dim == "day":
+            return sorted(rows, key=lambda g: g.key)
+        return sorted(rows, key=lambda g: (g.cost_usd is None, -(g.cost_usd or 0), g.key))
+
+    unpriced = _unpriced(engine, f, prices)
+    types: tuple[TypeStats, ...] = ()
+    if "type" in (a, b):
+        types = type_stats_from_tasks(tasks if tasks is not None
+                                      else engine.arrow(task_sql(f, engine.dialect)))
+    reports = []
+    for grp, dim in ((1, a), (2, b)):
+        rows = order(by[grp], dim)
+        names = ("key", *cols)
+        table = Rows(names, [tuple(getattr(g, c) for c in names) for g in rows])
+        rep = Report(by=dim, table=table, total=total, types=types if dim == "type" else (),
+                     unpriced_models=unpriced, filters=f, engine=engine.name, source=source)
+        rep._cache["rows"] = tuple(rows)
+        reports.append(rep)
+    return reports[0], reports[1], sorted(by[0], key=lambda g: g.key)
 
 
 def _unpriced(engine: Engine, f: Filters, prices: Any) -> tuple[dict[str, Any], ...]:

@@ -34,8 +34,8 @@ from datetime import datetime
 
 from .pricing import call_cost_sql, group_cost_sql
 
-__all__ = ["DIMENSIONS", "Filters", "base_cte", "group_sql", "price_keys_sql", "task_sql",
-           "to_dialect"]
+__all__ = ["DIMENSIONS", "Filters", "base_cte", "group_sql", "grouping_sets_sql",
+           "price_keys_sql", "task_sql", "to_dialect"]
 
 #: ``--by`` dimension -> SQL key expression over the priced-calls relation ``pc``.
 DIMENSIONS: dict[str, str] = {
@@ -375,6 +375,24 @@ SELECT {total_col}{key} AS key,
   COUNT(DISTINCT CASE WHEN pc.outcome = 'partial' THEN pc.task_key END) AS partial_tasks,
   CAST(NULL AS VARCHAR) AS task_type, CAST(NULL AS VARCHAR) AS outcome
 FROM pc{group}"""
+
+
+def grouping_sets_sql(a: str, b: str, f: Filters, dialect: str = "duckdb", *,
+                      wasted: bool = True) -> str:
+    """:func:`group_sql`'s columns by ``a``, by ``b``, by (``a``, ``b``) and the total, from
+    one scan of the calls. Column ``grp`` says which: 0 (a, b), 1 by ``a``, 2 by ``b``,
+    3 the total (``GROUPING(a, b)``); ``key_a`` / ``key_b`` are NULL where aggregated."""
+    ka, kb = DIMENSIONS[a], DIMENSIONS[b]
+    return f"""{base_cte(f, dialect, wasted=wasted)}
+SELECT GROUPING({ka}, {kb}) AS grp, {ka} AS key_a, {kb} AS key_b,
+  {_SUMS},
+  SUM(CASE WHEN pc.outcome = 'failure' THEN pc.cost_usd END) AS failed_cost_usd,
+  COUNT(DISTINCT pc.task_key) AS tasks,
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'success' THEN pc.task_key END) AS success_tasks,
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'failure' THEN pc.task_key END) AS failure_tasks,
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'partial' THEN pc.task_key END) AS partial_tasks,
+  CAST(NULL AS VARCHAR) AS task_type, CAST(NULL AS VARCHAR) AS outcome
+FROM pc GROUP BY GROUPING SETS (({ka}), ({kb}), ({ka}, {kb}), ())"""
 
 
 def _task_group_sql(f: Filters, dialect: str, *, wasted: bool) -> str:

@@ -356,11 +356,11 @@ class Dataset:
             self._reader.close()
 
     def _build(self, version: str) -> Snapshot:
-        from ...analyze.engine import DuckDBEngine
-        from ...analyze.metrics import compute_report
+        from ...analyze.engine import DuckDBEngine, price_data
+        from ...analyze.metrics import compute_report, compute_two_reports
         from ...analyze.signals import compute_signals
         from ...analyze.source import DataSource
-        from ...analyze.sql import Filters, base_cte, group_sql
+        from ...analyze.sql import Filters, group_sql
 
         t0 = time.perf_counter()
         f = Filters(tz=self.tz)
@@ -371,20 +371,19 @@ class Dataset:
                     "SELECT COUNT(*) FROM calls WHERE call_key NOT IN "
                     "(SELECT call_key FROM s.main.calls)").fetchall()[0][0])
             eng = DuckDBEngine(DataSource(con=con, label=self.label))
-            by_type = compute_report(eng, "type", f, self.book, source=self.label)
-            by_day = compute_report(eng, "day", f, self.book, with_types=False,
-                                    source=self.label)
+            price_data(eng, f, self.book)  # type: ignore[arg-type]
+            tasks = eng.arrow(f"SELECT * FROM ({group_sql('task', f, eng.dialect)}) r")
+            # per day, per type, per (day, type) and the total: one scan, the report's sums
+            by_day, by_type, cross = compute_two_reports(eng, "day", "type", f, self.book,
+                                                         tasks=tasks, source=self.label)
             by_model = compute_report(eng, "model", f, self.book, with_types=False,
                                       with_total=False, wasted=False, source=self.label)
-            day_type = eng.query(f"""{base_cte(f, eng.dialect)}
-SELECT CAST(pc.day AS VARCHAR) AS day, COALESCE(pc.ttype, '(none)') AS task_type,
-  COUNT(*) AS calls, COUNT(DISTINCT pc.task_key) AS tasks, SUM(pc.cost_usd) AS cost_usd,
-  CAST(SUM(pc.cache_read_tokens) AS BIGINT) AS cache_read_tokens,
-  CAST(SUM(pc.prompt_tokens) AS BIGINT) AS prompt_tokens,
-  CAST(SUM(pc.wasted_write_tokens) AS BIGINT) AS wasted_write_tokens,
-  CAST(SUM(CASE WHEN pc.cost_usd IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_calls
-FROM pc GROUP BY 1, 2 ORDER BY 1, 2""").dicts()
-            tasks = eng.arrow(f"SELECT * FROM ({group_sql('task', f, eng.dialect)}) r")
+            day_type = [{"day": g.key.split("|", 1)[0], "task_type": g.task_type,
+                         "calls": g.calls, "tasks": g.tasks, "cost_usd": g.cost_usd,
+                         "cache_read_tokens": g.cache_read_tokens,
+                         "prompt_tokens": g.prompt_tokens,
+                         "wasted_write_tokens": g.wasted_write_tokens,
+                         "unpriced_calls": g.unpriced_calls} for g in cross]
             day = ("CAST(MIN(ts) AS DATE)" if self.tz in ("UTC", "utc", "Etc/UTC") else
                    f"CAST(timezone({_lit(self.tz)}, MIN(ts)) AS DATE)")
             extras = eng.arrow(
