@@ -28,9 +28,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .errors import UsageError
-from .usage import Usage
+from .usage import TOOL_FIELDS, Call, Usage
 
 __all__ = [
+    "OTEL_ATTRIBUTES",
+    "OTEL_PROVIDERS",
+    "OTEL_USAGE_KEYS",
     "PROVIDERS",
     "AdaptedUsage",
     "Iteration",
@@ -50,6 +53,8 @@ __all__ = [
     "from_otel",
     "from_vertex_anthropic",
     "from_xai",
+    "iteration_calls",
+    "otel_provider",
 ]
 
 
@@ -733,6 +738,10 @@ def from_otel(raw: Any) -> AdaptedUsage:
         detail["cache_read_audio_tokens"] = ca
     if oa is not None:
         detail["output_audio_tokens"] = oa
+    # pydantic-ai records Anthropic advisor iterations only as totals, without the
+    # advisor's model: they cannot be priced, so they are reported, never dropped
+    advisor = sum(v for k in _OTEL_ADVISOR_KEYS if isinstance(v := a.get(k), int))
+    other = (("advisor_iteration_tokens", advisor),) if advisor else ()
     ws, _ = _otel_get(a, "web_search")
     wf, _ = _otel_get(a, "web_fetch")
     if ws is not None:
@@ -749,7 +758,25 @@ def from_otel(raw: Any) -> AdaptedUsage:
         model=model if isinstance(model, str) else None,
         request_id=rid if isinstance(rid, str) else None,
         format="otel",
+        other_tool_requests=other,
     )
+
+
+_OTEL_ADVISOR_KEYS = tuple(f"gen_ai.usage.details.advisor_{k}" for k in (
+    "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+
+#: ``gen_ai.provider.name`` / ``gen_ai.system`` values -> genai-prices provider ids.
+OTEL_PROVIDERS: dict[str, str] = {
+    "aws.bedrock": "aws", "az.ai.openai": "azure", "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure", "gcp.gemini": "google", "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google", "gemini": "google", "vertex_ai": "google", "x_ai": "x-ai",
+    "xai": "x-ai", "mistral_ai": "mistral", "google_genai": "google",
+}
+
+
+def otel_provider(system: str) -> str:
+    """The catalog provider id of an OTel ``gen_ai.provider.name`` / ``gen_ai.system``."""
+    return OTEL_PROVIDERS.get(system, system)
 
 
 PROVIDERS: dict[str, Callable[[Any], AdaptedUsage]] = {
@@ -833,3 +860,29 @@ def adapt_usage(provider: str, raw: Any) -> AdaptedUsage:
             field="provider",
         ) from None
     return fn(raw)
+
+
+def iteration_calls(a: AdaptedUsage, base: Call) -> list[Call]:
+    """``base`` (a call built from ``a``) as one call per sampling iteration when ``a``
+    has several (Anthropic compaction / advisor), else ``[base]``.
+
+    Each call gets its iteration's buckets and model, so the store prices it at its own
+    model and context-length tier. The last iteration keeps ``base.request_id``; the
+    others get ``<id>#<n>``; all carry ``meta.iteration`` / ``meta.iteration_type``.
+    Tool counts and ``meta.usage_detail`` stay on the last one (they are the response's)."""
+    if len(a.iterations) <= 1:
+        return [base]
+    out: list[Call] = []
+    last = len(a.iterations) - 1
+    for i, it in enumerate(a.iterations):
+        meta = {**(base.meta or {}), "iteration": i, "iteration_type": it.type}
+        usage = it.usage
+        if i == last:
+            tools = {f: getattr(a.usage, f) for f, _ in TOOL_FIELDS}
+            usage = replace(usage, **tools)
+        else:
+            meta.pop("usage_detail", None)
+        rid = base.request_id if i == last or not base.request_id else f"{base.request_id}#{i}"
+        out.append(base.with_(usage=usage, model=it.model or base.model, request_id=rid,
+                              meta=meta))
+    return out

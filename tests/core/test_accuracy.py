@@ -406,3 +406,42 @@ def test_otel_openllmetry_and_semconv_names() -> None:
     want = Usage(input_tokens=3, cache_read_tokens=9511, cache_write_5m_tokens=489,
                  output_tokens=44, reasoning_tokens=4)
     assert from_otel(openllmetry).usage == from_otel(semconv).usage == want
+
+
+def test_otel_advisor_totals_without_a_model_are_reported_unpriced() -> None:
+    """pydantic-ai records the advisor iteration only as ``details.advisor_*`` totals,
+    without its model: reported as an unpriced element, never dropped or mispriced."""
+    attrs = _pydantic_ai_attributes(body("anthropic_advisor.json"))
+    a = from_otel(attrs)
+    assert a.usage.input_tokens == 2390 and a.usage.output_tokens == 121  # executor only
+    assert a.other_tool_requests == (("advisor_iteration_tokens", 2518 + 22),)
+    from ctxbudget.priced import price_adapted
+
+    r = price_adapted(a, provider="anthropic", at=date(2026, 11, 1))
+    assert r.unpriced == ("advisor_iteration_tokens x 2540",) and not r.complete
+
+
+def test_otel_spans_import_with_pydantic_ai_names(tmp_path: Path) -> None:
+    """An OTLP JSON file whose span carries pydantic-ai's attribute names imports with
+    the same buckets as the response itself."""
+    from ctxbudget.sources import get_importer, import_paths
+    from ctxbudget.store import open_store
+
+    b = body("anthropic_compaction.json")
+    attrs = {**_pydantic_ai_attributes(b), "gen_ai.system": "anthropic"}
+
+    def val(v: Any) -> dict[str, Any]:
+        return {"intValue": str(v)} if isinstance(v, int) else {"stringValue": str(v)}
+
+    doc = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [{
+        "traceId": "t1", "spanId": "s1", "name": "chat claude-sonnet-4-6",
+        "startTimeUnixNano": "1780000000000000000", "endTimeUnixNano": "1780000001000000000",
+        "attributes": [{"key": k, "value": val(v)} for k, v in attrs.items()]}]}]}]}
+    f = tmp_path / "trace.json"
+    f.write_text(json.dumps(doc))
+    with open_store(tmp_path / "o.duckdb") as st:
+        stats = import_paths(get_importer("otel"), [f], st)
+        row = st.con.execute("SELECT provider, input_tokens, cache_write_5m_tokens, "
+                             "output_tokens FROM calls").fetchall()
+    assert stats.accepted == 1
+    assert row == [("anthropic", 329, 55_096, 136)]

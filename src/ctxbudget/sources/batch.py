@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..adapters import PROVIDERS, AdaptedUsage, detect_format, from_anthropic
+from ..adapters import PROVIDERS, AdaptedUsage, detect_format, from_anthropic, iteration_calls
 from ..errors import InputFormatError
 from ..usage import Call
 from ._base import STDIN, Importer, Record, Skip, parse_ts
@@ -67,23 +67,6 @@ def _detail_meta(a: AdaptedUsage) -> dict[str, Any]:
     if any(detail.values()):
         m["usage_detail"] = detail
     return m
-
-
-def iteration_calls(a: AdaptedUsage, base: Call) -> list[Call]:
-    """``base`` as one call per sampling iteration when ``a`` has several (see the
-    module docstring), else ``[base]``."""
-    if len(a.iterations) <= 1:
-        return [base]
-    out: list[Call] = []
-    last = len(a.iterations) - 1
-    for i, it in enumerate(a.iterations):
-        meta = {**(base.meta or {}), "iteration": i, "iteration_type": it.type}
-        if i != last:
-            meta.pop("usage_detail", None)  # tool counts belong to the response, once
-        rid = base.request_id if i == last or not base.request_id else f"{base.request_id}#{i}"
-        out.append(base.with_(usage=it.usage, model=it.model or base.model, request_id=rid,
-                              meta=meta))
-    return out
 
 
 class OpenAIBatchImporter(Importer):

@@ -28,20 +28,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..adapters import OTEL_USAGE_KEYS, from_otel
+from ..adapters import OTEL_USAGE_KEYS, from_otel, otel_provider
 from ..errors import InputFormatError
 from ..usage import Call
 from ._base import Importer, Record, Skip, json_records, parse_ts
 
 __all__ = ["OtelImporter", "flatten_attributes", "register"]
-
-_PROVIDERS = {
-    "aws.bedrock": "aws", "az.ai.openai": "azure", "azure.ai.openai": "azure",
-    "azure.ai.inference": "azure", "gcp.gemini": "google", "gcp.vertex_ai": "google",
-    "gcp.gen_ai": "google", "gemini": "google", "vertex_ai": "google", "x_ai": "x-ai",
-    "mistral_ai": "mistral",
-}
-
 
 def _value(v: Any) -> Any:
     if not isinstance(v, Mapping):
@@ -109,7 +101,7 @@ class OtelImporter(Importer):
         system = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system")
         if not system:
             raise InputFormatError(f"{where}: no gen_ai.provider.name / gen_ai.system")
-        provider = _PROVIDERS.get(str(system), str(system))
+        provider = otel_provider(str(system))
         start = span.get("startTimeUnixNano")
         ts = parse_ts(int(start) if start else None, f"{where}.startTimeUnixNano")
         end = span.get("endTimeUnixNano")

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..adapters import OTEL_USAGE_KEYS, from_otel
+from ..adapters import OTEL_USAGE_KEYS, from_otel, otel_provider
 from ._context import _CURRENT, TaskContext
 from ._core import PendingCall, adapt_guarded, finish_call, internal_error
 from ._writer import flush
@@ -57,7 +57,7 @@ def record_span(span: Any) -> bool:
             ctx = TaskContext(str(attrs["ctxbudget.task_id"]),
                               task_type=attrs.get("ctxbudget.task_type"),
                               session_id=attrs.get("ctxbudget.session_id"))
-        p = PendingCall(provider=str(provider), api="otel", model=str(model), ts=ts,
+        p = PendingCall(provider=otel_provider(str(provider)), api="otel", model=str(model), ts=ts,
                         t0=time.perf_counter(), ctx=ctx)
         status = getattr(getattr(span, "status", None), "status_code", None)
         failed = getattr(status, "name", str(status)) == "ERROR" or "error.type" in attrs
