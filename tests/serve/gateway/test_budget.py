@@ -234,6 +234,7 @@ class _StreamingASGI(httpx.AsyncBaseTransport):
                      (k.lower(), v) for k, v in request.headers.raw], "http_version": "1.1",
                  "scheme": "http", "asgi": {"version": "3.0"}}
         task = asyncio.ensure_future(self.app(scope, receive, send))
+        task.add_done_callback(lambda _: q.put_nowait(None))  # returned without completing
         start = await started
 
         class Body(httpx.AsyncByteStream):
@@ -295,3 +296,31 @@ def test_budget_store_unreachable(upstream: FakeUpstream, fail: str, code: int) 
         return r.status_code
 
     assert asyncio.run(main()) == code
+
+
+def test_body_limit_and_upstream_timeout(upstream: FakeUpstream) -> None:
+    cfg = GatewayConfig.from_dict(base_config(upstream, max_body_bytes=1000,
+                                              upstream_timeout=0.3))
+    recorded: list[Any] = []
+    app = build_app(cfg, recorder=recorded.append)
+    small = json.dumps({"model": MODEL, "max_tokens": 10, "stream": True,
+                        "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+    async def main() -> tuple[int, int, str, bytes]:
+        await app.startup()
+        async with httpx.AsyncClient(transport=_StreamingASGI(app), base_url="http://gw") as c:
+            big = await c.post("/v1/messages", content=b"x" * 1001)
+            async with c.stream("POST", "/v1/messages", content=small, headers={
+                    "x-fake-delay-ms": "500", "x-fake-chunks": "3"}) as slow:
+                got = b"".join([x async for x in slow.aiter_raw()])
+        await app.shutdown()
+        return big.status_code, slow.status_code, big.json()["error"]["type"], got
+
+    big, slow, kind, got = asyncio.run(main())
+    assert big == 413 and kind == "request_too_large"
+    # the stream had started (200) when the upstream went quiet for longer than
+    # upstream_timeout: the response ends there (never completed: the client sees a cut
+    # stream) and the call is recorded as cut short
+    assert slow == 200 and b"message_stop" not in got
+    assert len(recorded) == 1 and recorded[0].meta["aborted"] is True
+    assert "Timeout" in recorded[0].meta["error"]

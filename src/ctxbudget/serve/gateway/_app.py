@@ -128,8 +128,10 @@ class Gateway:
                                 (b'{"model":"gpt-4o","messages":[]}', "openai-chat", "openai")):
             with contextlib.suppress(Exception):
                 self.pricer.estimate(body, api, provider=prov)
-        timeout = aiohttp.ClientTimeout(total=self.config.upstream_timeout,
-                                        sock_connect=self.config.connect_timeout)
+        # upstream_timeout bounds the silence between two bytes, not the whole response:
+        # a long stream that keeps sending is never cut
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout,
+                                        sock_read=self.config.upstream_timeout)
         self._session = aiohttp.ClientSession(
             timeout=timeout, auto_decompress=False, skip_auto_headers=("User-Agent",),
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
