@@ -112,6 +112,11 @@ def _pydantic_ai(e: Env) -> None:
     _openai(e)
 
 
+def _openai_agents(e: Env) -> None:
+    pytest.importorskip("agents")
+    _openai(e)
+
+
 #: snippet -> (environment setup, calls it records, their task id, provider)
 EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "gemini": (_gemini, 2, "ticket-42", "google"),
@@ -122,6 +127,7 @@ EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "metrics": (_metrics, 1, "ticket-47", "openai"),
     "langchain": (_langchain, 1, "ticket-48", "openai"),
     "pydantic-ai": (_pydantic_ai, 1, "ticket-49", "openai"),
+    "openai-agents": (_openai_agents, 1, "ticket-50", "openai"),
 }
 
 
