@@ -33,10 +33,13 @@ def serve(
     """Serve a live dashboard: spend per day and task type, drill-down to one call and
     why its cache missed, what-if re-pricing. Read-only; binds to 127.0.0.1 by default."""
     try:
+        import duckdb  # noqa: F401
+        import scipy  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn
-    except ImportError:
-        fail("ctxbudget serve needs the 'serve' extra: pip install 'ctxbudget[serve]'")
+    except ImportError as exc:
+        fail(f"ctxbudget serve needs the 'serve' extra ({exc.name} is not installed): "
+             "pip install 'ctxbudget[serve]'")
     from ..prices import PriceBook, default_pricebook
     from ..serve.dashboard import Dataset, create_app
 
