@@ -29,7 +29,7 @@ from .errors import PricingError
 from .prices import Cost, FeeLine, PriceBook, default_pricebook, fee_line
 from .usage import TOOL_FIELDS, Usage
 
-__all__ = ["PricedPart", "PricedResponse", "price_adapted", "price_response"]
+__all__ = ["PricedPart", "PricedResponse", "body_time", "price_adapted", "price_response"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,6 +117,24 @@ def _when(at: datetime | date | None) -> datetime:
     return datetime(at.year, at.month, at.day, tzinfo=UTC)
 
 
+def body_time(body: Any) -> datetime | None:
+    """When the response was created, if the body says: OpenAI ``created`` /
+    ``created_at`` (epoch seconds), Gemini ``createTime`` and xAI ``created`` (ISO 8601)."""
+    if not isinstance(body, Mapping):
+        return None
+    for key in ("created", "created_at", "createTime"):
+        v = body.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            return datetime.fromtimestamp(v, UTC)
+        if isinstance(v, str) and v:
+            try:
+                t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return None
+
+
 def _tokens_only(u: Usage) -> Usage:
     """``u`` without its tool counts (they are priced once, at the response level)."""
     if not u.tool_requests():
@@ -176,10 +194,13 @@ def price_response(
 ) -> PricedResponse:
     """Convert ``body`` with the adapter ``provider`` (``auto``: detected from its shape)
     and price every billed element. ``price_provider`` forces the catalog provider
-    (e.g. ``groq`` for an OpenAI-shaped body)."""
+    (e.g. ``groq`` for an OpenAI-shaped body). ``at`` defaults to the body's creation
+    time (:func:`body_time`), else now."""
     if isinstance(body, Mapping) or hasattr(body, "model_dump") or hasattr(body, "__dict__"):
         adapted = adapt_usage(provider, body)
     else:
         raise PricingError(f"expected a response body (a mapping), got {type(body).__name__}")
+    if at is None:
+        at = body_time(body)
     return price_adapted(adapted, provider=price_provider, model=model, at=at,
                          service_tier=service_tier, book=book)

@@ -445,3 +445,11 @@ def test_otel_spans_import_with_pydantic_ai_names(tmp_path: Path) -> None:
                              "output_tokens FROM calls").fetchall()
     assert stats.accepted == 1
     assert row == [("anthropic", 329, 55_096, 136)]
+
+
+def test_cost_defaults_to_the_body_creation_date() -> None:
+    """groq_chat.json was created 2025-04-07 (``created`` 1744043573)."""
+    r = price_response(body("groq_chat.json"))
+    assert r.at.date() == date(2025, 4, 7)
+    res = CliRunner().invoke(app, ["usage", str(DATA / "groq_chat.json"), "--cost", "--json"])
+    assert json.loads(res.output)["at"] == "2025-04-07"

@@ -98,7 +98,7 @@ def usage(
     with user_errors(prefix=f"{file}: "):
         a = adapt_usage(provider, raw)
     if with_cost:
-        _usage_cost(a, model, catalog_provider, at, service_tier, prices, as_json, file)
+        _usage_cost(a, raw, model, catalog_provider, at, service_tier, prices, as_json, file)
         return
     d: dict[str, Any] = {**a.usage.as_dict(), **a.usage.detail(),
                          "prompt_tokens": a.usage.prompt_tokens,
@@ -127,14 +127,14 @@ def usage(
     console().print(t)
 
 
-def _usage_cost(a: Any, model: str | None, catalog_provider: str | None, at: str | None,
-                service_tier: str | None, prices: list[Path] | None, as_json: bool,
-                file: str) -> None:
-    from ..priced import price_adapted
+def _usage_cost(a: Any, raw: Any, model: str | None, catalog_provider: str | None,
+                at: str | None, service_tier: str | None, prices: list[Path] | None,
+                as_json: bool, file: str) -> None:
+    from ..priced import body_time, price_adapted
 
-    day = parse_day(at, "--at")
+    when: Any = parse_day(at, "--at") or body_time(raw)  # --at, else the body's own time
     with user_errors(prefix=f"{file}: "):
-        r = price_adapted(a, provider=catalog_provider, model=model, at=day,
+        r = price_adapted(a, provider=catalog_provider, model=model, at=when,
                           service_tier=service_tier, book=_book(prices))
     if as_json:
         print_json(r.as_dict())
