@@ -88,9 +88,10 @@ def test_reaching_exactly_the_cap_is_allowed(api: FakeAPI, spool: Path) -> None:
     client = _client(api)
     kw = {"model": MODEL, "max_tokens": 64, "messages": MSG}
     est = _budget.estimate_request("anthropic", "anthropic", MODEL, kw, Ledger())
-    assert est.source == "ledger"
-    assert est.usage == Usage(input_tokens=20, cache_read_tokens=100, output_tokens=64)
-    assert est.cost_usd is not None
+    # expected cache reads never lower a reservation: a cache miss must fit too
+    assert est == _budget.estimate_request("anthropic", "anthropic", MODEL, kw)
+    assert est.source == "body" and est.usage.cache_read_tokens == 0
+    assert est.usage.output_tokens == 64 and est.cost_usd is not None
     with ctxbudget.task("exact", max_cost_usd=est.cost_usd):
         client.messages.create(**kw, ctxbudget_ledger=Ledger())  # spent 0 + est == cap: ok
     with ctxbudget.task("below", max_cost_usd=est.cost_usd - Decimal("0.000000001")), \
@@ -104,6 +105,31 @@ def test_reaching_exactly_the_cap_is_allowed(api: FakeAPI, spool: Path) -> None:
     assert (ei.value.metric, ei.value.spent, ei.value.limit, ei.value.projected) == \
         ("calls", 2, 2, 3)
     assert len(api.requests) == 3
+
+
+def test_reservation_prices_cache_writes_and_tiers() -> None:
+    """The reservation is what the request can be billed at most: the prefix up to a
+    cache_control breakpoint at the cache-write rate (1h writes at theirs), priced as one
+    request — the same RequestPricer the gateway uses."""
+    from ctxbudget.budgets import RequestPricer
+
+    system = [{"type": "text", "text": "You are a careful assistant. " * 200}]
+    plain = {"model": MODEL, "max_tokens": 64, "system": system, "messages": MSG}
+    marked = {**plain, "system": [{**system[0], "cache_control": {"type": "ephemeral"}}]}
+    marked_1h = {**plain, "system": [{**system[0],
+                                      "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}
+    e0, e5, e1 = (_budget.estimate_request("anthropic", "anthropic", MODEL, kw)
+                  for kw in (plain, marked, marked_1h))
+    assert e0.usage.prompt_tokens == e5.usage.prompt_tokens == e1.usage.prompt_tokens
+    assert e0.usage.cache_write_5m_tokens == 0 and e5.usage.cache_write_5m_tokens > 1000
+    assert e1.usage.cache_write_1h_tokens == e5.usage.cache_write_5m_tokens
+    assert e0.cost_usd is not None and e5.cost_usd is not None and e1.cost_usd is not None
+    assert e0.cost_usd < e5.cost_usd < e1.cost_usd
+    import json
+
+    shared = RequestPricer().estimate(json.dumps(marked).encode(), "anthropic",
+                                      provider="anthropic")
+    assert (shared.usage, shared.cost_usd) == (e5.usage, e5.cost_usd)
 
 
 def test_nested_tasks_tighter_cap_applies_and_spend_rolls_up(api: FakeAPI, spool: Path) -> None:

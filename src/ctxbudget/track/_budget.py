@@ -1,39 +1,53 @@
-"""Budget enforcement: the pre-call estimate, the pre-call check and the post-call charge.
+"""Budget enforcement for tracked calls: the reservation, the pre-call check, the charge.
 
-Semantics (``docs/budgets.md`` is the user-facing version):
+One reserve / settle implementation serves the tracker and the gateway: this module
+prices a call's reservation with :class:`ctxbudget.budgets.RequestPricer` (the same
+request-body pricing the gateway uses) and holds it on a
+:class:`ctxbudget.budgets.MemoryLedger`. Semantics (``docs/budgets.md`` is the
+user-facing version):
 
-* A call is **blocked** when, for some task in the current chain (the innermost task
-  and every ancestor) and some capped metric, ``spent + in_flight + projected > cap``
-  — strictly greater: a call that brings spend to exactly the cap is allowed.
-  ``in_flight`` is the sum of the estimates of calls of that task still running, so
-  concurrent calls cannot all pass on the same headroom.
-* Metrics: ``cost_usd`` (projected: the estimate priced with the PriceBook),
-  ``input_tokens`` (prompt tokens: input + cache read + cache writes), ``calls``
-  (projected: 1; failed calls count).
-* After a call, its actual usage is charged to the task and every ancestor. If that
-  pushes a task over a cap, ``task.overrun`` becomes True and the call's meta gets
-  ``"overrun": [...]``; nothing is raised for the call that already happened; the
-  *next* call of that task is then blocked by the pre-call rule.
-* ``on_exceed="warn"`` (of the task whose cap is hit) logs a warning and lets the call go.
+* Each capped task of the chain (the innermost task and every ancestor) has one ledger
+  budget per cap (``max_cost_usd`` -> ``usd``, ``max_input_tokens`` -> ``tokens``
+  charged with *prompt* tokens, ``max_calls`` -> ``calls``), in a ``task`` window
+  scoped to that task instance. A root task and its descendants share one in-process
+  ledger (created with the root, gone with it), so one ``reserve`` checks and holds
+  every cap of the chain atomically.
+* A call is **blocked** when, for some budget, ``spent + held + reservation > cap``
+  (strictly greater; ``held`` = reservations of calls still in flight).
+* The reservation is what the call can be billed at most: the request body counted
+  and split into the buckets it can be billed at (uncached input, and cache writes up
+  to the last ``cache_control`` breakpoint, 1-hour writes priced as such), the output
+  cap (or ``default_output_tokens``) as output, priced as one request (context tiers)
+  by the tracker's PriceBook. Cache reads are never assumed: a cache miss must fit.
+* After the call the reservation is settled with the actual usage (SDK retries count
+  as calls); a call answered without usage is settled at its reservation. Overrun of
+  the actual over a cap sets ``task.overrun``; nothing is raised for the call that
+  already happened and the next one is blocked.
+* ``on_exceed="warn"`` budgets are the ledger's *soft* budgets: never block, logged.
 * A model without a price cannot be checked against ``max_cost_usd``: the call
-  proceeds, is counted in ``stats()["unpriced_budget_checks"]`` and is logged once per
-  model; its tokens and call count still count.
+  proceeds (no ``usd`` hold), is counted in ``stats()["unpriced_budget_checks"]`` and
+  logged once per model; its tokens and call count still count.
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BudgetExceeded, PricingError
 from ..prices import PriceBook, default_pricebook
 from ..usage import Usage
+from . import _context
 from ._context import SPEND_LOCK, TaskContext
+
+if TYPE_CHECKING:
+    from ..budgets import Budget, Charge, Ledger, RequestPricer
+    from ..budgets import Reservation as LedgerReservation
 
 __all__ = ["Estimate", "Reservation", "charge", "estimate_request", "precheck", "release"]
 
@@ -47,6 +61,15 @@ _warned_unpriced: set[tuple[str, str]] = set()
 counters: dict[str, int] = {"budget_blocked": 0, "budget_warned": 0, "overruns": 0,
                             "unpriced_budget_checks": 0, "estimate_fallbacks": 0}
 
+#: ledger budget name per cap, and the metric name BudgetExceeded reports
+_CAPS: tuple[tuple[str, str, str], ...] = (
+    ("max_cost_usd", "usd", "cost_usd"),
+    ("max_input_tokens", "tokens", "input_tokens"),
+    ("max_calls", "calls", "calls"),
+)
+_REPORTED = {name: reported for name, _, reported in _CAPS}
+_scopes = itertools.count(1)
+
 
 def pricebook() -> PriceBook:
     pb = _settings["pricebook"]
@@ -55,92 +78,86 @@ def pricebook() -> PriceBook:
     return pb  # type: ignore[no-any-return]
 
 
+def _pricer() -> RequestPricer:
+    """The shared request-body pricer, rebuilt when the PriceBook or the default output
+    cap changes (``ctxbudget.track.configure``)."""
+    pb, out = pricebook(), int(_settings["default_output_tokens"])
+    cached = _settings.get("pricer")
+    if cached is None or cached[0] is not pb or cached[1] != out:
+        from ..budgets import RequestPricer
+
+        cached = _settings["pricer"] = (pb, out, RequestPricer(pb, default_output_tokens=out))
+    pricer: RequestPricer = cached[2]
+    return pricer
+
+
 # --------------------------------------------------------------------------- estimate
-
-
-def _chars_over_4(content: Any) -> int:
-    text = content if isinstance(content, str) else json.dumps(content, default=str,
-                                                               ensure_ascii=False)
-    return (len(text) + 3) // 4
-
-
-def _count_with_tokens_module(content: Any, model: str, provider: str | None) -> int:
-    from ..tokens import count_tokens
-
-    return int(count_tokens(content, model, provider=provider).tokens)
-
-
-_counter: list[Callable[[Any, str, str | None], int]] = []
-
-
-def count_prompt_tokens(content: Any, model: str, provider: str | None) -> int:
-    """Prompt tokens of a request's content: ``ctxbudget.tokens.count_tokens`` when that
-    module is available, else ``ceil(len(JSON text) / 4)`` (counted in
-    ``stats()["estimate_fallbacks"]``)."""
-    if not _counter:
-        try:
-            from .. import tokens as _t
-
-            _counter.append(_count_with_tokens_module if hasattr(_t, "count_tokens")
-                            else lambda c, m, p: _chars_over_4(c))
-        except ImportError:
-            _counter.append(lambda c, m, p: _chars_over_4(c))
-    try:
-        return _counter[0](content, model, provider)
-    except Exception as exc:
-        counters["estimate_fallbacks"] += 1
-        log.debug("ctxbudget: token counter failed (%s); using chars/4", exc)
-        return _chars_over_4(content)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Estimate:
-    """A pre-call projection for one call."""
+    """A pre-call reservation for one call."""
 
     usage: Usage
-    """Projected usage: prompt tokens (cache reads only if a ledger expects them), and
-    the output cap (or the default) as output."""
+    """The most the call can be billed: prompt tokens split into uncached input and
+    cache writes (never cache reads), the output cap as output."""
     cost_usd: Decimal | None
-    """Priced projection, ``None`` when the model has no price."""
+    """``usage`` priced as one request, ``None`` when the model has no price."""
     source: str
-    """``ledger`` or ``count``."""
+    """``body``: counted from the request body by ``ctxbudget.budgets.RequestPricer``."""
 
 
-def _prompt_content(provider_api: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    keys = {
-        "anthropic": ("system", "messages", "tools"),
-        "openai-chat": ("messages", "tools", "functions"),
-        "openai-responses": ("instructions", "input", "tools"),
-    }[provider_api]
-    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+#: The request fields that decide what a call can be billed, per API.
+_BODY_KEYS: dict[str, tuple[str, ...]] = {
+    "anthropic": ("system", "messages", "tools", "max_tokens", "cache_control",
+                  "service_tier"),
+    "openai-chat": ("messages", "tools", "functions", "max_tokens", "max_completion_tokens",
+                    "n", "service_tier", "stream", "stream_options"),
+    "openai-responses": ("instructions", "input", "tools", "max_output_tokens",
+                         "service_tier"),
+}
 
 
-def _output_cap(provider_api: str, kwargs: Mapping[str, Any]) -> int:
-    names = {"anthropic": ("max_tokens",),
-             "openai-chat": ("max_completion_tokens", "max_tokens"),
-             "openai-responses": ("max_output_tokens",)}[provider_api]
-    for n in names:
-        v = kwargs.get(n)
-        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-            return v
-    return int(_settings["default_output_tokens"])
+def _enc_hook(obj: Any) -> Any:
+    """SDK request objects (pydantic models) as JSON; anything else (an iterator the SDK
+    would consume, a sentinel) is not estimated rather than consumed."""
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json", exclude_none=True)
+    raise TypeError(f"cannot price a request field of type {type(obj).__name__}")
+
+
+def _given(v: Any) -> bool:
+    return v is not None and type(v).__name__ not in ("NotGiven", "Omit")
 
 
 def estimate_request(provider: str, provider_api: str, model: str, kwargs: Mapping[str, Any],
                      ledger: Any = None) -> Estimate:
-    """Project a call's usage and cost before it is sent."""
-    out = _output_cap(provider_api, kwargs)
-    comps = getattr(ledger, "components", None) if ledger is not None else None
-    if isinstance(comps, Mapping) and comps:
-        prompt = sum(int(v) for v in comps.values())
-        read = min(int(getattr(ledger, "expected_cache_read_tokens", 0) or 0), prompt)
-        usage = Usage(input_tokens=prompt - read, cache_read_tokens=read, output_tokens=out)
-        source = "ledger"
-    else:
-        prompt = count_prompt_tokens(_prompt_content(provider_api, kwargs), model, provider)
-        usage = Usage(input_tokens=prompt, output_tokens=out)
-        source = "count"
-    return Estimate(usage=usage, cost_usd=price_usage(usage, model, provider), source=source)
+    """The reservation of a call: its request priced by the shared
+    :class:`~ctxbudget.budgets.RequestPricer`. ``ledger`` (the packer's) is accepted for
+    compatibility and not used: expected cache reads must not lower a reservation.
+
+    Raises for an API the pricer does not read or a body it cannot count."""
+    import msgspec
+
+    keys = _BODY_KEYS.get(provider_api)
+    if keys is None:
+        raise ValueError(f"no reservation pricing for the {provider_api!r} API")
+    body: dict[str, Any] = {k: kwargs[k] for k in keys if _given(kwargs.get(k))}
+    body["model"] = model
+    data = msgspec.json.encode(body, enc_hook=_enc_hook)
+    est = _pricer().estimate(data, provider_api, provider=provider)
+    if est.cost_usd is None:
+        _warn_unpriced(provider, model)
+    return Estimate(usage=est.usage, cost_usd=est.cost_usd, source="body")
+
+
+def _warn_unpriced(provider: str | None, model: str) -> None:
+    key = (provider or "", model)
+    if key not in _warned_unpriced:
+        _warned_unpriced.add(key)
+        log.warning("ctxbudget: no price for %s/%s: max_cost_usd cannot be enforced for it",
+                    provider, model)
 
 
 def price_usage(usage: Usage, model: str, provider: str | None,
@@ -151,12 +168,84 @@ def price_usage(usage: Usage, model: str, provider: str | None,
     try:
         return pricebook().cost(usage, model, provider, at or datetime.now(UTC)).total_usd
     except PricingError:
-        key = (provider or "", model)
-        if key not in _warned_unpriced:
-            _warned_unpriced.add(key)
-            log.warning("ctxbudget: no price for %s/%s: max_cost_usd cannot be enforced for it",
-                        provider, model)
+        _warn_unpriced(provider, model)
         return None
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+def _budgets_of(t: TaskContext) -> tuple[Budget, ...]:
+    """The ledger budgets of one task's caps (built once per task)."""
+    cached: tuple[Budget, ...] | None = t._budgets
+    if cached is None:
+        from ..budgets import Budget, Window
+
+        lim = t.limits
+        window = Window.parse("task")
+        out = []
+        for name, metric, _ in _CAPS:
+            cap = getattr(lim, name)
+            if cap is not None:
+                out.append(Budget(name=name, limit=Decimal(cap), metric=metric,  # type: ignore[arg-type]
+                                  window=window, soft=lim.on_exceed == "warn"))
+        cached = t._budgets = tuple(out)
+        t._scope = f"{t.task_id}#{next(_scopes)}"
+    return cached
+
+
+def _ledger_of(t: TaskContext) -> Ledger:
+    root = t.root
+    led = root._ledger
+    if led is None:
+        with SPEND_LOCK:
+            led = root._ledger
+            if led is None:
+                from ..budgets import MemoryLedger
+
+                led = root._ledger = MemoryLedger(None, reservation_ttl=float("inf"))
+    return led  # type: ignore[no-any-return]
+
+
+def _charges(ctx: TaskContext, with_usd: bool) -> tuple[list[Charge], list[TaskContext]]:
+    """The charges of every cap in the chain, and the task each belongs to (cached on the
+    task: its chain and caps never change)."""
+    cache: dict[bool, tuple[list[Charge], list[TaskContext]]] | None = ctx._chain_charges
+    if cache is None:
+        cache = ctx._chain_charges = {}
+    hit = cache.get(with_usd)
+    if hit is not None:
+        return hit
+    from ..budgets import Charge
+
+    charges: list[Charge] = []
+    owners: list[TaskContext] = []
+    for t in ctx.chain():
+        if not t.limits.any:
+            continue
+        for b in _budgets_of(t):
+            if b.metric == "usd" and not with_usd:
+                continue
+            charges.append(Charge(b, t._scope))
+            owners.append(t)
+    cache[with_usd] = (charges, owners)
+    return charges, owners
+
+
+def held(t: TaskContext, cap: str) -> Decimal | int:
+    """What calls in flight hold on ``t``'s ``cap`` (0 when it has no such cap)."""
+    if t._budgets is None or t.root._ledger is None:
+        return 0
+    from ..budgets import Charge
+
+    for b in _budgets_of(t):
+        if b.name == cap:
+            (state,) = _ledger_of(t).states([Charge(b, t._scope)])
+            return state.held if b.metric == "usd" else int(state.held)
+    return 0
+
+
+_context.set_pricer(price_usage, held)
 
 
 # --------------------------------------------------------------------------- check / charge
@@ -164,86 +253,83 @@ def price_usage(usage: Usage, model: str, provider: str | None,
 
 @dataclass(slots=True)
 class Reservation:
-    """What a call reserved on each capped task of its chain (released after the call)."""
+    """A call's hold on the ledger of its task chain (settled or released after it)."""
 
-    tasks: tuple[TaskContext, ...]
-    cost_usd: Decimal
-    input_tokens: int
+    ledger: Ledger
+    hold: LedgerReservation | None
+
+
+def _spent(t: TaskContext, cap: str) -> Decimal | int:
+    if cap == "max_cost_usd":
+        return t._spent_usd
+    return t.input_tokens if cap == "max_input_tokens" else t.calls
 
 
 def precheck(ctx: TaskContext, est: Estimate | None) -> Reservation:
-    """Block (raise :class:`BudgetExceeded`) or warn if the call would pass a cap; else reserve."""
-    proj_usd = est.cost_usd if est is not None and est.cost_usd is not None else Decimal(0)
-    proj_in = est.usage.prompt_tokens if est is not None else 0
-    if est is not None and est.cost_usd is None and ctx.cost_capped:
+    """Block (raise :class:`BudgetExceeded`) or warn if the call would pass a cap; else
+    hold its reservation on every capped task of the chain."""
+    from ..budgets import Amount
+
+    priced = est is not None and est.cost_usd is not None
+    if est is not None and not priced and ctx.cost_capped:
         counters["unpriced_budget_checks"] += 1
-    breach: tuple[TaskContext, str, Any, Any, Any] | None = None
-    with SPEND_LOCK:
-        capped = tuple(t for t in ctx.chain() if t.limits.any)
-        for t in capped:
-            lim = t.limits
-            checks: list[tuple[str, Any, Any, Any]] = []
-            if lim.max_calls is not None:
-                checks.append(("calls", t.calls, t.reserved_calls + 1, lim.max_calls))
-            if lim.max_input_tokens is not None:
-                checks.append(("input_tokens", t.input_tokens, t.reserved_input_tokens + proj_in,
-                               lim.max_input_tokens))
-            if lim.max_cost_usd is not None and est is not None and est.cost_usd is not None:
-                checks.append(("cost_usd", t._spent_usd, t.reserved_usd + proj_usd,
-                               lim.max_cost_usd))
-            for metric, spent, more, cap in checks:
-                if spent + more > cap:
-                    breach = (t, metric, spent, cap, spent + more)
-                    break
-            if breach is not None and breach[0].limits.on_exceed == "raise":
-                break
-        if breach is None or breach[0].limits.on_exceed == "warn":
-            for t in capped:
-                t.reserved_calls += 1
-                t.reserved_input_tokens += proj_in
-                t.reserved_usd += proj_usd
-    if breach is not None:
-        t, metric, spent, cap, projected = breach
-        if t.limits.on_exceed == "raise":
-            counters["budget_blocked"] += 1
-            raise BudgetExceeded(task_id=t.task_id, metric=metric, spent=spent, limit=cap,
-                                 projected=projected, phase="pre-call")
+    amount = Amount(usd=est.cost_usd if est is not None and est.cost_usd is not None
+                    else Decimal(0),
+                    tokens=est.usage.prompt_tokens if est is not None else 0, calls=1)
+    charges, owners = _charges(ctx, with_usd=priced)
+    ledger = _ledger_of(ctx)
+    decision = ledger.reserve(charges, amount)
+    if not decision.allowed:
+        state = decision.blocked_by
+        assert state is not None
+        i = next(i for i, c in enumerate(charges)
+                 if c.scope == state.scope and c.budget.name == state.name)
+        t, cap = owners[i], state.name
+        spent = _spent(t, cap)
+        more = amount.of(charges[i].budget.metric)
+        h: Decimal | int = state.held if cap == "max_cost_usd" else int(state.held)
+        counters["budget_blocked"] += 1
+        raise BudgetExceeded(task_id=t.task_id, metric=_REPORTED[cap], spent=spent,
+                             limit=getattr(t.limits, cap), projected=spent + h + more,
+                             phase="pre-call")
+    if decision.soft_exceeded:
+        state = decision.soft_exceeded[0]
+        t = next(o for o, c in zip(owners, charges, strict=True) if c.scope == state.scope)
         counters["budget_warned"] += 1
         log.warning("ctxbudget: task %r %s budget %s would be exceeded (spent %s, with this "
-                    "call %s); proceeding (on_exceed='warn')", t.task_id, metric, cap, spent,
-                    projected)
-    return Reservation(tasks=capped, cost_usd=proj_usd, input_tokens=proj_in)
+                    "call %s); proceeding (on_exceed='warn')", t.task_id, _REPORTED[state.name],
+                    state.limit, _spent(t, state.name), state.spent + state.held)
+    return Reservation(ledger=ledger, hold=decision.reservation)
 
 
 def release(reservation: Reservation) -> None:
     """Drop a reservation without charging anything (the call was never sent)."""
-    with SPEND_LOCK:
-        for t in reservation.tasks:
-            t.reserved_calls -= 1
-            t.reserved_input_tokens -= reservation.input_tokens
-            t.reserved_usd -= reservation.cost_usd
+    if reservation.hold is not None:
+        reservation.ledger.release(reservation.hold)
 
 
 def charge(ctx: TaskContext, reservation: Reservation | None, usage: Usage,
            cost_usd: Decimal | None, deferred: tuple[Usage, str, str, datetime] | None = None,
            *, calls: int = 1) -> list[str]:
-    """Release the reservation and add the actual spend to the task and every ancestor.
+    """Settle the reservation with the actual spend and add it to the task and every
+    ancestor.
 
     ``cost_usd`` is the call's priced cost (``None``: unpriced model); ``deferred`` instead
     queues the call for pricing when ``spent_usd`` is read (used when no task in the chain
     has a cost cap). ``calls``: HTTP attempts (SDK retries count). Returns
-    ``["<task_id>:<metric>", ...]`` for every cap the actual spend
-    now exceeds (and sets ``overrun`` on those tasks)."""
+    ``["<task_id>:<metric>", ...]`` for every cap the actual spend now exceeds (and sets
+    ``overrun`` on those tasks)."""
     over: list[str] = []
     prompt = usage.prompt_tokens
     buckets = (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_5m_tokens,
                usage.cache_write_1h_tokens, usage.output_tokens, usage.reasoning_tokens)
+    if reservation is not None and reservation.hold is not None:
+        from ..budgets import Amount
+
+        reservation.ledger.settle(reservation.hold, Amount(
+            usd=cost_usd if cost_usd is not None and deferred is None else Decimal(0),
+            tokens=prompt, calls=calls))
     with SPEND_LOCK:
-        if reservation is not None:
-            for t in reservation.tasks:
-                t.reserved_calls -= 1
-                t.reserved_input_tokens -= reservation.input_tokens
-                t.reserved_usd -= reservation.cost_usd
         t_: TaskContext | None = ctx
         while t_ is not None:
             t = t_

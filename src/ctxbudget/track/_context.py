@@ -55,6 +55,17 @@ SPEND_LOCK = threading.Lock()
 #: Called with a finished TaskContext (set by the tracker: enqueues the task record).
 _on_task_exit: list[Callable[[TaskContext], None]] = []
 
+#: Set by ``_budget`` (which imports this module, never the other way round): prices a
+#: call's usage for ``spent_usd``, and reads what calls in flight hold on a cap.
+_price: list[Callable[[Usage, str, str | None, datetime | None], Decimal | None]] = []
+_held: list[Callable[[TaskContext, str], Any]] = []
+
+
+def set_pricer(price: Callable[[Usage, str, str | None, datetime | None], Decimal | None],
+               held: Callable[[TaskContext, str], Any]) -> None:
+    _price[:] = [price]
+    _held[:] = [held]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
@@ -82,12 +93,17 @@ class TaskContext:
     """One running (or finished) task: identity, outcome and spend so far.
 
     Spend counters include every call made inside this task *and its child tasks*.
-    ``reserved_*`` hold pre-call estimates of calls in flight (released when they end).
+    ``reserved_*`` are what calls in flight hold on this task's caps (their reservations
+    on the budget ledger, released or settled when they end).
     """
 
     __slots__ = (
+        "_budgets",
+        "_chain_charges",
+        "_ledger",
         "_outcome",
         "_pending_cost",
+        "_scope",
         "_spent_usd",
         "_token",
         "_u",
@@ -102,9 +118,6 @@ class TaskContext:
         "outcome_set",
         "overrun",
         "parent",
-        "reserved_calls",
-        "reserved_input_tokens",
-        "reserved_usd",
         "session_id",
         "started_at",
         "task_id",
@@ -158,9 +171,12 @@ class TaskContext:
         self._u = [0, 0, 0, 0, 0, 0]
         self.unpriced_calls = 0
         """Calls whose model has no price (not in ``spent_usd``)."""
-        self.reserved_usd = Decimal(0)
-        self.reserved_input_tokens = 0
-        self.reserved_calls = 0
+        #: ledger budgets of this task's caps, its ledger scope, and (on a root task) the
+        #: in-process ledger the whole chain reserves on — set by ``_budget``
+        self._budgets: Any = None
+        self._scope = ""
+        self._ledger: Any = None
+        self._chain_charges: Any = None
         self._token: contextvars.Token[TaskContext | None] | None = None
 
     # -- outcome -------------------------------------------------------------
@@ -188,10 +204,25 @@ class TaskContext:
                      cache_write_1h_tokens=u[3], output_tokens=u[4], reasoning_tokens=u[5])
 
     @property
+    def reserved_usd(self) -> Decimal:
+        """USD held by this task's calls in flight (0 without a ``max_cost_usd`` cap)."""
+        return Decimal(_held[0](self, "max_cost_usd")) if _held else Decimal(0)
+
+    @property
+    def reserved_input_tokens(self) -> int:
+        """Prompt tokens held by calls in flight (0 without a ``max_input_tokens`` cap)."""
+        return int(_held[0](self, "max_input_tokens")) if _held else 0
+
+    @property
+    def reserved_calls(self) -> int:
+        """Calls in flight (0 without a ``max_calls`` cap)."""
+        return int(_held[0](self, "max_calls")) if _held else 0
+
+    @property
     def spent_usd(self) -> Decimal:
         """USD of the priced calls so far (child tasks included), each call priced at its own
         time with the tracker's PriceBook; unpriced calls are counted in ``unpriced_calls``."""
-        from ._budget import price_usage
+        price_usage = _price[0]
 
         with SPEND_LOCK:
             pending, self._pending_cost = self._pending_cost, []
