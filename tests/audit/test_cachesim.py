@@ -188,8 +188,8 @@ def test_store_format(tmp_path: Path) -> None:
 def test_cli_simulate_cache_json(data_dir: Path) -> None:
     from ctxbudget.cli.main import app
 
-    r = CliRunner().invoke(app, ["simulate-cache", str(data_dir / MOONCAKE), "--format",
-                                 "mooncake", "--capacity-tokens", "3000000", "--price-model",
+    r = CliRunner().invoke(app, ["simulate-cache", str(data_dir / MOONCAKE), "--from",
+                                 "mooncake", "--capacity-tokens", "3000000", "--model",
                                  "claude-sonnet-4-5", "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)

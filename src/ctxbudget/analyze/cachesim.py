@@ -431,7 +431,7 @@ def _hits(tr: Trace, ttl_s: float | None, capacity: int | None, engine: str) -> 
         ttl = math.inf if ttl_s is None else float(ttl_s)
         cap = math.inf if capacity is None else float(capacity)
         return kernel(tr.ts_s, tr.offsets, tr.blocks, tr.block_tokens, tr.n_ids, ttl, cap), engine
-    raise InputFormatError(f"unknown engine {engine!r} (auto, numba, numpy, python)")
+    raise InputFormatError(f"--kernel: unknown kernel {engine!r} (auto, numba, numpy, python)")
 
 
 # --------------------------------------------------------------------------- results
@@ -686,4 +686,4 @@ def load_trace(path: Path | str, fmt: str = "auto", *, block_size: int = 512) ->
         return load_store_trace(p)
     if fmt == "requests":
         return load_requests_trace(p)
-    raise InputFormatError(f"--format: {fmt!r} is not mooncake, store, requests or auto")
+    raise InputFormatError(f"--from: {fmt!r} is not mooncake, store, requests or auto")

@@ -26,6 +26,28 @@ EXIT_USER_ERROR = 2
 EXIT_SIDE_EFFECT_FAILED = 3
 
 
+def _flags_without_placeholder() -> None:
+    """Typer's rich help prints a ``<bool>`` type after every flag (``--json <bool>``),
+    which reads as if the flag took a value: a flag's type column is left empty."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption, "_ctxbudget_flags", False):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        result: str | None = original(self, ctx)
+        return result
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+    TyperOption._ctxbudget_flags = True  # type: ignore[attr-defined]
+
+
+_flags_without_placeholder()
+
+
 def _default(o: Any) -> Any:
     if isinstance(o, Decimal):
         return str(o)

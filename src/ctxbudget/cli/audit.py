@@ -28,8 +28,9 @@ def _pct(x: float) -> str:
 def simulate_cache_cmd(
     trace: Path = typer.Argument(..., help="Mooncake JSONL, DuckDB store, or request-body "
                                            "JSONL / cassette YAML."),
-    fmt: str = typer.Option("auto", "--format", "-f",
-                            help="mooncake, store, requests or auto (by content)."),
+    fmt: str = typer.Option("auto", "--from",
+                            help="Trace format: mooncake, store, requests or auto (by "
+                                 "content)."),
     ttl: str = typer.Option("none", "--ttl",
                             help="none, 5m, 1h, 24h or seconds: blocks expire this long "
                                  "after their last use (refreshed on hit)."),
@@ -38,18 +39,19 @@ def simulate_cache_cmd(
                                                     "unlimited)."),
     block: int = typer.Option(512, "--block", min=1,
                               help="Tokens per hash id (mooncake format)."),
-    price_model: str | None = typer.Option(None, "--price-model",
+    price_model: str | None = typer.Option(None, "--model",
                                            help="Price the replay with this model's rates."),
-    provider: str | None = typer.Option(None, "--provider", help="Provider of --price-model."),
+    provider: str | None = typer.Option(None, "--provider", help="Provider of --model."),
     prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
-    engine: str = typer.Option("auto", "--engine", help="auto, numba, numpy or python."),
+    engine: str = typer.Option("auto", "--kernel", help="Replay kernel: auto, numba, numpy or "
+                                                        "python."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Replay a trace's prefix blocks through a prompt cache (TTL and/or LRU capacity).
 
     A request's hit is the longest prefix of its blocks already cached; every block
     is then touched (hit: TTL refreshed; miss: written). Reports token-, block- and
-    request-weighted hit ratios and, with --price-model, cost with and without caching.
+    request-weighted hit ratios and, with --model, cost with and without caching.
     """
     from ..analyze.cachesim import load_trace, parse_ttl, price_simulation, simulate_cache
 

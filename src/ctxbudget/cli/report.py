@@ -303,9 +303,8 @@ def check(
 ) -> None:
     """Evaluate alert rules and/or a baseline; exit 1 when any is breached (CI gate).
 
-    Exit codes: 0 passed, 1 a rule or baseline comparison breached (or inconclusive with
-    --fail-inconclusive), 2 a user error, 3 a side effect failed (the webhook could not
-    be delivered, $GITHUB_STEP_SUMMARY could not be written) whatever the verdict.
+    Exit codes: 0 pass, 1 breach (or inconclusive, --fail-inconclusive), 2 user error,
+    3 a side effect failed (webhook, $GITHUB_STEP_SUMMARY) whatever the verdict.
     """
     from ..analyze.rules import (
         check_baseline,
