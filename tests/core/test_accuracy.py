@@ -52,7 +52,8 @@ def genai(u: Usage, model: str, provider: str, at: date, tier: str | None = None
         "storage_searches": u.file_search_requests or 0,
     }
     ctx: Any = {"processing": "batch"} if tier == "batch" else None
-    return calc_price(GUsage(**{k: v for k, v in kw.items() if v or k.startswith("cache_")}), model, provider_id=provider,
+    g = GUsage(**{k: v for k, v in kw.items() if v or k.startswith("cache_")})
+    return calc_price(g, model, provider_id=provider,
                       genai_request_timestamp=datetime(at.year, at.month, at.day, tzinfo=UTC),
                       price_context=ctx).total_price
 

@@ -70,7 +70,8 @@ def genai_total(u: Usage, model: str, provider: str) -> Any:
         "web_searches": u.web_search_requests or 0,
         "storage_searches": u.file_search_requests or 0,
     }
-    return calc_price(GUsage(**{k: v for k, v in kw.items() if v or k.startswith("cache_")}), model, provider_id=provider,
+    g = GUsage(**{k: v for k, v in kw.items() if v or k.startswith("cache_")})
+    return calc_price(g, model, provider_id=provider,
                       genai_request_timestamp=datetime(AT.year, AT.month, AT.day,
                                                        tzinfo=UTC)).total_price
 
