@@ -20,8 +20,9 @@ def import_(
     fmt: str = typer.Argument(..., metavar="FORMAT",
                               help="claude-code, codex, openai-batch, anthropic-batch, otel, "
                                    "litellm, langfuse, table (or a plugin's format)."),
-    paths: list[str] = typer.Argument(..., metavar="PATH...",
-                                      help="Files, folders (searched recursively) or '-'."),
+    paths: list[str] | None = typer.Argument(
+        None, metavar="PATH...", help="Files, folders (searched recursively) or '-' (not with "
+        "--host / --url, which read from an API instead)."),
     db: Path | None = typer.Option(None, "--db", help="Store file (default "
                                    "$CTXBUDGET_HOME/usage.duckdb)."),
     strict: bool = typer.Option(False, "--strict",
@@ -37,11 +38,31 @@ def import_(
         None, "--provider", help="openai-batch / anthropic-batch: the price-catalog provider "
         "(groq, mistral...; default: from the body's shape, else from the model)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    host: str | None = typer.Option(None, "--host", envvar="LANGFUSE_HOST",
+                                    help="langfuse: read the Langfuse API at this URL."),
+    public_key: str | None = typer.Option(None, "--public-key", envvar="LANGFUSE_PUBLIC_KEY",
+                                          help="langfuse: public key."),
+    secret_key: str | None = typer.Option(None, "--secret-key", envvar="LANGFUSE_SECRET_KEY",
+                                          help="langfuse: secret key."),
+    url: str | None = typer.Option(None, "--url", help="litellm: read the spend logs of the "
+                                   "LiteLLM proxy at this URL."),
+    key: str | None = typer.Option(None, "--key", envvar="LITELLM_MASTER_KEY",
+                                   help="litellm: proxy admin key."),
+    since: str | None = typer.Option(None, "--since", help="--host / --url: first start "
+                                     "time to read (default: where the last pull stopped)."),
 ) -> None:
     """Import usage logs; idempotent (re-importing adds nothing), rejected lines listed
-    as file:line."""
+    as file:line. With --host (langfuse) or --url (litellm), read the system's API
+    instead: paged, and incremental since the last pull."""
     from ..sources import StrictStop, get_importer, import_paths
     from ..store.db import open_store
+
+    if host is not None or url is not None:
+        _pull(fmt, paths, db, host, public_key, secret_key, url, key, since, as_json)
+        return
+    if not paths:
+        raise typer.BadParameter("give files to import (or --host / --url to read an API)",
+                                 param_hint="PATH...")
 
     options: dict[str, Any] = {}
     if mapping is not None or inclusive:
@@ -67,6 +88,36 @@ def import_(
         print_json(stats.as_dict())
         return
     _print_summary(stats)
+
+
+def _pull(fmt: str, paths: list[str] | None, db: Path | None, host: str | None,
+          public_key: str | None, secret_key: str | None, url: str | None, key: str | None,
+          since: str | None, as_json: bool) -> None:
+    from ..sources.pull import pull_langfuse, pull_litellm
+    from ..store.db import open_store
+
+    if paths:
+        raise typer.BadParameter("PATH... and --host / --url exclude each other")
+    if host is not None:
+        if fmt != "langfuse":
+            raise typer.BadParameter("--host reads the Langfuse API: use format langfuse")
+        if not public_key or not secret_key:
+            raise typer.BadParameter("--host needs --public-key and --secret-key (or "
+                                     "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY)")
+        with open_store(db) as store:
+            stats = pull_langfuse(store, host=host, public_key=public_key,
+                                  secret_key=secret_key, since=since)
+    else:
+        if fmt != "litellm":
+            raise typer.BadParameter("--url reads a LiteLLM proxy: use format litellm")
+        if not key:
+            raise typer.BadParameter("--url needs --key (or LITELLM_MASTER_KEY)")
+        with open_store(db) as store:
+            stats = pull_litellm(store, url=str(url), key=key, since=since)
+    if as_json:
+        print_json(stats.as_dict())
+    else:
+        _print_summary(stats)
 
 
 class _Bar:
