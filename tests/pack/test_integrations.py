@@ -172,3 +172,28 @@ def test_langgraph_pre_model_hook_and_trimmer(agent_server: Any) -> None:
     kept = PackMessages(config())(out["messages"])
     assert kept[0].content == TASK and len(kept) < len(out["messages"])
     assert all(m in out["messages"] for m in kept if m.type != "tool")
+
+
+def test_docs_pydantic_ai_snippet_runs(agent_server: Any) -> None:
+    """The pydantic-ai example of docs/pack.md runs as written (fresh interpreter), the
+    SDK's standard environment variables pointing at the local server."""
+    pytest.importorskip("pydantic_ai")
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "pack.md").read_text()
+    (code,) = re.findall(r"<!-- snippet: pack-pydantic-ai -->\s*```python\n(.*?)```", doc,
+                         re.S)
+    server = agent_server(0)
+    env = {**os.environ, "OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "test",
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    output, total = run.stdout.split()
+    assert output == "done" and int(total) > 0
+    ((_path, body, errs),) = server.requests
+    assert not errs and body["messages"][0]["content"] == "You are a log analyst."

@@ -7,7 +7,7 @@ from ctxbudget.pack import PackerConfig
 from ctxbudget.pack.integrations.pydantic_ai import PackHistory
 
 pack = PackHistory(PackerConfig(window=32_000, model="gpt-4.1", provider="openai"))
-agent = Agent("openai:gpt-4.1", capabilities=[ProcessHistory(pack)])
+agent = Agent("openai-chat:gpt-4.1", capabilities=[ProcessHistory(pack)])
 ```
 
 pydantic-ai stores what a processor returns as the run's history, so after a cut the
