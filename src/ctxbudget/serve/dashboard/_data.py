@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 TASK_SORTS = ("cost", "calls", "tokens", "first", "outcome", "wasted", "type")
 _SORT_SQL = {"cost": "cost_usd", "calls": "calls", "tokens": "tokens", "first": "first_ts",
              "outcome": "outcome", "wasted": "wasted_write_tokens", "type": "task_type"}
+#: The columns a tasks page shows (the per-task table has more).
+_PAGE_COLUMNS = ("task_key", "task_type", "outcome", "calls", "tokens", "cost_usd",
+                 "wasted_write_tokens", "first_ts", "models", "day", "session_id", "user_id")
 #: A call counts as "expensive to explain" when it writes at least this many tokens to
 #: the cache, or reads none of a prompt at least this long after an earlier call.
 LARGE_WRITE_TOKENS = 1024
@@ -161,6 +164,7 @@ class Dataset:
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _reader: Any = field(default=None, init=False, repr=False)
     _read_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _counts: dict[tuple[str, str], int] = field(default_factory=dict, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -440,16 +444,23 @@ FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
     # ------------------------------------------------------------------ page queries
 
     def tasks(self, q: TaskQuery) -> tuple[list[dict[str, Any]], int]:
-        """One page of tasks matching ``q`` and how many match in all."""
-        self.snapshot()
+        """One page of tasks matching ``q`` and how many match in all (the count is kept
+        per snapshot and filter: paging and re-sorting do not count again)."""
+        snap = self.snapshot(block=self._snap is None)
         col = _SORT_SQL.get(q.sort, "cost_usd")
         order = "DESC" if q.desc else "ASC"
         where = q.where()
         with self._lock:
-            n = int(self._mem.execute(
-                f"SELECT COUNT(*) FROM t_tasks WHERE {where}").fetchall()[0][0])
+            key = (snap.version if snap else "", where)
+            n = self._counts.get(key)
+            if n is None:
+                n = int(self._mem.execute(
+                    f"SELECT COUNT(*) FROM t_tasks WHERE {where}").fetchall()[0][0])
+                if len(self._counts) > 1000:
+                    self._counts.clear()
+                self._counts[key] = n
             cur = self._mem.execute(
-                f"SELECT * FROM t_tasks WHERE {where} "
+                f"SELECT {', '.join(_PAGE_COLUMNS)} FROM t_tasks WHERE {where} "
                 f"ORDER BY {col} {order} NULLS LAST, task_key LIMIT {int(q.limit)} "
                 f"OFFSET {int(q.offset)}")
             cols = [d[0] for d in cur.description]
@@ -457,7 +468,7 @@ FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
         return rows, n
 
     def task(self, task_key: str) -> dict[str, Any] | None:
-        self.snapshot()
+        self.snapshot(block=self._snap is None)
         with self._lock:
             cur = self._mem.execute("SELECT * FROM t_tasks WHERE task_key = ?", [task_key])
             cols = [d[0] for d in cur.description]
