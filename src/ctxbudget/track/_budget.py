@@ -31,7 +31,6 @@ user-facing version):
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,7 +67,6 @@ _CAPS: tuple[tuple[str, str, str], ...] = (
     ("max_calls", "calls", "calls"),
 )
 _REPORTED = {name: reported for name, _, reported in _CAPS}
-_scopes = itertools.count(1)
 
 
 def pricebook() -> PriceBook:
@@ -189,8 +187,7 @@ def _budgets_of(t: TaskContext) -> tuple[Budget, ...]:
             if cap is not None:
                 out.append(Budget(name=name, limit=Decimal(cap), metric=metric,  # type: ignore[arg-type]
                                   window=window, soft=lim.on_exceed == "warn"))
-        cached = t._budgets = tuple(out)
-        t._scope = f"{t.task_id}#{next(_scopes)}"
+        cached = t._budgets = tuple(out)  # two threads may build it: same names, same scope
     return cached
 
 

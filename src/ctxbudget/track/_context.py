@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,6 +52,8 @@ _LEDGER: ContextVar[Any] = ContextVar("ctxbudget_ledger", default=None)
 #: One lock guards every task's counters: updates are a few additions, so a single
 #: lock costs less than one per task and makes ancestor roll-ups atomic.
 SPEND_LOCK = threading.Lock()
+
+_SCOPES = itertools.count(1)
 
 #: Called with a finished TaskContext (set by the tracker: enqueues the task record).
 _on_task_exit: list[Callable[[TaskContext], None]] = []
@@ -174,7 +177,7 @@ class TaskContext:
         #: ledger budgets of this task's caps, its ledger scope, and (on a root task) the
         #: in-process ledger the whole chain reserves on — set by ``_budget``
         self._budgets: Any = None
-        self._scope = ""
+        self._scope = f"{task_id}#{next(_SCOPES)}"  # unique per instance, never reused
         self._ledger: Any = None
         self._chain_charges: Any = None
         self._token: contextvars.Token[TaskContext | None] | None = None
