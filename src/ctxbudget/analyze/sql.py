@@ -349,6 +349,16 @@ _SUMS = """COUNT(*) AS calls,
   MAX(pc.ts) AS last_ts"""
 
 
+#: The columns of a group row after its key (GroupRow's fields), over ``pc``.
+_GROUP_COLS = f"""{_SUMS},
+  SUM(CASE WHEN pc.outcome = 'failure' THEN pc.cost_usd END) AS failed_cost_usd,
+  COUNT(DISTINCT pc.task_key) AS tasks,
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'success' THEN pc.task_key END) AS success_tasks,
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'failure' THEN pc.task_key END) AS failure_tasks,
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'partial' THEN pc.task_key END) AS partial_tasks,
+  CAST(NULL AS VARCHAR) AS task_type, CAST(NULL AS VARCHAR) AS outcome"""
+
+
 def group_sql(by: str, f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
               with_total: bool = False) -> str:
     """One row per ``by`` key (``all``: one total row) with summed buckets, cost, outcomes.
@@ -367,13 +377,7 @@ def group_sql(by: str, f: Filters, dialect: str = "duckdb", *, wasted: bool = Tr
         key = f"CASE WHEN GROUPING({key}) = 1 THEN 'total' ELSE {key} END"
     return f"""{base_cte(f, dialect, wasted=wasted)}
 SELECT {total_col}{key} AS key,
-  {_SUMS},
-  SUM(CASE WHEN pc.outcome = 'failure' THEN pc.cost_usd END) AS failed_cost_usd,
-  COUNT(DISTINCT pc.task_key) AS tasks,
-  COUNT(DISTINCT CASE WHEN pc.outcome = 'success' THEN pc.task_key END) AS success_tasks,
-  COUNT(DISTINCT CASE WHEN pc.outcome = 'failure' THEN pc.task_key END) AS failure_tasks,
-  COUNT(DISTINCT CASE WHEN pc.outcome = 'partial' THEN pc.task_key END) AS partial_tasks,
-  CAST(NULL AS VARCHAR) AS task_type, CAST(NULL AS VARCHAR) AS outcome
+  {_GROUP_COLS}
 FROM pc{group}"""
 
 
@@ -385,13 +389,7 @@ def grouping_sets_sql(a: str, b: str, f: Filters, dialect: str = "duckdb", *,
     ka, kb = DIMENSIONS[a], DIMENSIONS[b]
     return f"""{base_cte(f, dialect, wasted=wasted)}
 SELECT GROUPING({ka}, {kb}) AS grp, {ka} AS key_a, {kb} AS key_b,
-  {_SUMS},
-  SUM(CASE WHEN pc.outcome = 'failure' THEN pc.cost_usd END) AS failed_cost_usd,
-  COUNT(DISTINCT pc.task_key) AS tasks,
-  COUNT(DISTINCT CASE WHEN pc.outcome = 'success' THEN pc.task_key END) AS success_tasks,
-  COUNT(DISTINCT CASE WHEN pc.outcome = 'failure' THEN pc.task_key END) AS failure_tasks,
-  COUNT(DISTINCT CASE WHEN pc.outcome = 'partial' THEN pc.task_key END) AS partial_tasks,
-  CAST(NULL AS VARCHAR) AS task_type, CAST(NULL AS VARCHAR) AS outcome
+  {_GROUP_COLS}
 FROM pc GROUP BY GROUPING SETS (({ka}), ({kb}), ({ka}, {kb}), ())"""
 
 
