@@ -210,6 +210,8 @@ class RequestPricer:
         self.default_output_tokens = default_output_tokens
         self.cache = _BlockCache(cache_blocks)
         self._tls = threading.local()
+        self._counters: dict[tuple[str, str | None], tuple[Any, str, Any, tuple[Any, ...]]] = {}
+        """(model, provider) -> (counter, family, framing, cache key part), resolved once."""
 
     @property
     def _fp(self) -> list[str]:
@@ -239,9 +241,15 @@ class RequestPricer:
         if not req.model:
             raise InputFormatError("request body: no model")
         self._tls.fp = []
-        counter, family = get_counter(req.model, provider)
-        framing = framing_for(family, req.model)
-        ck = (counter.key, getattr(counter, "calibration", None), family)
+        resolved = self._counters.get((req.model, provider))
+        if resolved is None:
+            counter, family = get_counter(req.model, provider)
+            resolved = (counter, family, framing_for(family, req.model),
+                        (counter.key, getattr(counter, "calibration", None), family))
+            if len(self._counters) > 4096:
+                self._counters.clear()
+            self._counters[(req.model, provider)] = resolved
+        counter, family, framing, ck = resolved
         service_tier: str | None = None
         include_usage = False
         user: str | None = None

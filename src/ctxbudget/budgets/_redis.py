@@ -21,6 +21,7 @@ Cluster does not allow.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -158,6 +159,7 @@ class RedisLedger(Ledger):
         self._sync: Any = None
         self._async: Any = None
         self._scripts: dict[str, Any] = {}
+        self._lock = threading.Lock()
         self._ascripts: dict[str, Any] = {}
 
     # -- clients ---------------------------------------------------------------
@@ -165,10 +167,13 @@ class RedisLedger(Ledger):
         if self._sync is None:
             import redis
 
-            self._sync = redis.Redis.from_url(self.url, socket_timeout=self.socket_timeout,
-                                              socket_connect_timeout=self.socket_timeout)
-            self._scripts = {"r": self._sync.register_script(_RESERVE),
-                             "s": self._sync.register_script(_SETTLE)}
+            with self._lock:  # threads share one client (it is thread-safe)
+                if self._sync is None:
+                    client = redis.Redis.from_url(self.url, socket_timeout=self.socket_timeout,
+                                                  socket_connect_timeout=self.socket_timeout)
+                    self._scripts = {"r": client.register_script(_RESERVE),
+                                     "s": client.register_script(_SETTLE)}
+                    self._sync = client
         return self._sync
 
     def _aclient(self) -> Any:
