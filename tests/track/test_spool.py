@@ -267,7 +267,7 @@ _text = st.one_of(st.none(), st.text(min_size=1, max_size=12))
 def _calls(draw: st.DrawFn) -> Call:
     out = draw(st.integers(0, 10**9))
     return Call(
-        ts=draw(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
+        ts=draw(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2026, 1, 1),
                              timezones=st.just(UTC))),
         provider=draw(st.sampled_from(["anthropic", "openai", "google"])),
         model=draw(st.text(min_size=1, max_size=20)),

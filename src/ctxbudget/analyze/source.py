@@ -72,16 +72,59 @@ def _is_parquet(path: Path) -> bool:
         return False
 
 
-def _ingest_spool(store: Any) -> None:
-    """Fold the tracker's spool into the default store when that module exists."""
+#: Seconds a read command waits to fold the spool in before reading what is stored.
+INGEST_WAIT_S = 2.0
+
+
+def _ingest_spool(path: Path) -> None:
+    """Fold the tracker's spool into the default store; when another command holds the store
+    longer than :data:`INGEST_WAIT_S`, say so and how stale the stored data is."""
+    from ..store.spool import ingest_spool
+
     try:
-        from ..store.spool import ingest_spool
-    except ImportError:
-        return
-    try:
-        ingest_spool(store)
+        ingest_spool(path, timeout=INGEST_WAIT_S)
+    except StoreError as exc:
+        log.warning("%s; showing what was stored before (%s)", exc, _staleness(path))
     except Exception as exc:  # pragma: no cover - depends on the tracker's spool
         log.warning("could not ingest the tracking spool: %s", exc)
+
+
+def _staleness(path: Path) -> str:
+    import os
+    import time
+
+    try:
+        age = time.time() - os.stat(path).st_mtime
+    except OSError:
+        return "no store yet"
+    return f"last written {age:.0f} s ago"
+
+
+def _open_for_reading(path: Path) -> Any:
+    """The store read-only (sharing it with other readers), migrated first if needed."""
+    from ..store import open_store
+    from ..store.schema import MIGRATIONS
+
+    if not path.exists():
+        open_store(path).close()  # creates an empty store
+    store = open_store(path, read_only=True)
+    try:
+        have = {r[0] for r in store.con.execute(
+            "SELECT version FROM schema_migrations").fetchall()}
+    except Exception:
+        have = set()
+    if have >= {m[0] for m in MIGRATIONS}:
+        return store
+    store.close()
+    open_store(path).close()  # applies the pending migrations
+    return open_store(path, read_only=True)
+
+
+def _warn_quarantine(store: Any) -> None:
+    n = store.quarantined()
+    if n:
+        log.warning("%s: %d record(s) quarantined (not counted here); list them with "
+                    "`ctxbudget ingest --quarantine`", store.path, n)
 
 
 def open_source(
@@ -133,12 +176,11 @@ def open_source(
             con.execute(f"CREATE VIEW tasks AS SELECT {tcols} WHERE false")
         return DataSource(con=con, label=str(p), parquet=p, tasks_parquet=tp)
 
-    from ..store import default_db_path, open_store
+    from ..store import default_db_path
 
     if db is None:
         path = default_db_path()
-        store = open_store(path)
-        _ingest_spool(store)
+        _ingest_spool(path)
     else:
         path = Path(db)
         if not path.exists():
@@ -146,8 +188,9 @@ def open_source(
         if _is_parquet(path):
             raise StoreError(f"{path}: is a Parquet file, not a usage store: pass it as "
                              f"--data {path}")
-        store = open_store(path)
+    store = _open_for_reading(path)
     store.con.execute("SET TimeZone = 'UTC'")
     # DuckDB draws its progress bar on stdout: it would corrupt --json and piped tables
     store.con.execute("SET enable_progress_bar = false")
+    _warn_quarantine(store)
     return DataSource(con=store.con, label=str(store.path), _owned=store)

@@ -81,6 +81,25 @@ FORMATS = ("table", "json", "csv", "markdown")
 FORMAT_HELP = "Output: table (terminal), json, csv or markdown."
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by its owner only (0600; a new folder
+    0700): reports hold costs, task ids and model names."""
+    import os
+
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def console() -> Any:
     """stdout console: the terminal's width on a terminal; otherwise as wide as the
     content, so a number is never split and no column dropped (``| cat``, ``> file``)."""

@@ -20,6 +20,7 @@ from ._common import (
     handles_errors,
     output_format,
     print_json,
+    write_private,
 )
 
 _DB = typer.Option(None, "--db", help="Usage store (default: $CTXBUDGET_HOME/usage.duckdb).")
@@ -231,10 +232,7 @@ def _write_html(eng: Any, f: Any, book: Any, path: Path) -> None:
     from ..report.html import render_html
 
     d = compute_dashboard(eng, f, book, source=eng.source.label)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(d), encoding="utf-8")
-    tmp.replace(path)
+    write_private(path, render_html(d))
 
 
 def signals(

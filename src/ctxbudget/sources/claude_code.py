@@ -221,7 +221,10 @@ def _parse(files: list[str], starts: list[int]) -> Iterator[_claude_scan.Chunk]:
 
         try:
             workers = min(workers, len(chunks))
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            from ._workers import die_with_parent
+
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=die_with_parent, initargs=(os.getpid(),))
         except (ValueError, OSError):  # no fork on this platform, or no resources
             pool = None
     if pool is None:

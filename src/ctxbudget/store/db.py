@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
 from ..usage import Call, Task
+from ._lock import StoreLock
 from .schema import CALL_COLUMNS, migrate
 
-__all__ = ["Store", "call_key", "calls_to_arrow", "default_db_path", "open_store"]
+__all__ = ["LOCK_TIMEOUT_S", "Store", "call_key", "calls_to_arrow", "default_db_path",
+           "lock_timeout", "open_store", "private_dir", "store_error"]
+
+#: Seconds a command waits for another one holding the store (``$CTXBUDGET_LOCK_TIMEOUT``).
+LOCK_TIMEOUT_S = 60.0
 
 
 def default_db_path() -> Path:
@@ -90,6 +99,8 @@ class Store:
 
     path: Path
     con: Any = field(repr=False)
+    lock: StoreLock | None = field(default=None, repr=False)
+    _depth: int = field(default=0, repr=False)
 
     def __enter__(self) -> Store:
         return self
@@ -98,7 +109,12 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
     def insert_calls(self, calls: Sequence[Call]) -> int:
         """Insert or replace calls by ``call_key`` (idempotent). Returns rows written.
@@ -112,70 +128,262 @@ class Store:
             last[call_key(c)] = c
         return self.insert_arrow(calls_to_arrow(list(last.values())))
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction (re-entrant: an inner block joins the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield
+        except BaseException as exc:
+            self._depth = 0
+            with suppress(Exception):  # the connection may be gone already
+                self.con.execute("ROLLBACK")
+            if isinstance(exc, StoreError) or not isinstance(exc, Exception):
+                raise
+            import duckdb
+
+            if isinstance(exc, duckdb.Error | OSError):
+                raise store_error(self.path, exc, "could not write") from exc
+            raise
+        self._depth = 0
+        try:
+            self.con.execute("COMMIT")
+        except Exception as exc:
+            with suppress(Exception):
+                self.con.execute("ROLLBACK")
+            raise store_error(self.path, exc, "could not write") from exc
+
+    def _check_keys(self, name: str) -> None:
+        # the table has no key index (schema migration 3): writers keep call_key unique
+        n, distinct, nulls = self.con.execute(
+            f"SELECT count(*), count(DISTINCT call_key), count(*) - count(call_key) "
+            f"FROM {name}").fetchall()[0]
+        repeated = n - nulls - distinct  # COUNT(DISTINCT) leaves NULLs out
+        if repeated or nulls:
+            raise StoreError(f"{self.path}: refusing to write calls: {repeated} "
+                             f"repeated and {nulls} missing call_key values in the batch")
+
     def insert_arrow(self, table: Any) -> int:
-        """Insert or replace an Arrow table with :data:`CALL_COLUMNS` (keys unique)."""
+        """Insert or replace an Arrow table with :data:`CALL_COLUMNS` (keys unique): the
+        incoming keys are deleted, then the rows appended, in one transaction."""
         names = ", ".join(n for n, _ in CALL_COLUMNS)
         self.con.register("_incoming_calls", table)
         try:
-            # the table has no key index (schema migration 3): the writer keeps
-            # call_key unique by deleting the incoming keys first
-            n, distinct, nulls = self.con.execute(
-                "SELECT count(*), count(DISTINCT call_key), count(*) - count(call_key) "
-                "FROM _incoming_calls").fetchall()[0]
-        except Exception:
-            self.con.unregister("_incoming_calls")
-            raise
-        repeated = n - nulls - distinct  # COUNT(DISTINCT) leaves NULLs out
-        if repeated or nulls:
-            self.con.unregister("_incoming_calls")
-            raise StoreError(f"{self.path}: refusing to write calls: {repeated} "
-                             f"repeated and {nulls} missing call_key values in the batch")
-        try:
-            self.con.execute("BEGIN TRANSACTION")
-            if self.count_calls():
+            self._check_keys("_incoming_calls")
+            with self.transaction():
+                if self.count_calls():
+                    self.con.execute("DELETE FROM calls WHERE call_key IN "
+                                     "(SELECT call_key FROM _incoming_calls)")
                 self.con.execute(
-                    "DELETE FROM calls WHERE call_key IN (SELECT call_key FROM _incoming_calls)")
-            self.con.execute(f"INSERT INTO calls ({names}) SELECT {names} FROM _incoming_calls")
-            self.con.execute("COMMIT")
-        except Exception as exc:
-            self.con.execute("ROLLBACK")
-            raise StoreError(f"{self.path}: could not write calls: {exc}") from exc
+                    f"INSERT INTO calls ({names}) SELECT {names} FROM _incoming_calls")
         finally:
             self.con.unregister("_incoming_calls")
         return int(table.num_rows)
 
+    def add_new_calls(self, table: Any) -> int:
+        """Append the calls of an Arrow table whose keys the store does not hold yet (an
+        anti-join: for records that never change once written, like the tracker's spool).
+        Returns the rows appended."""
+        names = ", ".join(n for n, _ in CALL_COLUMNS)
+        self.con.register("_incoming_calls", table)
+        try:
+            self._check_keys("_incoming_calls")
+            with self.transaction():
+                if not self.count_calls():
+                    q = f"INSERT INTO calls ({names}) SELECT {names} FROM _incoming_calls"
+                else:
+                    q = (f"INSERT INTO calls ({names}) SELECT {names} FROM _incoming_calls i "
+                         "WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_key = i.call_key)")
+                row = self.con.execute(q).fetchall()
+        finally:
+            self.con.unregister("_incoming_calls")
+        return int(row[0][0]) if row else 0
+
     def upsert_tasks(self, tasks: Iterable[Task], source: str = "track") -> int:
-        rows = [
-            (t.task_id, t.task_type, t.outcome, t.started_at, t.ended_at, t.session_id,
-             t.parent_id, source)
-            for t in tasks
-        ]
-        if not rows:
+        """Insert or replace tasks by ``task_id`` as one Arrow batch (the last of a repeated
+        id wins)."""
+        import pyarrow as pa
+
+        last = {t.task_id: t for t in tasks}
+        if not last:
             return 0
-        self.con.executemany(
-            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        return len(rows)
+        ts = pa.timestamp("us", tz="UTC")
+        vals = list(last.values())
+        table = pa.table({
+            "task_id": pa.array([t.task_id for t in vals], pa.string()),
+            "task_type": pa.array([t.task_type for t in vals], pa.string()),
+            "outcome": pa.array([t.outcome for t in vals], pa.string()),
+            "started_at": pa.array([t.started_at for t in vals], ts),
+            "ended_at": pa.array([t.ended_at for t in vals], ts),
+            "session_id": pa.array([t.session_id for t in vals], pa.string()),
+            "parent_id": pa.array([t.parent_id for t in vals], pa.string()),
+            "source": pa.array([source] * len(vals), pa.string()),
+        })
+        self.con.register("_incoming_tasks", table)
+        try:
+            with self.transaction():
+                self.con.execute("DELETE FROM tasks WHERE task_id IN "
+                                 "(SELECT task_id FROM _incoming_tasks)")
+                self.con.execute("INSERT INTO tasks SELECT * FROM _incoming_tasks")
+        finally:
+            self.con.unregister("_incoming_tasks")
+        return len(vals)
+
+    def quarantine(self, source: str, file: str, rows: Sequence[tuple[int, str, str]],
+                   at: datetime) -> None:
+        """Keep records that could not be stored aside: (line, reason, raw text) each; a
+        line already held for the same file is not added twice."""
+        for line, reason, raw in rows:
+            self.con.execute(
+                "INSERT INTO quarantine SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 "
+                "FROM quarantine WHERE source = ? AND file = ? AND line = ?)",
+                [source, file, line, reason, raw, at, source, file, line])
+
+    def quarantined(self) -> int:
+        """Records held in the quarantine table."""
+        try:
+            return int(self.con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0])
+        except Exception:
+            return 0
 
     def count_calls(self) -> int:
         row = self.con.execute("SELECT count(*) FROM calls").fetchall()
         return int(row[0][0])
 
 
-def open_store(path: Path | str | None = None, *, read_only: bool = False) -> Store:
-    """Open (creating and migrating if needed) the DuckDB store at ``path``."""
-    import duckdb
+def open_store(path: Path | str | None = None, *, read_only: bool = False,
+               timeout: float | None = None) -> Store:
+    """Open (creating and migrating if needed) the DuckDB store at ``path``.
 
+    Writers (``read_only=False``) take the store's lock exclusively and serialize;
+    readers share it. Either waits up to ``timeout`` seconds (default
+    ``$CTXBUDGET_LOCK_TIMEOUT`` or :data:`LOCK_TIMEOUT_S`) for the other side, then
+    raises :class:`StoreError` naming who holds the store. A new store is created
+    atomically (built aside, then renamed into place) with mode 0600 in a 0700 folder.
+    """
     p = Path(path) if path is not None else default_db_path()
     if read_only and not p.exists():
         raise StoreError(f"{p}: no usage store here yet (import or track something first)")
-    p.parent.mkdir(parents=True, exist_ok=True)
+    wait = lock_timeout() if timeout is None else timeout
+    lock = StoreLock.acquire(p, exclusive=not read_only, timeout=wait)
     try:
-        con = duckdb.connect(str(p), read_only=read_only)
-    except duckdb.Error as exc:
-        raise StoreError(f"{p}: cannot open the usage store: {exc}") from exc
-    if not read_only:
-        con.execute("SET TimeZone = 'UTC'")
-        migrate(con)
-    else:
-        con.execute("SET TimeZone = 'UTC'")
-    return Store(path=p, con=con)
+        if not read_only and not p.exists():
+            _create_atomically(p)
+        con = _connect(p, read_only=read_only, deadline=time.monotonic() + wait)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                migrate(con)
+        except Exception as exc:
+            con.close()
+            raise store_error(p, exc, "cannot open the usage store") from exc
+    except BaseException:
+        lock.release()
+        raise
+    return Store(path=p, con=con, lock=lock)
+
+
+def lock_timeout() -> float:
+    """Seconds a command waits for the store: ``$CTXBUDGET_LOCK_TIMEOUT`` or 60."""
+    v = os.environ.get("CTXBUDGET_LOCK_TIMEOUT")
+    try:
+        return max(0.0, float(v)) if v else LOCK_TIMEOUT_S
+    except ValueError:
+        return LOCK_TIMEOUT_S
+
+
+def private_dir(d: Path) -> None:
+    """Create ``d`` (and missing parents) with mode 0700."""
+    if not d.is_dir():
+        try:
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StoreError(f"{d}: cannot create the folder: {exc.strerror or exc}") from exc
+
+
+def _create_atomically(p: Path) -> None:
+    """Build an empty, migrated store beside ``p`` and rename it into place, so a crash or a
+    full disk never leaves a half-written store behind (called under the write lock)."""
+    import duckdb
+
+    private_dir(p.parent)
+    tmp = p.with_name(f".{p.name}.creating-{os.getpid()}")
+    _remove(tmp)
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            migrate(con)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, p)
+    except (OSError, duckdb.Error) as exc:
+        raise store_error(p, exc, "cannot create the usage store") from exc
+    finally:
+        _remove(tmp)
+
+
+def _remove(tmp: Path) -> None:
+    for q in (tmp, tmp.with_name(tmp.name + ".wal")):
+        try:
+            q.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:  # pragma: no cover - best effort
+            pass
+
+
+def _connect(p: Path, *, read_only: bool, deadline: float) -> Any:
+    """duckdb.connect, retrying while a process outside the lock protocol holds the file."""
+    import duckdb
+
+    while True:
+        try:
+            con = duckdb.connect(str(p), read_only=read_only)
+        except duckdb.Error as exc:
+            if "lock" in str(exc).lower() and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise store_error(p, exc, "cannot open the usage store") from exc
+        if not read_only:
+            _chmod_private(p)
+        return con
+
+
+def _chmod_private(p: Path) -> None:
+    for q in (p, p.with_name(p.name + ".wal")):
+        try:
+            if q.exists() and q.stat().st_mode & 0o077:
+                os.chmod(q, 0o600)
+        except OSError:  # not ours to change (another user's store opened read-write)
+            pass
+
+
+def store_error(p: Path, exc: BaseException, what: str) -> StoreError:
+    """One line saying what went wrong with the store at ``p`` and how to recover."""
+    msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    low = str(exc).lower()
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if full or any(s in low for s in ("no space left", "disk quota", "file too large")):
+        return StoreError(f"{p}: {what}: the disk is full ({msg}); free some space and run "
+                          "the command again (nothing was half-written)")
+    if "lock" in low:
+        return StoreError(f"{p}: {what}: another program holds the store ({msg}); "
+                          "wait for it to finish or raise CTXBUDGET_LOCK_TIMEOUT")
+    if any(s in low for s in ("not a valid duckdb", "corrupt", "checksum", "could not read",
+                              "serialization", "invalid", "failed to read")):
+        return StoreError(
+            f"{p}: the usage store is damaged ({msg}); recover with: mv '{p}' '{p}.damaged' "
+            "and re-run your imports and `ctxbudget ingest --redo` (the spool keeps every "
+            "tracked record)")
+    return StoreError(f"{p}: {what}: {msg}")

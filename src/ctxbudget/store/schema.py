@@ -104,6 +104,21 @@ def _m3_calls_without_pk(con: Any) -> None:
     con.execute("ALTER TABLE calls_v3 RENAME TO calls")
 
 
+def _m4_quarantine(con: Any) -> None:
+    # Records that could not be stored (a malformed or out-of-range spool line, ...) are
+    # kept here with their file and line instead of stopping the rest of their file.
+    con.execute(
+        """CREATE TABLE quarantine (
+          source VARCHAR NOT NULL,
+          file VARCHAR NOT NULL,
+          line BIGINT,
+          reason VARCHAR NOT NULL,
+          record VARCHAR,
+          quarantined_at TIMESTAMPTZ
+        )"""
+    )
+
+
 def _m5_import_offsets(con: Any) -> None:
     # Append-aware imports (sources/_runner.py): ``size_bytes`` is the byte offset read
     # up to; ``tail_hash`` fingerprints the bytes just before it (a file whose bytes
@@ -118,6 +133,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (1, "initial calls/tasks/imports tables", _m1_initial),
     (2, "spool_offsets: tracker spool ingestion progress", _m2_spool_offsets),
     (3, "calls: no PRIMARY KEY index (writers keep call_key unique)", _m3_calls_without_pk),
+    (4, "quarantine: records kept aside with their file and line", _m4_quarantine),
     (5, "imports: tail fingerprint and reader state (append-aware imports)", _m5_import_offsets),
 )
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,15 @@ class SpoolReport:
     """Bytes of torn last lines left in retired files (a write cut by a crash)."""
     retired: int = 0
     """Files renamed ``.done`` (fully ingested, writer process gone)."""
+    quarantined: int = 0
+    """Lines kept aside in the store's ``quarantine`` table by this run (= ``rejected``)."""
+    quarantine_total: int = 0
+    """Lines in the store's ``quarantine`` table after this run (all sources)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"files": self.files, "calls": self.calls, "tasks": self.tasks,
                 "rejected": self.rejected, "rejected_at": list(self.rejected_at),
+                "quarantined": self.quarantined, "quarantine_total": self.quarantine_total,
                 "torn_bytes": self.torn_bytes, "retired": self.retired}
 
 
@@ -89,8 +94,38 @@ def _json_col(v: Any) -> str | None:
     return None if not v else json.dumps(v, sort_keys=True, separators=(",", ":"))
 
 
-_STR = (str, type(None))
-_INT_N = (int, type(None))
+#: Largest token count accepted in one bucket (a million times a 1M-token window).
+MAX_TOKENS = 10**12
+#: Largest latency accepted (about 11.6 days).
+MAX_LATENCY_MS = 1e9
+#: Timestamps before this are rejected (no LLM API call was tracked before 2020).
+MIN_TS = datetime(2020, 1, 1, tzinfo=UTC)
+#: Timestamps further than this in the future are rejected (clock skew allowance).
+FUTURE_SLACK = timedelta(days=1)
+#: Characters of a quarantined line kept in the store.
+QUARANTINE_KEEP = 4096
+
+
+def check_ts(v: Any, name: str) -> datetime:
+    """An ISO 8601 timestamp with a zone, between 2020 and tomorrow; else ValueError."""
+    if type(v) is not str:
+        raise ValueError(f"{name} must be an ISO 8601 string, got {v!r}")
+    t = datetime.fromisoformat(v)
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"{name} has no time zone: {v!r}")
+    if not MIN_TS <= t <= datetime.now(UTC) + FUTURE_SLACK:
+        raise ValueError(f"{name} out of range (2020 .. now): {v!r}")
+    return t
+
+
+def _check_text(v: Any) -> None:
+    if v is None:
+        return
+    if type(v) is not str:
+        raise ValueError(f"expected a string, got {v!r}")
+    if not v.isascii():
+        v.encode()  # a lone surrogate from a "\\udXXX" escape raises UnicodeEncodeError
+
 
 
 class _Columns:
@@ -99,34 +134,40 @@ class _Columns:
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
         self.index: dict[str, int] = {}
+        self.lines: list[int] = []
+        """Spool line number of each row (for quarantine)."""
+        self.line = 0
 
     def add(self, d: dict[str, Any]) -> None:
         u = d["u"]
         if type(u) is not list or len(u) != 6:
             raise ValueError("u must be a list of 6 token counts")
         for x in u:
-            if type(x) is not int or x < 0:
-                raise ValueError(f"token counts must be non-negative integers, got {x!r}")
+            if type(x) is not int or not 0 <= x <= MAX_TOKENS:
+                raise ValueError(f"token counts must be integers in 0..{MAX_TOKENS:.0e}, "
+                                 f"got {x!r}")
         if u[5] > u[4]:
             raise ValueError("reasoning tokens exceed output tokens")
         ts = d["ts"]
-        datetime.fromisoformat(ts)  # validates; Arrow parses the column in one go
+        check_ts(ts, "ts")
         g = d.get
         provider, model = d["provider"], d["model"]
         texts = (provider, model, g("task_id"), g("session_id"), g("task_type"),
                  g("request_id"), g("service_tier"))
         for v in texts:
-            if not isinstance(v, _STR):
-                raise ValueError(f"expected a string, got {v!r}")
+            _check_text(v)
         if not provider or not model:
             raise ValueError("provider and model are required")
         lat = g("latency_ms")
-        if lat is not None and (type(lat) not in (int, float)):
-            raise ValueError(f"latency_ms must be a number, got {lat!r}")
+        if lat is not None and (type(lat) not in (int, float) or not 0 <= lat <= MAX_LATENCY_MS):
+            raise ValueError(f"latency_ms must be a number in 0..{MAX_LATENCY_MS:.0e}, "
+                             f"got {lat!r}")
         turn, ecr, incl = g("turn"), g("expected_cache_read_tokens"), g("input_inclusive")
-        for v in (turn, ecr):
-            if not isinstance(v, _INT_N) or isinstance(v, bool):
-                raise ValueError(f"expected an integer, got {v!r}")
+        if turn is not None and (type(turn) is not int or not 0 <= turn < 2**31):
+            raise ValueError(f"turn must be an integer in 0..2^31-1, got {turn!r}")
+        if ecr is not None and (type(ecr) is not int or not 0 <= ecr <= MAX_TOKENS):
+            raise ValueError(f"expected_cache_read_tokens must be an integer in "
+                             f"0..{MAX_TOKENS:.0e}, got {ecr!r}")
         if incl is not None and type(incl) is not bool:
             raise ValueError(f"input_inclusive must be a boolean, got {incl!r}")
         comps, fp, meta = g("components"), g("prefix_fingerprint"), g("meta")
@@ -134,63 +175,136 @@ class _Columns:
                 fp is not None and type(fp) is not list) or (
                 meta is not None and type(meta) is not dict):
             raise ValueError("components / meta must be objects, prefix_fingerprint a list")
-        key = f"track:{d['rid']}"
+        if comps:
+            for k, v in comps.items():
+                if type(v) is not int or not 0 <= v <= MAX_TOKENS:
+                    raise ValueError(f"components[{k!r}] must be a token count, got {v!r}")
+        rid = d["rid"]
+        if type(rid) not in (str, int):
+            raise ValueError(f"rid must be a string, got {rid!r}")
+        key = f"track:{rid}"
+        _check_text(key)
+        status, source = str(g("status", "ok")), str(g("source", "track"))
+        _check_text(status)
+        _check_text(source)
         row = (key, ts, provider, model, texts[2], texts[3], texts[4], texts[5],
                u[0], u[1], u[2], u[3], u[4], u[5],
-               None if lat is None else float(lat), str(g("status", "ok")),
-               str(g("source", "track")), texts[6], turn, _json_col(comps), _json_col(fp),
-               ecr, incl, _json_col(meta))
+               None if lat is None else float(lat), status, source, texts[6], turn,
+               _json_col(comps), _json_col(fp), ecr, incl, _json_col(meta))
         at = self.index.get(key)
         if at is None:
             self.index[key] = len(self.rows)
             self.rows.append(row)
+            self.lines.append(self.line)
         else:  # the same record twice in one chunk: keep the last
             self.rows[at] = row
+            self.lines[at] = self.line
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def table(self) -> Any:
-        import pyarrow as pa
+        """The rows as an Arrow table (raises if a value does not fit its column)."""
+        return _table(self.rows)
 
-        cols = list(zip(*self.rows, strict=True))
-        arrays = []
-        fields = []
-        for (n, t), values in zip(CALL_COLUMNS, cols, strict=True):
-            if t == "TIMESTAMPTZ":
-                typ = pa.timestamp("us", tz="UTC")
-                arr = pa.array(values, pa.string()).cast(typ)
+    def tables(self, quarantine: list[tuple[int, str, str]], raw: list[bytes],
+               first_line: int) -> Any:
+        """Like :meth:`table`, but a row Arrow refuses is moved to ``quarantine``."""
+        try:
+            return self.table()
+        except Exception:
+            pass
+        good = []
+        for row, line in zip(self.rows, self.lines, strict=True):
+            try:
+                _table([row])
+            except Exception as exc:
+                quarantine.append((line, f"{type(exc).__name__}: {str(exc)[:200]}",
+                                   _raw_text(raw[line - first_line])))
             else:
-                typ = getattr(pa, _ARROW_TYPES[t])()
-                arr = pa.array(values, typ)
-            arrays.append(arr)
-            fields.append((n, typ))
-        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+                good.append(row)
+        return _table(good) if good else None
 
 
-def _parse(chunk: bytes, name: str, first_line: int, report: SpoolReport
-           ) -> tuple[_Columns, dict[str, Task]]:
+def _table(rows: list[tuple[Any, ...]]) -> Any:
+    import pyarrow as pa
+
+    cols = list(zip(*rows, strict=True))
+    arrays = []
+    fields = []
+    for (n, t), values in zip(CALL_COLUMNS, cols, strict=True):
+        if t == "TIMESTAMPTZ":
+            typ = pa.timestamp("us", tz="UTC")
+            arr = pa.array(values, pa.string()).cast(typ)
+        else:
+            typ = getattr(pa, _ARROW_TYPES[t])()
+            arr = pa.array(values, typ)
+        arrays.append(arr)
+        fields.append((n, typ))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _raw_text(raw: bytes) -> str:
+    return raw[:QUARANTINE_KEEP].decode("utf-8", errors="replace")
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """One chunk's records, validated, plus the lines that could not be stored."""
+
+    calls: _Columns
+    tasks: dict[str, Task]
+    quarantine: list[tuple[int, str, str]]
+    """(line, reason, raw text) of every line that was not stored."""
+    table: Any = None
+    """The calls as an Arrow table (``None`` when the chunk has none)."""
+
+
+def _parse(chunk: bytes, name: str, first_line: int, report: SpoolReport) -> _Chunk:
     cols = _Columns()
     tasks: dict[str, Task] = {}
+    bad: list[tuple[int, str, str]] = []
     lines = chunk.split(b"\n")
     lines.pop()  # chunk ends with b"\n"
     for i, raw in enumerate(lines):
         try:
             d = json.loads(raw)
+            if type(d) is not dict:
+                raise ValueError("not a JSON object")
             kind = d["k"]
             if kind == "c":
+                cols.line = first_line + i
                 cols.add(d)
             elif kind == "t":
-                t = task_from_line(d)
+                t = _task(d)
                 tasks[t.task_id] = t
             else:
                 raise ValueError(f"unknown record kind {kind!r}")
         except Exception as exc:
-            report.rejected += 1
-            if len(report.rejected_at) < MAX_REPORTED:
-                report.rejected_at.append(f"{name}:{first_line + i}: {type(exc).__name__}: "
-                                          f"{str(exc)[:200]}")
-    return cols, tasks
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if isinstance(exc, KeyError):
+                reason = f"missing field {exc.args[0]!r}"
+            bad.append((first_line + i, reason, _raw_text(raw)))
+    out = _Chunk(calls=cols, tasks=tasks, quarantine=bad,
+                 table=cols.tables(bad, lines, first_line) if len(cols) else None)
+    for line, reason, _ in bad:
+        report.rejected += 1
+        if len(report.rejected_at) < MAX_REPORTED:
+            report.rejected_at.append(f"{name}:{line}: {reason}")
+    return out
+
+
+def _task(d: dict[str, Any]) -> Task:
+    tid = d["task_id"]
+    if type(tid) is not str or not tid:
+        raise ValueError(f"task_id must be a non-empty string, got {tid!r}")
+    for k in ("task_type", "outcome", "session_id", "parent_id"):
+        _check_text(d.get(k))
+    _check_text(tid)
+    for k in ("started_at", "ended_at"):
+        if d.get(k) is not None:
+            check_ts(d[k], k)
+    return task_from_line(d)
 
 
 def read_spool(spool: Path | str | None = None) -> tuple[list[Call], list[Task], SpoolReport]:
@@ -220,18 +334,28 @@ def read_spool(spool: Path | str | None = None) -> tuple[list[Call], list[Task],
     return calls, tasks, report
 
 
-def _insert(store: Store, calls: _Columns, tasks: dict[str, Task]) -> None:
-    if len(calls):
-        store.insert_arrow(calls.table())
-    if tasks:
-        store.upsert_tasks(tasks.values(), source="track")
+def _write_chunk(store: Store, name: str, chunk: _Chunk, offset: int, lines: int,
+                 rejected: int) -> None:
+    """Calls, tasks, quarantined lines and the new offset of one chunk, in one transaction:
+    a crash leaves either all of it or none (then the chunk is read again)."""
+    now = datetime.now(UTC)
+    with store.transaction():
+        if chunk.table is not None and chunk.table.num_rows:
+            store.add_new_calls(chunk.table)
+        if chunk.tasks:
+            store.upsert_tasks(chunk.tasks.values(), source="track")
+        if chunk.quarantine:
+            store.quarantine("spool", name, chunk.quarantine, now)
+        store.con.execute(
+            'INSERT OR REPLACE INTO spool_offsets (file, "offset", lines, rejected, done, '
+            "updated_at) VALUES (?, ?, ?, ?, false, ?)", [name, offset, lines, rejected, now])
 
 
-def _ingest_file(store: Store, path: Path, offset: int, lines: int, report: SpoolReport,
-                 chunk_bytes: int) -> tuple[int, int, int]:
-    """Ingest ``path`` from ``offset``; return (new offset, new line count, bytes left)."""
-    size = path.stat().st_size
+def _ingest_file(store: Store, path: Path, name: str, offset: int, lines: int, rejected: int,
+                 report: SpoolReport, chunk_bytes: int) -> tuple[int, int]:
+    """Ingest ``path`` from ``offset`` to its current end; return (new offset, bytes left)."""
     with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
         while offset < size:
             f.seek(offset)
             data = f.read(min(chunk_bytes, size - offset))
@@ -244,17 +368,15 @@ def _ingest_file(store: Store, path: Path, offset: int, lines: int, report: Spoo
                 if end == 0:
                     break
             chunk = data[:end]
-            calls, tasks = _parse(chunk, path.name, lines + 1, report)
-            _insert(store, calls, tasks)
-            report.calls += len(calls)
-            report.tasks += len(tasks)
+            parsed = _parse(chunk, name, lines + 1, report)
             offset += end
             lines += chunk.count(b"\n")
-            store.con.execute(
-                'INSERT OR REPLACE INTO spool_offsets (file, "offset", lines, rejected, done, '
-                "updated_at) VALUES (?, ?, ?, ?, false, ?)",
-                [path.name, offset, lines, report.rejected, datetime.now(UTC)])
-    return offset, lines, size - offset
+            rejected += len(parsed.quarantine)
+            _write_chunk(store, name, parsed, offset, lines, rejected)
+            report.calls += 0 if parsed.table is None else parsed.table.num_rows
+            report.tasks += len(parsed.tasks)
+            report.quarantined += len(parsed.quarantine)
+    return offset, size - offset
 
 
 def ingest_spool(
@@ -263,37 +385,52 @@ def ingest_spool(
     *,
     retire: bool = True,
     chunk_bytes: int = CHUNK_BYTES,
+    redo: bool = False,
+    timeout: float | None = None,
 ) -> SpoolReport:
     """Fold new spool records into the store at ``db`` (default ``$CTXBUDGET_HOME/usage.duckdb``,
-    or an open :class:`Store`). Safe to call any time, from any process, any number of times."""
+    or an open :class:`Store`). Safe to call any time, from any process, any number of times.
+
+    ``redo`` also reads retired ``*.jsonl.done`` files this store has no record of (after
+    the store was lost or replaced); re-reading a record never adds a second row.
+    ``timeout``: seconds to wait for another command holding the store."""
     d = Path(spool) if spool is not None else default_spool_dir()
     report = SpoolReport()
     if not d.is_dir():
         return report
     own = not isinstance(db, Store)
-    store = open_store(db) if not isinstance(db, Store) else db
+    store = open_store(db, timeout=timeout) if not isinstance(db, Store) else db
     try:
-        done = {r[0]: (int(r[1]), int(r[2])) for r in store.con.execute(
-            'SELECT file, "offset", lines FROM spool_offsets').fetchall()}
-        for path in sorted(d.glob("*.jsonl")):
+        done = {r[0]: (int(r[1]), int(r[2]), int(r[3]), bool(r[4])) for r in store.con.execute(
+            'SELECT file, "offset", lines, rejected, done FROM spool_offsets').fetchall()}
+        paths = sorted(d.glob("*.jsonl"))
+        if redo:
+            paths += [p for p in sorted(d.glob("*.jsonl.done"))
+                      if not done.get(p.name[:-5], (0, 0, 0, False))[3]]
+        for path in paths:
             report.files += 1
-            offset, lines = done.get(path.name, (0, 0))
+            name = path.name[:-5] if path.name.endswith(".done") else path.name
+            offset, lines, rejected, _ = done.get(name, (0, 0, 0, False))
+            # the writer-alive check comes first: a writer found gone can add no byte
+            # after it, so reading to the end of the file then leaves nothing behind
+            gone = retire and not _pid_alive(name)
             try:
-                offset, lines, left = _ingest_file(store, path, offset, lines, report,
-                                                   chunk_bytes)
+                offset, left = _ingest_file(store, path, name, offset, lines, rejected, report,
+                                            chunk_bytes)
             except FileNotFoundError:  # retired by a concurrent ingester
                 continue
-            if retire and not _pid_alive(path.name):
+            if gone or path.name.endswith(".done"):
                 report.torn_bytes += left
-                try:
-                    path.rename(path.with_name(path.name + ".done"))
-                except FileNotFoundError:  # retired by a concurrent ingester
-                    continue
-                except OSError as exc:
-                    raise StoreError(f"{path}: cannot retire spool file: {exc}") from exc
-                store.con.execute("UPDATE spool_offsets SET done = true WHERE file = ?",
-                                  [path.name])
-                report.retired += 1
+                if not path.name.endswith(".done"):
+                    try:
+                        path.rename(path.with_name(name + ".done"))
+                    except FileNotFoundError:  # retired by a concurrent ingester
+                        continue
+                    except OSError as exc:
+                        raise StoreError(f"{path}: cannot retire spool file: {exc}") from exc
+                    report.retired += 1
+                store.con.execute("UPDATE spool_offsets SET done = true WHERE file = ?", [name])
+        report.quarantine_total = store.quarantined()
     finally:
         if own:
             store.close()
