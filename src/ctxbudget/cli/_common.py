@@ -161,6 +161,15 @@ def user_errors(prefix: str = "") -> Iterator[None]:
         sys.stderr.write(f"error: {prefix}this needs the '{extra}' extra ({exc.name} is not "
                          f"installed): pip install 'ctxbudget[{extra}]'\n")
         raise typer.Exit(EXIT_USER_ERROR) from None
+    except Exception as exc:
+        if type(exc).__name__ != "IOException" or "duckdb" not in type(exc).__module__:
+            raise
+        # the store (or a file DuckDB reads) failed under a query: damaged, or a full disk
+        from ..store.db import default_db_path, store_error
+
+        where = getattr(exc, "filename", None) or _duckdb_file(str(exc)) or default_db_path()
+        sys.stderr.write(f"error: {store_error(Path(where), exc, 'could not read')}\n")
+        raise typer.Exit(EXIT_USER_ERROR) from None
 
 
 #: Optional packages -> the extra that installs them (the base install is slim:
@@ -175,6 +184,13 @@ EXTRAS: dict[str, str] = {
     "google": "genai", "boto3": "bedrock", "botocore": "bedrock", "litellm": "litellm",
     "numba": "sim",
 }
+
+
+def _duckdb_file(msg: str) -> str | None:
+    import re
+
+    m = re.search(r'file "([^"]+)"', msg)
+    return m.group(1) if m else None
 
 
 def handles_errors(fn: F) -> F:

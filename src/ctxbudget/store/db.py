@@ -185,7 +185,8 @@ class Store:
                 self.con.execute(
                     f"INSERT INTO calls ({names}) SELECT {names} FROM _incoming_calls")
         finally:
-            self.con.unregister("_incoming_calls")
+            with suppress(Exception):  # fails in an aborted transaction
+                self.con.unregister("_incoming_calls")
         return int(table.num_rows)
 
     def add_new_calls(self, table: Any) -> int:
@@ -204,7 +205,8 @@ class Store:
                          "WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_key = i.call_key)")
                 row = self.con.execute(q).fetchall()
         finally:
-            self.con.unregister("_incoming_calls")
+            with suppress(Exception):  # fails in an aborted transaction
+                self.con.unregister("_incoming_calls")
         return int(row[0][0]) if row else 0
 
     def upsert_tasks(self, tasks: Iterable[Task], source: str = "track") -> int:
@@ -234,7 +236,8 @@ class Store:
                                  "(SELECT task_id FROM _incoming_tasks)")
                 self.con.execute("INSERT INTO tasks SELECT * FROM _incoming_tasks")
         finally:
-            self.con.unregister("_incoming_tasks")
+            with suppress(Exception):  # fails in an aborted transaction
+                self.con.unregister("_incoming_tasks")
         return len(vals)
 
     def quarantine(self, source: str, file: str, rows: Sequence[tuple[int, str, str]],
@@ -279,16 +282,41 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
             _create_atomically(p)
         con = _connect(p, read_only=read_only, deadline=time.monotonic() + wait)
         try:
+            _check_size(p, con)
             con.execute("SET TimeZone = 'UTC'")
             if not read_only:
                 migrate(con)
         except Exception as exc:
             con.close()
+            if isinstance(exc, StoreError):
+                raise
             raise store_error(p, exc, "cannot open the usage store") from exc
     except BaseException:
         lock.release()
         raise
     return Store(path=p, con=con, lock=lock)
+
+
+#: Bytes of a DuckDB file before its first block (the main header and two database headers).
+_HEADER_BYTES = 3 * 4096
+
+
+def _check_size(p: Path, con: Any) -> None:
+    """A file shorter than the blocks its header counts was truncated: say so now, not at
+    the first query that reads a missing block."""
+    row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchall()
+    if not row:
+        return
+    block, blocks = int(row[0][0]), int(row[0][1])
+    size = p.stat().st_size
+    if size < _HEADER_BYTES + block * blocks:
+        raise StoreError(f"{p}: the usage store is damaged (the file has {size:,} bytes, its "
+                         f"header counts {blocks} blocks of {block:,}); "
+                         + _RECOVER.format(p=p))
+
+
+_RECOVER = ("recover with: mv '{p}' '{p}.damaged' and re-run your imports and "
+            "`ctxbudget ingest --redo` (the spool keeps every tracked record)")
 
 
 def lock_timeout() -> float:
@@ -382,8 +410,5 @@ def store_error(p: Path, exc: BaseException, what: str) -> StoreError:
                           "wait for it to finish or raise CTXBUDGET_LOCK_TIMEOUT")
     if any(s in low for s in ("not a valid duckdb", "corrupt", "checksum", "could not read",
                               "serialization", "invalid", "failed to read")):
-        return StoreError(
-            f"{p}: the usage store is damaged ({msg}); recover with: mv '{p}' '{p}.damaged' "
-            "and re-run your imports and `ctxbudget ingest --redo` (the spool keeps every "
-            "tracked record)")
+        return StoreError(f"{p}: the usage store is damaged ({msg}); " + _RECOVER.format(p=p))
     return StoreError(f"{p}: {what}: {msg}")
