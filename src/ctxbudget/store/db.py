@@ -282,7 +282,6 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
             _create_atomically(p)
         con = _connect(p, read_only=read_only, deadline=time.monotonic() + wait)
         try:
-            _check_size(p, con)
             con.execute("SET TimeZone = 'UTC'")
             if not read_only:
                 migrate(con)
@@ -295,24 +294,6 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
         lock.release()
         raise
     return Store(path=p, con=con, lock=lock)
-
-
-#: Bytes of a DuckDB file before its first block (the main header and two database headers).
-_HEADER_BYTES = 3 * 4096
-
-
-def _check_size(p: Path, con: Any) -> None:
-    """A file shorter than the blocks its header counts was truncated: say so now, not at
-    the first query that reads a missing block."""
-    row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchall()
-    if not row:
-        return
-    block, blocks = int(row[0][0]), int(row[0][1])
-    size = p.stat().st_size
-    if size < _HEADER_BYTES + block * blocks:
-        raise StoreError(f"{p}: the usage store is damaged (the file has {size:,} bytes, its "
-                         f"header counts {blocks} blocks of {block:,}); "
-                         + _RECOVER.format(p=p))
 
 
 _RECOVER = ("recover with: mv '{p}' '{p}.damaged' and re-run your imports and "

@@ -260,7 +260,72 @@ class _Chunk:
     """The calls as an Arrow table (``None`` when the chunk has none)."""
 
 
+def _parse_fast(chunk: bytes, first_line: int) -> _Chunk | None:
+    """The whole chunk decoded by msgspec (typed, range-checked); ``None`` when any line is
+    not a valid record (the caller then reads the chunk line by line, quarantining)."""
+    from ._spoolfast import DECODER, TaskLine
+
+    try:
+        recs: list[Any] = DECODER.decode_lines(chunk)
+    except Exception:
+        return None
+    cols = _Columns()
+    tasks: dict[str, Task] = {}
+    index = cols.index
+    rows = cols.rows
+    lines = cols.lines
+    checked: dict[str, None] = {}
+    try:
+        for i, r in enumerate(recs):
+            if type(r) is TaskLine:
+                outcome = r.outcome
+                if outcome is not None and outcome not in _OUTCOMES:
+                    return None
+                for v in (r.started_at, r.ended_at):
+                    if v is not None and v not in checked:
+                        check_ts(v, "ts")
+                        checked[v] = None
+                tasks[r.task_id] = Task(
+                    task_id=r.task_id, task_type=r.task_type, outcome=outcome,  # type: ignore[arg-type]
+                    started_at=None if r.started_at is None else datetime.fromisoformat(
+                        r.started_at),
+                    ended_at=None if r.ended_at is None else datetime.fromisoformat(r.ended_at),
+                    session_id=r.session_id, parent_id=r.parent_id)
+                continue
+            u = r.u
+            if u[5] > u[4]:
+                return None
+            ts = r.ts
+            if ts not in checked:
+                check_ts(ts, "ts")
+                checked[ts] = None
+            key = f"track:{r.rid}"
+            comps, fp, meta = r.components, r.prefix_fingerprint, r.meta
+            lat = r.latency_ms
+            row = (key, ts, r.provider, r.model, r.task_id, r.session_id, r.task_type,
+                   r.request_id, u[0], u[1], u[2], u[3], u[4], u[5],
+                   None if lat is None else float(lat), r.status, r.source, r.service_tier,
+                   r.turn, _json_col(comps) if comps else None,
+                   _json_col(fp) if fp else None, r.expected_cache_read_tokens,
+                   r.input_inclusive, _json_col(meta) if meta else None)
+            at = index.get(key)
+            if at is None:
+                index[key] = len(rows)
+                rows.append(row)
+                lines.append(first_line + i)
+            else:
+                rows[at] = row
+                lines[at] = first_line + i
+        table = _table(rows) if rows else None
+    except Exception:
+        return None
+    return _Chunk(calls=cols, tasks=tasks, quarantine=[], table=table)
+
+
 def _parse(chunk: bytes, name: str, first_line: int, report: SpoolReport) -> _Chunk:
+    fast = _parse_fast(chunk, first_line)
+    if fast is not None:
+        return fast
     cols = _Columns()
     tasks: dict[str, Task] = {}
     bad: list[tuple[int, str, str]] = []
@@ -304,7 +369,12 @@ def _task(d: dict[str, Any]) -> Task:
     for k in ("started_at", "ended_at"):
         if d.get(k) is not None:
             check_ts(d[k], k)
+    if d.get("outcome") is not None and d["outcome"] not in _OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(_OUTCOMES)}, got {d['outcome']!r}")
     return task_from_line(d)
+
+
+_OUTCOMES = ("success", "partial", "failure")
 
 
 def read_spool(spool: Path | str | None = None) -> tuple[list[Call], list[Task], SpoolReport]:
