@@ -117,6 +117,11 @@ def _openai_agents(e: Env) -> None:
     _openai(e)
 
 
+def _llama_index(e: Env) -> None:
+    pytest.importorskip("llama_index.llms.litellm")
+    _litellm(e)
+
+
 #: snippet -> (environment setup, calls it records, their task id, provider)
 EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "gemini": (_gemini, 2, "ticket-42", "google"),
@@ -128,6 +133,7 @@ EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "langchain": (_langchain, 1, "ticket-48", "openai"),
     "pydantic-ai": (_pydantic_ai, 1, "ticket-49", "openai"),
     "openai-agents": (_openai_agents, 1, "ticket-50", "openai"),
+    "llama-index": (_llama_index, 1, "ticket-51", "openai"),
 }
 
 
