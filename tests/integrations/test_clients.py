@@ -18,7 +18,13 @@ from helpers import assert_same_as_adapter
 from track_helpers import closing, recorded
 
 import ctxbudget
-from ctxbudget.adapters import from_anthropic, from_bedrock, from_deepseek, from_gemini
+from ctxbudget.adapters import (
+    from_bedrock,
+    from_bedrock_anthropic,
+    from_deepseek,
+    from_gemini,
+    from_xai,
+)
 
 G_MODEL = "gemini-2.5-flash"
 B_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -145,7 +151,7 @@ def test_bedrock_invoke_model_anthropic_body(providers: FakeProviders, spool: Pa
     assert doc == providers.anthropic[0]
     calls, _ = recorded(spool)
     assert len(calls) == 1
-    assert_same_as_adapter(calls[0], from_anthropic(providers.anthropic[0]),
+    assert_same_as_adapter(calls[0], from_bedrock_anthropic(providers.anthropic[0]),
                            provider="aws", model=B_MODEL)
     assert calls[0].task_id == "b-invoke"
     assert calls[0].usage.cache_read_tokens + calls[0].usage.cache_write_5m_tokens > 0
@@ -198,6 +204,12 @@ def test_openai_sdk_provider_from_base_url_and_model(api: FakeAPI, spool: Path) 
         "prompt_cache_miss_tokens": body["usage"]["prompt_tokens"] - 1024}}
     api.respond_next("openai-chat", ds_body)
     api.respond_next("openai-chat", {**body, "model": "gemini-2.5-flash"})
+    # xAI bills reasoning beside completion_tokens: its own adapter, picked by the model
+    xai_body = {**body, "model": "grok-4", "usage": {
+        "prompt_tokens": 200, "completion_tokens": 30, "total_tokens": 330,
+        "prompt_tokens_details": {"cached_tokens": 128},
+        "completion_tokens_details": {"reasoning_tokens": 100}}}
+    api.respond_next("openai-chat", xai_body)
     client = ctxbudget.track(closing(openai.OpenAI(base_url=api.url + "/v1", api_key="t",
                                                    max_retries=0)))
     with ctxbudget.task("compat"):
@@ -205,8 +217,12 @@ def test_openai_sdk_provider_from_base_url_and_model(api: FakeAPI, spool: Path) 
                                        messages=[{"role": "user", "content": "hi"}])
         client.chat.completions.create(model="gemini-2.5-flash",
                                        messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="grok-4",
+                                       messages=[{"role": "user", "content": "hi"}])
     calls, _ = recorded(spool)
-    assert [c.provider for c in calls] == ["deepseek", "google"]
+    assert [c.provider for c in calls] == ["deepseek", "google", "x-ai"]
+    assert_same_as_adapter(calls[2], from_xai(xai_body), provider="x-ai", model="grok-4")
+    assert calls[2].usage.output_tokens == 130  # reasoning added to the billed output
     # DeepSeek's own cache fields are read (a plain OpenAI adapter would miss the hits)
     assert_same_as_adapter(calls[0], from_deepseek(ds_body), provider="deepseek",
                            model="deepseek-chat")

@@ -9,7 +9,7 @@ Wrapped, as instance attributes of that one client (other boto3 clients untouche
   that reads the ``metadata`` event's usage; the call is recorded when the stream ends
   (``meta.stream_incomplete`` when closed before ``messageStop``);
 * ``invoke_model``: an Anthropic Messages body (``anthropic.*`` models) is read for its
-  ``usage`` by :func:`ctxbudget.adapters.from_anthropic`; other bodies are recorded
+  ``usage`` by :func:`ctxbudget.adapters.from_bedrock_anthropic`; other bodies are recorded
   from Bedrock's ``x-amzn-bedrock-*-token-count`` response headers. The body is read
   once and handed back as a fresh ``StreamingBody`` holding the same bytes.
 
@@ -28,7 +28,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..adapters import AdaptedUsage, from_anthropic, from_bedrock
+from ..adapters import AdaptedUsage, from_bedrock, from_bedrock_anthropic
 from ._core import PendingCall, adapt_guarded, before_call, finish_call, internal_error
 from ._streams import Observer, StreamProxy
 
@@ -90,7 +90,7 @@ def invoke_model_usage(model_id: str, body: bytes, headers: Mapping[str, Any]
         doc = None
     if isinstance(doc, Mapping) and isinstance(doc.get("usage"), Mapping) \
             and "input_tokens" in doc["usage"]:
-        return _without_model(from_anthropic(doc))
+        return _without_model(from_bedrock_anthropic(doc))
     h = {str(k).lower(): v for k, v in headers.items()}
     if _HEADERS["inputTokens"] not in h:
         return None

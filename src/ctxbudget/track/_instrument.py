@@ -36,8 +36,12 @@ from ..adapters import (
     AdaptedUsage,
     from_anthropic,
     from_deepseek,
+    from_groq,
+    from_mistral,
     from_openai_chat,
     from_openai_responses,
+    from_openrouter,
+    from_xai,
 )
 from ._bedrock import instrument_bedrock, is_bedrock_runtime
 from ._core import (
@@ -70,10 +74,18 @@ def _body(resp: Any) -> dict[str, Any]:
             "service_tier": getattr(resp, "service_tier", None)}
 
 
+#: OpenAI-compatible Chat Completions whose usage differs from OpenAI's (DeepSeek's
+#: prompt_cache_hit_tokens, Mistral's num_cached_tokens, xAI's reasoning billed beside
+#: completion_tokens...): the provider's own adapter.
+_CHAT_ADAPTERS: dict[str, Callable[[Any], AdaptedUsage]] = {
+    "deepseek": from_deepseek, "mistral": from_mistral, "groq": from_groq,
+    "openrouter": from_openrouter, "x-ai": from_xai,
+}
+
+
 def _adapter(p: PendingCall) -> Callable[[Any], AdaptedUsage]:
-    # DeepSeek reports its cache hits as prompt_cache_hit_tokens, not cached_tokens
-    if p.provider == "deepseek" and p.api == "openai-chat":
-        return from_deepseek
+    if p.api == "openai-chat":
+        return _CHAT_ADAPTERS.get(p.provider, from_openai_chat)
     return _ADAPTERS[p.api]
 
 
