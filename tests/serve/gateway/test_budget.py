@@ -324,3 +324,31 @@ def test_body_limit_and_upstream_timeout(upstream: FakeUpstream) -> None:
     assert slow == 200 and b"message_stop" not in got
     assert len(recorded) == 1 and recorded[0].meta["aborted"] is True
     assert "Timeout" in recorded[0].meta["error"]
+
+
+def test_unreachable_upstream_releases_the_reservation(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    calls_budget = {"name": "calls", "limit_calls": 5, "window": "day"}
+    cfg = GatewayConfig.from_dict({"upstreams": {"anthropic": {"base_url": dead}},
+                                   "budgets": [calls_budget]})
+    recorded: list[Any] = []
+    led = MemoryLedger(None)
+    app = build_app(cfg, ledger=led, recorder=recorded.append)
+    body = json.dumps({"model": MODEL, "max_tokens": 10,
+                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+    async def main() -> list[int]:
+        await app.startup()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://gw") as c:
+            codes = [(await c.post("/v1/messages", content=body)).status_code
+                     for _ in range(7)]
+        await app.shutdown()
+        return codes
+
+    assert asyncio.run(main()) == [502] * 7  # never blocked: nothing was charged
+    st = led.states(app._charges(app._who([]), cfg.upstreams[0], MODEL))[0]
+    assert st.spent == 0 and st.held == 0
+    assert len(recorded) == 7 and all(c.status == "error" for c in recorded)

@@ -424,6 +424,7 @@ class Gateway:
         copy: list[bytes] | None = None
         resp_id: str | None = None
         gone = False  # the client disconnected (streams only: see watch())
+        reached = False  # the upstream answered (else the request was never billed)
         up: Any = None
         watcher: asyncio.Future[Any] | None = None
 
@@ -453,6 +454,7 @@ class Gateway:
                     f"({type(exc).__name__})"), extra=self._budget_headers(decision))
                 return
             async with up:
+                reached = True
                 status = up.status
                 resp_id = up.headers.get("request-id") or up.headers.get("x-request-id")
                 ctype = up.headers.get("content-type", "")
@@ -521,9 +523,18 @@ class Gateway:
             if metered:
                 assert api is not None and est is not None
                 self._finish(upstream, api, est, who, ts, status, elapsed, ttft, parser, copy,
-                             aborted, error, resp_id, res)
+                             aborted, error, resp_id, res if reached else None)
+                if res is not None and not reached:
+                    self._release(res)
 
     # -- recording and settling ----------------------------------------------------------
+    def _release(self, res: Any) -> None:
+        try:
+            self.ledger.release(res)
+        except BudgetStoreError as exc:
+            self.metrics.store_errors += 1
+            log.error("ctxbudget gateway: release failed: %s", exc)
+
     def _finish(self, upstream: Upstream, api: str, est: RequestEstimate, who: _Who,
                 ts: datetime, status: int, elapsed: float, ttft: float | None,
                 parser: StreamUsage | None, copy: list[bytes] | None, aborted: bool,
