@@ -1,7 +1,10 @@
 """``report --by task`` on 10M simulated calls vs a raw DuckDB query, pandas and LiteLLM.
 
-Usage: ``python3 bench/bench_report.py [CALLS] [--keep DIR] [--repeat N]`` (default
-10,000,000 calls, 3 repeats).
+Usage: ``python3 bench/bench_report.py [CALLS] [--keep DIR] [--repeat N] [--spark]``
+(default 10,000,000 calls, 3 repeats). ``--spark``: instead, ctxbudget's ``report
+--by task --no-waste`` on a Spark ``local[2]`` session against a hand-written PySpark
+job computing the same per-task columns on the same Parquet (:data:`SPARK_RAW`);
+session start is timed apart, the ratio is of the query times.
 
 1. ``ctxbudget simulate`` writes CALLS calls of the seed example (30 days, three task
    types, 10% failures) to Parquet (plus the tasks file).
@@ -249,6 +252,106 @@ def run_litellm(path: str) -> dict[str, object]:
     return {"seconds": secs, "rows": len(batch), "cost": total}
 
 
+#: The hand-written Spark job: the same per-task columns as :func:`run_raw` (A), in
+#: Spark SQL on the same Parquet files, exact DECIMAL cost, collected as Arrow.
+SPARK_RAW = """
+WITH prices AS (SELECT 'anthropic' AS provider, 'claude-sonnet-4-6' AS model,
+    DATE '2020-01-01' AS day_from, DATE '2099-12-31' AS day_to,
+    CAST({input} AS DECIMAL(18,9)) AS input, CAST({cache_read} AS DECIMAL(18,9)) AS cache_read,
+    CAST({write_5m} AS DECIMAL(18,9)) AS write_5m, CAST({write_1h} AS DECIMAL(18,9)) AS write_1h,
+    CAST({output} AS DECIMAL(18,9)) AS output),
+per_task AS (
+  SELECT c.task_id, count(*) AS calls,
+    sum(input_tokens) AS input_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+    sum(cache_write_5m_tokens) AS cache_write_5m_tokens,
+    sum(cache_write_1h_tokens) AS cache_write_1h_tokens,
+    sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+    sum((input_tokens * p.input + cache_read_tokens * p.cache_read
+         + cache_write_5m_tokens * p.write_5m + cache_write_1h_tokens * p.write_1h
+         + output_tokens * p.output) * CAST(0.000001 AS DECIMAL(7,6))) AS cost,
+    min(ts) AS first_ts, max(ts) AS last_ts
+  FROM calls c JOIN prices p ON p.provider = c.provider AND p.model = c.model
+   AND to_date(c.ts) BETWEEN p.day_from AND p.day_to
+  GROUP BY c.task_id)
+SELECT g.*, t.task_type, t.outcome FROM per_task g
+LEFT JOIN tasks t ON t.task_id = g.task_id
+ORDER BY cost DESC, g.task_id
+"""
+
+
+def run_spark_raw(path: str) -> dict[str, object]:
+    """The hand-written PySpark job (session start included, like ctxbudget's)."""
+    import pyarrow.compute as pc
+
+    from ctxbudget.analyze.engine import spark_session
+
+    t = time.perf_counter()
+    spark = spark_session("local[2]")
+    spark.conf.set("spark.sql.decimalOperations.allowPrecisionLoss", "false")
+    started = time.perf_counter() - t
+    spark.read.parquet(path).createOrReplaceTempView("calls")
+    spark.read.parquet(path.replace(".parquet", ".tasks.parquet")).createOrReplaceTempView(
+        "tasks")
+    table = spark.sql(SPARK_RAW.format(**RATES)).toArrow()
+    secs = time.perf_counter() - t
+    tokens = sum(pc.sum(table[b]).as_py() for b in (
+        "input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+        "output_tokens"))
+    return {"seconds": secs, "session_s": started, "tasks": table.num_rows,
+            "calls": pc.sum(table["calls"]).as_py(), "tokens": tokens,
+            "cost": str(pc.sum(table["cost"]).as_py())}
+
+
+def run_spark_ctxbudget(path: str) -> dict[str, object]:
+    """``report --by task --no-waste --engine spark`` through the library."""
+    from ctxbudget.analyze.engine import SparkEngine, spark_session
+    from ctxbudget.analyze.metrics import compute_report
+    from ctxbudget.analyze.source import open_source
+    from ctxbudget.prices import PriceBook
+
+    t = time.perf_counter()
+    spark_session("local[2]")
+    started = time.perf_counter() - t
+    with open_source(data=path) as src:
+        eng = SparkEngine(src)
+        try:
+            rep = compute_report(eng, "task", book=PriceBook(overrides=[PRICES]), wasted=False)
+        finally:
+            eng.close()
+    secs = time.perf_counter() - t
+    assert rep.total is not None
+    return {"seconds": secs, "session_s": started, "tasks": len(rep), "calls": rep.total.calls,
+            "tokens": rep.total.prompt_tokens + rep.total.output_tokens,
+            "cost": str(rep.total.cost_usd)}
+
+
+def spark_main(path: Path, repeat: int) -> None:
+    """``--spark``: ctxbudget on Spark vs the hand-written PySpark job (issue #14)."""
+    res: dict[str, dict[str, object]] = {}
+    for _ in range(repeat):
+        for n in ("spark-raw", "spark-ctxbudget"):
+            r = measure(n, str(path))
+            old = res.get(n)
+            if old is None or float(r["seconds"]) < float(old["seconds"]):  # type: ignore[arg-type]
+                res[n] = r
+    raw, ours = res["spark-raw"], res["spark-ctxbudget"]
+    same = (int(str(raw["tokens"])) == int(str(ours["tokens"]))
+            and int(str(raw["calls"])) == int(str(ours["calls"]))
+            and Decimal(str(raw["cost"])) == Decimal(str(ours["cost"])))
+    print(f"\nSpark local[2], report --by task --no-waste on {int(str(raw['calls'])):,} calls "
+          f"({raw['tasks']:,} tasks), best of {repeat}; totals equal: {same}")
+    print(f"{'contender':46s} {'total s':>8s} {'session s':>10s} {'query s':>8s} "
+          f"{'ratio':>7s} {'peak RSS MB':>12s}")
+    q_raw = float(raw["seconds"]) - float(raw["session_s"])  # type: ignore[arg-type]
+    for label, r in (("hand-written PySpark job (SQL, -> Arrow)", raw),
+                     ("ctxbudget on Spark (library)", ours)):
+        total, sess = float(r["seconds"]), float(r["session_s"])  # type: ignore[arg-type]
+        print(f"{label:46s} {total:8.2f} {sess:10.2f} {total - sess:8.2f} "
+              f"{(total - sess) / q_raw:6.2f}x {float(r['maxrss_mb']):12.0f}")  # type: ignore[arg-type]
+    print("ratio: query time (session start excluded) over the hand-written job's; "
+          "peak RSS is the Python driver's (the JVM is a child process)")
+
+
 def run_cli(path: str, waste: bool) -> dict[str, object]:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "ctxbudget.cli.main", "report", "--by", "task",
@@ -264,7 +367,9 @@ def child(name: str, path: str) -> None:
           "raw+waste": lambda: run_raw(path, True),
           "raw-minimal": lambda: run_raw_minimal(path),
           "pandas": lambda: run_pandas(path), "litellm": lambda: run_litellm(path),
-          "cli": lambda: run_cli(path, False), "cli+waste": lambda: run_cli(path, True)}[name]
+          "cli": lambda: run_cli(path, False), "cli+waste": lambda: run_cli(path, True),
+          "spark-raw": lambda: run_spark_raw(path),
+          "spark-ctxbudget": lambda: run_spark_ctxbudget(path)}[name]
     out = fn()
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if name.startswith("cli"):
@@ -297,6 +402,11 @@ def main() -> None:
         _, _, rows = write_parquet(chunks, tasks_fn, path)
         print(f"simulated {rows:,} calls in {time.perf_counter() - t:.1f} s -> {path}")
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
+    if "--spark" in sys.argv:
+        spark_main(path, repeat)
+        if tmp is not None:
+            tmp.cleanup()
+        return
     names = ("raw", "raw+waste", "raw-minimal", "ctxbudget", "ctxbudget+waste", "cli",
              "cli+waste")
     res: dict[str, dict[str, object]] = {}

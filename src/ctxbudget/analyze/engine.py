@@ -180,17 +180,30 @@ def spark_session(master: str = "local[2]") -> Any:
         warnings.simplefilter("ignore", FutureWarning)
         from pyspark.sql import SparkSession
 
-    spark = (
-        SparkSession.builder.master(master)
+    import sys
+
+    # executors (on a cluster's workers too) run this interpreter
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    with warnings.catch_warnings():  # ... and again when the session starts
+        warnings.simplefilter("ignore", FutureWarning)
+        spark = _build_session(SparkSession, master)
+    spark.sparkContext.setLogLevel("ERROR")  # after start-up: no per-query warnings
+    _SESSIONS[master] = spark
+    return spark
+
+
+def _build_session(session: Any, master: str) -> Any:
+    return (
+        session.builder.master(master)
         .appName("ctxbudget")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", "2g")
+        .config("spark.executor.memory", "1g")
+        .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
-    _SESSIONS[master] = spark
-    return spark
 
 
 def price_data(engine: Engine, f: Filters, book: PriceBook) -> PriceTable:

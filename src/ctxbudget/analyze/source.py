@@ -127,6 +127,22 @@ def _warn_quarantine(store: Any) -> None:
                     "`ctxbudget ingest --quarantine`", store.path, n)
 
 
+def _parquet_dir(root: Path) -> tuple[Path, Path | None]:
+    """(glob of the call files, tasks file) of an exported folder: ``root/calls`` with
+    one ``day=YYYY-MM-DD`` folder per day (or Parquet files in ``root`` itself). The
+    glob has one level of folders so DuckDB and Spark (Hadoop globs) both read it."""
+    calls = root / "calls" if (root / "calls").is_dir() else root
+    if any(calls.glob("*/*.parquet")):
+        glob = calls / "*" / "*.parquet"
+    elif any(calls.glob("*.parquet")):
+        glob = calls / "*.parquet"
+    else:
+        raise StoreError(f"{root}: no Parquet files here (write them with "
+                         "ctxbudget export --parquet DIR)")
+    tasks = root / "tasks.parquet"
+    return glob, tasks if tasks.exists() else None
+
+
 def open_source(
     db: Path | str | None = None, data: Path | str | None = None, *, store: Any = None
 ) -> DataSource:
@@ -134,6 +150,7 @@ def open_source(
     or read an already open ``store`` (closed with the source)."""
     if store is not None:
         store.con.execute("SET TimeZone = 'UTC'")
+        store.con.execute("SET enable_progress_bar = false")
         return DataSource(con=store.con, label=str(store.path), _owned=store)
     import duckdb
 
@@ -141,6 +158,9 @@ def open_source(
         p = Path(data)
         if not p.exists():
             raise StoreError(f"{p}: file not found")
+        tasks_file: Path | None = None
+        if p.is_dir():  # an export (ctxbudget export --parquet): calls/day=*/*.parquet
+            p, tasks_file = _parquet_dir(p)
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout
@@ -162,7 +182,7 @@ def open_source(
             for n in names
         )
         con.execute(f"CREATE VIEW calls AS SELECT {cols} FROM read_parquet('{q}')")
-        tp: Path | None = tasks_sibling(p)
+        tp: Path | None = tasks_file if tasks_file is not None else tasks_sibling(p)
         if tp is not None and tp.exists():
             tq = str(tp).replace("'", "''")
             tcols = ", ".join(f"CAST({n} AS {t}) AS {n}" for n, t in TASK_COLUMNS)

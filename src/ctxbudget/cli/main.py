@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "ctxbudget.cli.report": ("report", "signals", "check", "demo", "baseline"),
     "ctxbudget.cli.audit": ("simulate-cache", "audit", "whatif", "checklist"),
     "ctxbudget.cli.pack": ("pack",),
+    "ctxbudget.cli.export": ("export",),
     "ctxbudget.cli.gateway": ("gateway",),
     "ctxbudget.cli.otlp": ("otlp",),
     "ctxbudget.cli.serve": ("serve",),

@@ -1,0 +1,40 @@
+"""``ctxbudget export --parquet DIR``: the store as Parquet partitioned by day."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._common import console, fail, handles_errors, print_json
+
+
+def export(
+    parquet: Path | None = typer.Option(None, "--parquet", metavar="DIR",
+                                        help="Write DIR/calls/day=YYYY-MM-DD/*.parquet and "
+                                             "DIR/tasks.parquet (replacing an earlier export)."),
+    db: Path | None = typer.Option(None, "--db", help="Store file (default "
+                                   "$CTXBUDGET_HOME/usage.duckdb)."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Export the store for a data lake or a cluster (``report --engine spark --data DIR``
+    reads it)."""
+    if parquet is None:
+        fail("give --parquet DIR (the only export format)")
+        return
+    from ..analyze.source import open_source
+    from ..store.export import export_parquet
+
+    with open_source(db=db) as src:
+        done = export_parquet(src.con, parquet)
+    if as_json:
+        print_json(done)
+        return
+    console().print(f"exported {done['calls']:,} calls ({done['days']} days"
+                    + (f", {done['first_day']} .. {done['last_day']}" if done["days"] else "")
+                    + f") and {done['tasks']:,} tasks to {done['dir']} "
+                    f"({done['bytes'] / 2**20:.1f} MiB)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(handles_errors(export))
