@@ -3,8 +3,8 @@
 A Spark standalone master and one worker are started on 127.0.0.1 from the pyspark
 package's own launcher (``pyspark/bin/spark-class``, what ``sbin/start-master.sh``
 and ``start-worker.sh`` run), the shared Claude Code data is imported and exported
-with ``ctxbudget export --parquet DIR``, and the report computed on the cluster from
-the export must equal DuckDB's on the store: every row's tokens and exact cost.
+with ``ctxbudget export --out DIR``, and the report computed on the cluster from the
+export must equal DuckDB's on the store: every row's tokens and exact cost.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def test_report_on_the_cluster_equals_duckdb(cluster: str, data_dir: Path,
                             "--db", str(db)])
     assert r.exit_code == 0, r.output
     out = tmp_path / "lake"
-    r = runner.invoke(app, ["export", "--parquet", str(out), "--db", str(db), "--json"])
+    r = runner.invoke(app, ["export", "--out", str(out), "--db", str(db), "--json"])
     assert r.exit_code == 0, r.output
     done = json.loads(r.stdout)
     assert (done["calls"], done["days"]) == (197, 2)

@@ -138,7 +138,7 @@ def _parquet_dir(root: Path) -> tuple[Path, Path | None]:
         glob = calls / "*.parquet"
     else:
         raise StoreError(f"{root}: no Parquet files here (write them with "
-                         "ctxbudget export --parquet DIR)")
+                         "ctxbudget export --out DIR)")
     tasks = root / "tasks.parquet"
     return glob, tasks if tasks.exists() else None
 
@@ -159,7 +159,7 @@ def open_source(
         if not p.exists():
             raise StoreError(f"{p}: file not found")
         tasks_file: Path | None = None
-        if p.is_dir():  # an export (ctxbudget export --parquet): calls/day=*/*.parquet
+        if p.is_dir():  # an export (ctxbudget export --out DIR): calls/day=*/*.parquet
             p, tasks_file = _parquet_dir(p)
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")

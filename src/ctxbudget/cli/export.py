@@ -1,4 +1,4 @@
-"""``ctxbudget export --parquet DIR``: the store as Parquet partitioned by day."""
+"""``ctxbudget export --out DIR``: the store as Parquet partitioned by day."""
 
 from __future__ import annotations
 
@@ -10,23 +10,26 @@ from ._common import console, fail, handles_errors, print_json
 
 
 def export(
-    parquet: Path | None = typer.Option(None, "--parquet", metavar="DIR",
-                                        help="Write DIR/calls/day=YYYY-MM-DD/*.parquet and "
-                                             "DIR/tasks.parquet (replacing an earlier export)."),
+    out: Path | None = typer.Option(None, "--out", metavar="DIR",
+                                    help="Write DIR/calls/day=YYYY-MM-DD/*.parquet and "
+                                         "DIR/tasks.parquet (replacing an earlier export)."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet (the only format)."),
     db: Path | None = typer.Option(None, "--db", help="Store file (default "
                                    "$CTXBUDGET_HOME/usage.duckdb)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
-    """Export the store for a data lake or a cluster (``report --engine spark --data DIR``
-    reads it)."""
-    if parquet is None:
-        fail("give --parquet DIR (the only export format)")
+    """Export the store as Parquet partitioned by day, for a data lake or a cluster
+    (``report --engine spark --data DIR`` reads it)."""
+    if fmt != "parquet":
+        fail(f"--format: {fmt!r} is not parquet (the only export format)")
+    if out is None:
+        fail("give --out DIR")
         return
     from ..analyze.source import open_source
     from ..store.export import export_parquet
 
     with open_source(db=db) as src:
-        done = export_parquet(src.con, parquet)
+        done = export_parquet(src.con, out)
     if as_json:
         print_json(done)
         return

@@ -1,4 +1,4 @@
-"""``ctxbudget export --parquet DIR``: the store as Parquet a data lake or a cluster reads.
+"""``ctxbudget export --out DIR``: the store as Parquet a data lake or a cluster reads.
 
 Layout::
 
