@@ -13,15 +13,12 @@ def export(
     out: Path | None = typer.Option(None, "--out", metavar="DIR",
                                     help="Write DIR/calls/day=YYYY-MM-DD/*.parquet and "
                                          "DIR/tasks.parquet (replacing an earlier export)."),
-    fmt: str = typer.Option("parquet", "--format", help="parquet (the only format)."),
     db: Path | None = typer.Option(None, "--db", help="Store file (default "
                                    "$CTXBUDGET_HOME/usage.duckdb)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
     """Export the store as Parquet partitioned by day, for a data lake or a cluster
     (``report --engine spark --data DIR`` reads it)."""
-    if fmt != "parquet":
-        fail(f"--format: {fmt!r} is not parquet (the only export format)")
     if out is None:
         fail("give --out DIR")
         return
