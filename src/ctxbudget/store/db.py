@@ -360,6 +360,10 @@ def _connect(p: Path, *, read_only: bool, deadline: float) -> Any:
         try:
             con = duckdb.connect(str(p), read_only=read_only)
         except duckdb.Error as exc:
+            if read_only and "different configuration" in str(exc):
+                # this process has the store open for writing already: share that instance
+                read_only = False
+                continue
             if "lock" in str(exc).lower() and time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
