@@ -20,8 +20,8 @@ from ctxbudget.usage import Usage
 
 pytest.importorskip("pydantic_ai")
 
-# pydantic-ai's providers share cached httpx clients whose pooled connections outlive
-# the event loops of run_sync: they are collected (and their warnings dropped) here.
+
+# run_sync leaves its event loops unclosed (pydantic-ai): collected here, under these filters
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 
@@ -30,6 +30,14 @@ pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
 def _collect() -> Iterator[None]:
     yield
     gc.collect()
+
+
+def no_pool() -> Any:
+    """An HTTP client that keeps no connection open: run_sync runs each run in its own
+    event loop, and a pooled connection would outlive it (a ResourceWarning later)."""
+    import httpx2  # the HTTP client the SDKs use
+
+    return httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=0))
 
 
 def _core(u: Usage) -> Usage:
@@ -49,7 +57,7 @@ def _openai_agent(api: FakeAPI, name: str | None = None) -> tuple[Any, dict[str,
 
     body = api.recorded("openai-chat")[0]
     model = OpenAIChatModel(body["model"], provider=OpenAIProvider(
-        base_url=api.url + "/v1", api_key="test"))
+        base_url=api.url + "/v1", api_key="test", http_client=no_pool()))
     return track_agent(Agent(model, name=name)), body
 
 
@@ -106,7 +114,7 @@ def test_anthropic_cache_buckets(api: FakeAPI, spool: Path) -> None:
 
     bodies = api.recorded("anthropic")
     model = AnthropicModel(bodies[0]["model"], provider=AnthropicProvider(
-        base_url=api.url, api_key="test"))
+        base_url=api.url, api_key="test", http_client=no_pool()))
     agent = Agent(model)
     with ctxbudget.task("pa-anthropic"):
         for _ in bodies:

@@ -48,7 +48,7 @@ def import_(
                                    "LiteLLM proxy at this URL."),
     key: str | None = typer.Option(None, "--key", envvar="LITELLM_MASTER_KEY",
                                    help="litellm: proxy admin key."),
-    since: str | None = typer.Option(None, "--since", help="--host / --url: first start "
+    since: str | None = typer.Option(None, "--from", help="--host / --url: first start "
                                      "time to read (default: where the last pull stopped)."),
 ) -> None:
     """Import usage logs; idempotent (re-importing adds nothing), rejected lines listed

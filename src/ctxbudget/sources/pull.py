@@ -19,7 +19,7 @@ key), so an interrupted pull loses nothing and repeats nothing.
 Incremental: the latest ``startTime`` seen is kept in the store's ``imports`` table
 (``path = <format>+<url>``, ``state = {"since": ...}``) once every page was read; the
 next pull asks only from there on (rows at that instant come again and replace
-themselves). ``--since`` overrides it. Network and HTTP errors are user errors naming
+themselves). ``--from`` overrides it. Network and HTTP errors are user errors naming
 the URL and status (exit 2), never a traceback.
 """
 
@@ -77,7 +77,7 @@ def _parse_since(v: str | None) -> datetime | None:
     try:
         t = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
-        raise PullError(f"--since {v!r}: expected an ISO 8601 date or time") from None
+        raise PullError(f"--from {v!r}: expected an ISO 8601 date or time") from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
