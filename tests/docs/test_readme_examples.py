@@ -48,3 +48,11 @@ def test_plan_example_matches_readme() -> None:
     for text, ok in quoted.items():
         assert ok, text
         assert text in flat, f"README no longer quotes {text}"
+
+
+def test_usage_cost_example_matches_readme() -> None:
+    data = ROOT / "tests" / "core" / "data" / "responses" / "anthropic_compaction.json"
+    out = json.loads(_run("usage", str(data), "--cost", "--json", "--at", "2026-06-01"))
+    assert out["usage"]["cache_write_5m_tokens"] == 55_096
+    assert f'`"total_usd": "{out["total_usd"]}"`' in README
+    assert "55,096" in README and "229 input + 5 output" in README
