@@ -234,9 +234,13 @@ def test_anthropic_sdk_response_objects_as_history(fake_api: Any) -> None:
         packed = packer.pack(history=history)
         body = render_anthropic(packed, thinking={"type": "enabled", "budget_tokens": 1024})
         client.messages.create(**body)
-        history.append(resp)  # the Message object itself is accepted too
     finally:
         client.close()
+    # the Message object itself is accepted too
+    from ctxbudget.pack import parse_messages
+
+    as_obj = parse_messages([history[0], resp, history[2]])
+    assert as_obj[1] == packed.messages[1]
     assert [m.role for m in packed.messages] == ["user", "assistant", "tool"]
     a = packed.messages[1]
     assert a.text == "Let me check." and a.tool_calls[0].name == "get_weather"
