@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
 @pytest.fixture(autouse=True)
 def _collect() -> Iterator[None]:
     yield
+    close_sync_loop()
     gc.collect()
 
 
@@ -97,3 +98,20 @@ def test_chat_model_and_trace_as_task(processor: Any, api: FakeAPI, spool: Path)
     assert_same_as_adapter(c, from_openai_chat(body), provider="openai", model=body["model"])
     assert c.task_id is not None and c.task_id.startswith("openai-agents:trace_")
     assert c.task_type == "Support workflow"
+
+
+def close_sync_loop() -> None:
+    """run_sync leaves the event loop it set for the thread open: close it here, so it is
+    not collected (with a ResourceWarning) during some later test."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return
+        if not loop.is_running():
+            loop.close()
+        asyncio.set_event_loop(None)

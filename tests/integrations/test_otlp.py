@@ -5,6 +5,7 @@ already recorded is lost."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -198,9 +199,6 @@ def test_json_partial_success(receiver: tuple[str, Path]) -> None:
     assert _task_row(_report(home), "json-task")["calls"] == 1
 
 
-# run_sync leaves its event loop unclosed (pydantic-ai): collected in the test
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_pydantic_ai_instrumentation_to_receiver(receiver: tuple[str, Path], data_dir: Path
                                                  ) -> None:
     """pydantic-ai's own OTel instrumentation (what Logfire shows), exported over OTLP to
@@ -229,10 +227,7 @@ def test_pydantic_ai_instrumentation_to_receiver(receiver: tuple[str, Path], dat
             http_client=httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=0))))
         agent = Agent(model, capabilities=[Instrumentation(
             settings=InstrumentationSettings(tracer_provider=tp))])
-        agent.run_sync("hi")
-    import gc
-
-    gc.collect()
+        asyncio.run(agent.run("hi"))
     tp.force_flush()
     tp.shutdown()
     assert _metric(url, "ctxbudget_otlp_spans_recorded_total") == 1

@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
 @pytest.fixture(autouse=True)
 def _collect() -> Iterator[None]:
     yield
+    close_sync_loop()
     gc.collect()
 
 
@@ -125,3 +126,20 @@ def test_anthropic_cache_buckets(api: FakeAPI, spool: Path) -> None:
         _check(c, from_anthropic(b), "anthropic", b["model"])
     assert sum(c.usage.cache_write_5m_tokens for c in calls) > 0
     assert sum(c.usage.cache_read_tokens for c in calls) > 0
+
+
+def close_sync_loop() -> None:
+    """run_sync leaves the event loop it set for the thread open: close it here, so it is
+    not collected (with a ResourceWarning) during some later test."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return
+        if not loop.is_running():
+            loop.close()
+        asyncio.set_event_loop(None)
