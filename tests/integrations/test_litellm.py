@@ -59,10 +59,15 @@ def wait_calls(spool: Path, n: int) -> list[Call]:
 @pytest.fixture
 def litellm(monkeypatch: pytest.MonkeyPatch) -> Any:
     mod = _litellm(monkeypatch)
-    saved = list(mod.callbacks)
-    mod.callbacks = [tr.litellm_callback()]
+    cb = tr.litellm_callback()
+    mod.callbacks = [cb]
     yield mod
-    mod.callbacks = saved
+    # litellm copies callbacks into its success / failure lists: remove ours everywhere
+    for name in ("callbacks", "input_callback", "success_callback", "failure_callback",
+                 "_async_success_callback", "_async_failure_callback"):
+        lst = getattr(mod, name, None)
+        if isinstance(lst, list):
+            setattr(mod, name, [c for c in lst if c is not cb])
 
 
 def test_completion_sync_and_stream(litellm: Any, api: FakeAPI, spool: Path) -> None:
