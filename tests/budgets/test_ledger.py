@@ -184,7 +184,12 @@ def test_asyncio_forms(make_ledger: Any, clock: FakeClock) -> None:
         await led.aclose()
         return sum(res)
 
-    assert asyncio.run(main()) == 5
+    # in a thread of its own: a loop left running by an unrelated test cannot interfere
+    out: list[int] = []
+    t = threading.Thread(target=lambda: out.append(asyncio.run(main())))
+    t.start()
+    t.join()
+    assert out == [5]
 
 
 def test_usd_is_counted_in_nano_dollars_rounded_up(make_ledger: Any, clock: FakeClock) -> None:
