@@ -260,3 +260,30 @@ def test_cost_cap_with_unknown_usage_still_counts_decimal(api: FakeAPI, spool: P
         for _ch in o.chat.completions.create(**kw):
             pass
     assert isinstance(t.spent_usd, Decimal) and t.spent_usd == est.cost_usd
+
+
+def test_async_client_retries_and_dropped_stream(api: FakeAPI, spool: Path) -> None:
+    import asyncio
+
+    async def main() -> tuple[int, int]:
+        o = ctxbudget.track(openai.AsyncOpenAI(base_url=api.url + "/v1", api_key="t",
+                                               max_retries=1))
+        try:
+            with ctxbudget.task("async", max_calls=10) as t:
+                api.fail_next("openai-chat", 500)
+                await o.chat.completions.create(model=O_MODEL, messages=MSG)
+                s = await o.chat.completions.create(model=O_MODEL, messages=MSG, stream=True,
+                                                    stream_options={"include_usage": True})
+                await s.__anext__()
+                await s.response.aclose()
+                del s
+                gc.collect()
+                tr.flush()
+                return t.calls, t.reserved_calls
+        finally:
+            await o.close()
+
+    assert asyncio.run(main()) == (3, 0)  # 2 attempts + the dropped stream, none held
+    calls, _ = recorded(spool)
+    assert [c.meta.get("attempts") for c in calls if c.meta] == [2, None]
+    assert calls[1].meta is not None and calls[1].meta["stream_dropped"] is True

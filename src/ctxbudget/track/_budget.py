@@ -116,6 +116,13 @@ _BODY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+def can_price(api: str) -> bool:
+    """Whether a reservation can be priced from this API's request (Anthropic Messages,
+    OpenAI Chat Completions and Responses). Other integrations (google-genai, Bedrock)
+    reserve a call but no tokens or USD: their caps bind from the actual spend."""
+    return api in _BODY_KEYS
+
+
 def _enc_hook(obj: Any) -> Any:
     """SDK request objects (pydantic models) as JSON; anything else (an iterator the SDK
     would consume, a sentinel) is not estimated rather than consumed."""

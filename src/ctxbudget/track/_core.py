@@ -177,8 +177,8 @@ def before_call(provider: str, api: str, kwargs: dict[str, Any]) -> PendingCall:
     if DROPPED:
         settle_dropped()
     capped = ctx is not None and ctx.capped
-    if (capped and ctx is not None and ctx.estimate_needed) \
-            or _usage_will_be_missing(api, kwargs):
+    if _budget.can_price(api) and ((capped and ctx is not None and ctx.estimate_needed)
+                                   or _usage_will_be_missing(api, kwargs)):
         try:
             p.estimate = _budget.estimate_request(provider, api, p.model, kwargs, ledger)
         except Exception as exc:
