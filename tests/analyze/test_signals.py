@@ -41,6 +41,19 @@ def test_system_prompt_growth_from_day5(seed: int, simulate_parquet: Any, duck: 
     assert list(grown) == ["system_prompt"]
     assert grown["system_prompt"]["change"] == pytest.approx(0.30)
     assert found[0].fix and found[0].worst_tasks
+    assert found[0].fix.startswith("system_prompt: the fixed prompt grew")
+
+
+def test_fix_names_the_component_that_grew(simulate_parquet: Any, duck: Any,
+                                           seed_book: Any) -> None:
+    """Retrieval growth gets the retrieval fix (k, chunk size), not the system prompt's."""
+    e = duck(data=simulate_parquet(inject=("retrieved+60%@day5:support",), seed=1))
+    found = [s for s in compute_signals(e, book=seed_book) if s.kind == "rising_cost"]
+    assert [(s.task_type, s.started) for s in found] == [("support", DAY1 + timedelta(days=4))]
+    assert list(found[0].evidence["grown_components"]) == ["retrieved"]
+    fix = found[0].fix
+    assert fix.startswith("retrieved: retrieval grew") and "lower k or the chunk size" in fix
+    assert "system prompt" not in fix
 
 
 @pytest.mark.parametrize("seed", [1, 2])

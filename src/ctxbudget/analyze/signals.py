@@ -36,7 +36,8 @@ from .engine import Engine, price_data
 from .sql import Filters, base_cte, task_sql
 from .stats import mann_whitney_greater, median
 
-__all__ = ["FIXES", "Signal", "SignalConfig", "compute_signals"]
+__all__ = ["COMPONENT_FIXES", "FIXES", "Signal", "SignalConfig", "compute_signals",
+           "fix_for_components"]
 
 #: Suggested fixes, from the seed's "Practical optimizations in order of impact".
 FIXES: dict[str, str] = {
@@ -56,6 +57,47 @@ FIXES: dict[str, str] = {
         "The model writes far more than it reads: add explicit output length constraints to "
         "the system prompt and set max_tokens; route simple sub-tasks to a smaller model."),
 }
+
+
+#: The fix for the context component that grew (matched on its name, first match wins).
+COMPONENT_FIXES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("retriev", "rag", "chunk", "document_search"), (
+        "retrieval grew: lower k or the chunk size, rerank and keep the best chunks, "
+        "deduplicate overlapping chunks, set a retrieval token floor/ceiling "
+        "(Packer retrieval policy)")),
+    (("history", "conversation", "messages"), (
+        "history grew: summarize or window it (sliding window / summarize policy), "
+        "clear old tool rounds")),
+    (("tool_output", "tool_result", "observation"), (
+        "tool outputs grew: truncate them head/tail, return fields not whole payloads, "
+        "clear old tool results")),
+    (("tool", "function", "schema"), (
+        "tool definitions grew: minimize the tool surface per task type, shorten "
+        "descriptions and schemas")),
+    (("system", "safety", "instruction", "docs", "persistent", "prompt"), (
+        "the fixed prompt grew: diff the system prompt / persistent docs against the "
+        "baseline window and tighten them")),
+    (("output", "completion", "answer"), (
+        "output grew: add output length constraints and set max_tokens")),
+    (("user",), ("user messages grew: cap pasted input, summarize long user content")),
+)
+
+
+def fix_for_components(grown: dict[str, dict[str, float]]) -> str:
+    """The suggested fix for the grown components, largest growth in tokens first;
+    the generic rising-cost fix when no component is known."""
+    if not grown:
+        return FIXES["rising_cost"]
+    order = sorted(grown, key=lambda k: -(grown[k]["recent_tokens_per_call"]
+                                          - grown[k]["baseline_tokens_per_call"]))
+    out: list[str] = []
+    for name in order:
+        key = name.lower()
+        fix = next((f for keys, f in COMPONENT_FIXES if any(k in key for k in keys)), None)
+        text = f"{name}: " + (fix or "this component grew: find what adds tokens to it")
+        if text not in out:
+            out.append(text)
+    return "; ".join(out) + "."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,7 +244,7 @@ def rising_cost(by_type: dict[str, list[dict[str, Any]]], cfg: SignalConfig,
                       "recent_tasks": len(recent), "baseline_median_calls_per_task": calls_b,
                       "recent_median_calls_per_task": calls_r,
                       **({"grown_components": grown} if grown else {})},
-            fix=FIXES["rising_cost"], worst_tasks=_worst(recent_tasks, cfg.worst),
+            fix=fix_for_components(grown), worst_tasks=_worst(recent_tasks, cfg.worst),
         ))
     return out
 

@@ -30,8 +30,13 @@ def fmt_usd(v: Decimal | float | None, places: int = 4, missing: str = "unpriced
 
 
 def _no_success(row: object) -> str:
-    """Why cost per successful task is missing: nothing priced, or no success recorded."""
-    return "unpriced" if getattr(row, "cost_usd", 1) is None else "no successes"
+    """Why cost per successful task is missing: nothing priced, no outcome recorded at
+    all (tasks tracked without outcomes), or no success among the recorded ones."""
+    if getattr(row, "cost_usd", 1) is None:
+        return "unpriced"
+    outcomes = sum(int(getattr(row, a, 0) or 0) for a in (
+        "success_tasks", "failure_tasks", "partial_tasks", "successes", "failures", "partials"))
+    return "no outcomes recorded" if outcomes == 0 else "no successes"
 
 
 def fmt_pct(v: float | None) -> str:
