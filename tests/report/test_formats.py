@@ -182,3 +182,29 @@ def test_signals_and_check_csv(calls: Path, tmp_path: Path) -> None:
     assert s.stdout.splitlines()[0] == "kind,task_type,started,title,fix,evidence,worst_tasks"
     m = runner.invoke(app, ["signals", "--data", str(calls), "--format", "markdown"])
     assert m.exit_code == 0 and m.stdout.startswith("## ctxbudget signals")
+
+
+def test_report_says_what_it_cannot_know(tmp_path: Path) -> None:
+    """Calls without usage are counted and warned about; no outcome recorded is said."""
+    from datetime import UTC, datetime, timedelta
+
+    from ctxbudget.store import open_store
+    from ctxbudget.usage import Call, Usage
+
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    calls = [Call(ts=t0 + timedelta(minutes=i), provider="anthropic",
+                  model="claude-sonnet-4-5", task_id=f"t{i % 2}", task_type="support",
+                  request_id=f"r{i}", usage=Usage(input_tokens=1000, output_tokens=100),
+                  meta={"usage_missing": True, "usage_estimated": "reservation"} if i < 2
+                  else None)
+             for i in range(5)]
+    db = tmp_path / "usage.duckdb"
+    with open_store(db) as s:
+        s.insert_calls(calls)
+    doc = json.loads(_cli(["report", "--db", str(db), "--by", "type", "--json"]).stdout)
+    assert doc["usage_missing_calls"] == 2
+    text = _cli(["report", "--db", str(db), "--by", "type"]).stdout
+    assert "usage missing: 2 calls were recorded without usage" in text
+    assert "no outcomes recorded" in text  # tasks tracked, no outcome: not "no successes"
+    md = _cli(["report", "--db", str(db), "--by", "type", "--format", "markdown"]).stdout
+    assert "usage missing: 2 calls" in md

@@ -196,6 +196,10 @@ class Report:
     filters: Filters
     engine: str
     source: str
+    usage_missing_calls: int = 0
+    """Calls recorded without usage from the provider (``meta.usage_missing``: an OpenAI
+    stream without ``include_usage``, a stream cut before its usage): their tokens are
+    the tracker's reservation estimate, or 0 when it made none - never a silent $0."""
     count: int | None = None
     """All rows of the report when ``table`` holds only the first ones
     (``compute_report(..., rows_limit=N)``); ``None`` when it holds them all."""
@@ -228,6 +232,7 @@ class Report:
             "total": self.total.as_dict() if self.total else None,
             "types": [t.as_dict() for t in self.types],
             "unpriced_models": list(self.unpriced_models),
+            "usage_missing_calls": self.usage_missing_calls,
         }
 
 
@@ -444,6 +449,7 @@ def compute_report(
             engine, f, wasted, with_total, with_types, rows_limit)
         return Report(by=by, table=top, total=total, types=tstats,
                       unpriced_models=_unpriced(engine, f, prices), filters=f,
+                      usage_missing_calls=usage_missing_calls(engine, f),
                       engine=engine.name, source=source, count=count)
     if small:
         q = group_sql(by, f, engine.dialect, wasted=wasted, with_total=with_total)
@@ -473,7 +479,8 @@ def compute_report(
             per_task = table if by == "task" else engine.arrow(task_sql(f, engine.dialect))
             types = type_stats_from_tasks(per_task)
     return Report(by=by, table=table, total=total, types=types,
-                  unpriced_models=_unpriced(engine, f, prices), filters=f, engine=engine.name,
+                  unpriced_models=_unpriced(engine, f, prices), filters=f,
+                      usage_missing_calls=usage_missing_calls(engine, f), engine=engine.name,
                   source=source)
 
 
@@ -528,10 +535,21 @@ def compute_two_reports(
         names = ("key", *cols)
         table = Rows(names, [tuple(getattr(g, c) for c in names) for g in rows])
         rep = Report(by=dim, table=table, total=total, types=types if dim == "type" else (),
-                     unpriced_models=unpriced, filters=f, engine=engine.name, source=source)
+                     unpriced_models=unpriced, filters=f, engine=engine.name, source=source,
+                     usage_missing_calls=usage_missing_calls(engine, f))
         rep._cache["rows"] = tuple(rows)
         reports.append(rep)
     return reports[0], reports[1], sorted(by[0], key=lambda g: g.key)
+
+
+def usage_missing_calls(engine: Engine, f: Filters) -> int:
+    """Calls in range whose usage the provider did not report (``meta.usage_missing``)."""
+    # LIKE, not a JSON function: the same text on DuckDB and Spark (meta is JSON text
+    # written with or without a space after the colon)
+    q = ("SELECT COUNT(*) FROM calls WHERE meta IS NOT NULL AND (meta LIKE "
+         "'%\"usage_missing\": true%' OR meta LIKE '%\"usage_missing\":true%') "
+         f"AND {f.where()}")
+    return int(engine.query(q).rows[0][0] or 0)
 
 
 def _unpriced(engine: Engine, f: Filters, prices: Any) -> tuple[dict[str, Any], ...]:

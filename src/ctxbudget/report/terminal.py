@@ -116,6 +116,11 @@ def report_notes(r: Report, limit: int | None = 50) -> list[str]:
     notes = []
     if limit is not None and len(r) > limit:
         notes.append(f"({len(r) - limit} more rows; --format json or csv prints all)")
+    if r.usage_missing_calls:
+        notes.append(f"[yellow]usage missing:[/] {r.usage_missing_calls:,} calls were recorded "
+                     "without usage from the provider (e.g. an OpenAI stream without "
+                     "stream_options.include_usage): their tokens and cost are the "
+                     "tracker's reservation estimate, or 0 when it made none")
     for u in r.unpriced_models:
         notes.append(f"[yellow]unpriced:[/] {u['calls']:,} calls of {u['provider']}/"
                      f"{u['model']} have no price (cost shown without them; add a "
