@@ -162,8 +162,10 @@ def fp_store(tmp_path: Path) -> Path:
     return db
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium under Playwright's sync API, for one test module: the sync API runs an
+    event loop in this thread while open (a later ``asyncio.run`` would fail)."""
     import shutil
 
     exe = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -327,9 +327,11 @@ def test_body_limit_and_upstream_timeout(upstream: FakeUpstream) -> None:
 
 
 def test_unreachable_upstream_releases_the_reservation(tmp_path: Path) -> None:
-    from conftest import free_port
+    import socket
 
-    dead = f"http://127.0.0.1:{free_port()}"
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     calls_budget = {"name": "calls", "limit_calls": 5, "window": "day"}
     cfg = GatewayConfig.from_dict({"upstreams": {"anthropic": {"base_url": dead}},
                                    "budgets": [calls_budget]})
