@@ -81,14 +81,32 @@ class Rules:
         return None
 
 
-def _dec(v: Any, where: str) -> Decimal:
+#: Largest price accepted from a file, in USD (per million tokens, or per request): a
+#: larger one is a typo, and would overflow the exact arithmetic of the cost formula.
+MAX_PRICE_USD = Decimal(10**6)
+
+
+def dec_price(v: Any, where: str) -> Decimal:
+    """A price from a user file as a ``Decimal``: finite, in 0..:data:`MAX_PRICE_USD`,
+    else :class:`PriceFileError` naming ``where`` (never ``decimal.InvalidOperation``)."""
+    if isinstance(v, bool):
+        raise PriceFileError(f"{where}: {v!r} is not a number")
     try:
         d = Decimal(str(v))
-    except (InvalidOperation, ValueError):
-        raise PriceFileError(f"{where}: {v!r} is not a number") from None
-    if not d.is_finite() or d < 0:
-        raise PriceFileError(f"{where}: {v!r} must be a finite, non-negative number")
+    except (InvalidOperation, ValueError):  # not a number, an int past the str limit
+        raise PriceFileError(f"{where}: {_short(v)} is not a number") from None
+    if not d.is_finite() or d < 0 or d > MAX_PRICE_USD:
+        raise PriceFileError(f"{where}: {_short(v)} must be a finite, non-negative number "
+                             f"(at most {MAX_PRICE_USD:,})")
     return d
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, int) and v.bit_length() > 200:
+        return f"an integer of {v.bit_length()} bits"
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 
 def _day(v: Any, where: str) -> date | None:
@@ -131,7 +149,7 @@ def parse_rules(doc: Mapping[str, Any], name: str) -> Rules:
             raise PriceFileError(f"{where}.models: expected a list of model names")
         fees.append(FeeRule(
             provider=_str(m, "provider", where).lower(), tool=_str(m, "tool", where),
-            usd_per_request=_dec(m["usd_per_request"], f"{where}.usd_per_request"),
+            usd_per_request=dec_price(m["usd_per_request"], f"{where}.usd_per_request"),
             effective_from=_day(m.get("effective_from"), f"{where}.effective_from"),
             source=f"{name} ({m['source']})" if m.get("source") else name,
             models=frozenset(x.lower() for x in models)))
@@ -143,7 +161,7 @@ def parse_rules(doc: Mapping[str, Any], name: str) -> Rules:
         rates = m.get("rates") or list(_RATE_FIELDS)
         if not isinstance(rates, list) or any(r not in _RATE_FIELDS for r in rates):
             raise PriceFileError(f"{where}.rates: expected a list of {', '.join(_RATE_FIELDS)}")
-        scale = _dec(m.get("scale"), f"{where}.scale")
+        scale = dec_price(m.get("scale"), f"{where}.scale")
         if scale > 1:
             raise PriceFileError(f"{where}.scale: a discount is at most 1, got {scale}")
         batch.append(BatchRule(

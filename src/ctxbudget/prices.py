@@ -30,11 +30,11 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ._price_rules import BatchRule, Rules, bundled_rules, parse_rules
+from ._price_rules import BatchRule, Rules, bundled_rules, dec_price, parse_rules
 from .errors import PriceFileError, PricingError, UnpricedModel
 from .usage import BUCKETS, MODALITY_FIELDS, Usage
 
@@ -448,14 +448,7 @@ def cost_sql(tokens: Mapping[str, str], rates: Mapping[str, str]) -> str:
 # --------------------------------------------------------------------------- catalog
 
 
-def _dec(value: Any, where: str) -> Decimal:
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise PriceFileError(f"{where}: {value!r} is not a number") from None
-    if not d.is_finite() or d < 0:
-        raise PriceFileError(f"{where}: {value!r} must be a finite, non-negative number")
-    return d
+_dec = dec_price
 
 
 def _rates_from_mapping(m: Mapping[str, Any], where: str, fallback: Rates | None = None) -> Rates:

@@ -25,15 +25,17 @@ did not say, never zero by omission):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from .errors import UsageError
 
-__all__ = ["BUCKETS", "DETAIL_FIELDS", "MODALITY_FIELDS", "TOOL_FIELDS", "Call", "Outcome",
-           "Task", "Usage"]
+__all__ = ["BUCKETS", "DETAIL_FIELDS", "FUTURE_SLACK", "MAX_LATENCY_MS", "MAX_TOKENS",
+           "MAX_TURN", "MIN_TS", "MODALITY_FIELDS", "TOOL_FIELDS", "Call", "Outcome", "Task",
+           "Usage", "check_sane"]
 
 #: The billed buckets, in display order.
 BUCKETS: tuple[str, ...] = (
@@ -71,6 +73,18 @@ DETAIL_FIELDS: tuple[str, ...] = (*(f for f, _, _ in MODALITY_FIELDS),
 _CORE_FIELDS: tuple[str, ...] = (*BUCKETS, "reasoning_tokens")
 
 Outcome = Literal["success", "partial", "failure"]
+
+# -- sane ranges: what a record read from a file or the spool may hold ---------------
+#: Largest token count accepted in one bucket (a million times a 1M-token window).
+MAX_TOKENS = 10**12
+#: Largest latency accepted, in milliseconds (about 11.6 days).
+MAX_LATENCY_MS = 1e9
+#: Largest turn number accepted (the store's INTEGER column).
+MAX_TURN = 2**31 - 1
+#: Timestamps before this are rejected (no LLM API call was tracked before 2020).
+MIN_TS = datetime(2020, 1, 1, tzinfo=UTC)
+#: Timestamps further than this in the future are rejected (clock skew allowance).
+FUTURE_SLACK = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -342,3 +356,47 @@ class Task:
     @property
     def usage(self) -> Usage:
         return sum((c.usage for c in self.calls), Usage())
+
+
+def check_sane(call: Call) -> None:
+    """Raise :class:`~ctxbudget.errors.UsageError` (a ``ValueError``, naming the field)
+    when a call read from outside holds a value no real API call has: a token count
+    outside 0..:data:`MAX_TOKENS`, a timestamp before :data:`MIN_TS` or more than
+    :data:`FUTURE_SLACK` in the future, a latency that is not a finite number in
+    0..:data:`MAX_LATENCY_MS`, a turn outside 0..:data:`MAX_TURN`.
+
+    ``Usage`` itself only refuses negative counts; importers call this before a record
+    is stored, so nonsense is rejected with its file:line instead of priced."""
+    u = call.usage
+    for name in (*_CORE_FIELDS, *DETAIL_FIELDS):
+        v = getattr(u, name)
+        if v is not None and not 0 <= v <= MAX_TOKENS:
+            raise UsageError(f"{name} out of range (0..{MAX_TOKENS:.0e}): {v}", field=name)
+    ecr = call.expected_cache_read_tokens
+    if ecr is not None and (not isinstance(ecr, int) or not 0 <= ecr <= MAX_TOKENS):
+        raise UsageError(f"expected_cache_read_tokens out of range (0..{MAX_TOKENS:.0e}): "
+                         f"{ecr!r}", field="expected_cache_read_tokens")
+    if call.components:
+        for k, v in call.components.items():
+            if not isinstance(v, int) or not 0 <= v <= MAX_TOKENS:
+                raise UsageError(f"components[{k!r}] out of range (0..{MAX_TOKENS:.0e}): "
+                                 f"{v!r}", field="components")
+    ts = call.ts
+    if not isinstance(ts, datetime):
+        raise UsageError(f"ts must be a datetime, got {ts!r}", field="ts")
+    if ts < MIN_TS:
+        raise UsageError(f"ts {ts.isoformat()} is before {MIN_TS.year}", field="ts")
+    if ts > datetime.now(UTC) + FUTURE_SLACK:
+        raise UsageError(f"ts {ts.isoformat()} is in the future", field="ts")
+    lat = call.latency_ms
+    if lat is not None:
+        if isinstance(lat, bool) or not isinstance(lat, int | float) or not math.isfinite(lat):
+            raise UsageError(f"latency_ms must be a finite number, got {lat!r}",
+                             field="latency_ms")
+        if not 0 <= lat <= MAX_LATENCY_MS:
+            raise UsageError(f"latency_ms out of range (0..{MAX_LATENCY_MS:.0e}): {lat!r}",
+                             field="latency_ms")
+    turn = call.turn
+    if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int)
+                             or not 0 <= turn <= MAX_TURN):
+        raise UsageError(f"turn out of range (0..2^31-1): {turn!r}", field="turn")

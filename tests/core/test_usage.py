@@ -139,3 +139,58 @@ def test_zero_is_identity(u: Usage) -> None:
     assert u + Usage() == u
     assert Usage() + u == u
     assert sum([u]) == u
+
+
+# --------------------------------------------------------------------------- check_sane
+
+def _call(**kw: object) -> Call:
+    base: dict[str, object] = {"ts": datetime(2025, 6, 1, tzinfo=UTC), "provider": "openai",
+                               "model": "gpt-4o", "usage": Usage(input_tokens=10)}
+    base.update(kw)
+    return Call(**base)  # type: ignore[arg-type]
+
+
+def test_check_sane_accepts_a_real_call() -> None:
+    from ctxbudget.usage import MAX_TOKENS, check_sane
+
+    check_sane(_call(latency_ms=812.5, turn=3,
+                     usage=Usage(input_tokens=MAX_TOKENS, output_tokens=5)))
+    check_sane(_call(ts=datetime.now(UTC) + timedelta(hours=23)))
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"usage": Usage(input_tokens=10**12 + 1)}, "input_tokens"),
+    ({"usage": Usage(output_tokens=2**63, reasoning_tokens=1)}, "output_tokens"),
+    ({"usage": Usage(cache_write_1h_tokens=10**13)}, "cache_write_1h_tokens"),
+    ({"usage": Usage(web_search_requests=10**15)}, "web_search_requests"),
+    ({"ts": datetime(1970, 1, 1, tzinfo=UTC)}, "ts"),
+    ({"ts": datetime(2019, 12, 31, 23, 59, tzinfo=UTC)}, "ts"),
+    ({"ts": datetime(9999, 1, 1, tzinfo=UTC)}, "ts"),
+    ({"ts": datetime.now(UTC) + timedelta(days=2)}, "ts"),
+    ({"latency_ms": float("nan")}, "latency_ms"),
+    ({"latency_ms": float("inf")}, "latency_ms"),
+    ({"latency_ms": -1.0}, "latency_ms"),
+    ({"latency_ms": 1e9 + 1}, "latency_ms"),
+    ({"turn": -1}, "turn"),
+    ({"turn": 2**31}, "turn"),
+    ({"expected_cache_read_tokens": 10**13}, "expected_cache_read_tokens"),
+    ({"components": {"history": -5}}, "components"),
+])
+def test_check_sane_names_the_field(changes: dict[str, object], field: str) -> None:
+    from ctxbudget.usage import check_sane
+
+    with pytest.raises(UsageError) as ei:
+        check_sane(_call(**changes))
+    assert ei.value.field == field
+    assert isinstance(ei.value, ValueError)
+    assert field in str(ei.value)
+
+
+def test_one_max_tokens() -> None:
+    """The spool's range checks use the usage module's limits (one definition)."""
+    from ctxbudget import usage
+    from ctxbudget.store import _spoolfast, spool
+
+    assert spool.MAX_TOKENS is usage.MAX_TOKENS and _spoolfast.MAX_TOKENS is usage.MAX_TOKENS
+    assert spool.MIN_TS is usage.MIN_TS
+    assert "check_sane" in usage.__all__ and "MAX_TOKENS" in usage.__all__

@@ -100,7 +100,11 @@ def _window(text: str) -> timedelta:
     if not m:
         raise ValueError(f"window {text!r}: expected a number and h, d or w (e.g. 7d)")
     n, unit = int(m.group(1)), m.group(2)
-    return timedelta(hours=n) if unit == "h" else timedelta(days=n * (7 if unit == "w" else 1))
+    try:
+        return timedelta(hours=n) if unit == "h" else timedelta(days=n * (7 if unit == "w"
+                                                                          else 1))
+    except OverflowError:
+        raise ValueError(f"window {text!r} is too long") from None
 
 
 class _Scope(BaseModel):
@@ -109,9 +113,10 @@ class _Scope(BaseModel):
 
 
 class Rule(BaseModel):
-    """One alert rule (validated at load; errors name the file and field)."""
+    """One alert rule (validated at load; errors name the file and field; a NaN or
+    infinite threshold is refused)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str
     metric: str
     threshold: float

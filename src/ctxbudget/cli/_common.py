@@ -102,13 +102,17 @@ def write_private(path: Path, text: str) -> None:
 
 def console() -> Any:
     """stdout console: the terminal's width on a terminal; otherwise as wide as the
-    content, so a number is never split and no column dropped (``| cat``, ``> file``)."""
+    content, so a number is never split and no column dropped (``| cat``, ``> file``).
+
+    No automatic highlighting (``highlight=False``): rich's regex highlighter is
+    quadratic on long cells (a 200 kB model name from a bad log took minutes), and
+    our tables style their own cells."""
     from rich.console import Console
 
-    c = Console()
+    c = Console(highlight=False)
     if c.is_terminal:
         return c
-    return Console(width=PIPE_WIDTH, soft_wrap=False)
+    return Console(width=PIPE_WIDTH, soft_wrap=False, highlight=False)
 
 
 def output_format(fmt: str, as_json: bool = False) -> str:
@@ -126,7 +130,7 @@ def output_format(fmt: str, as_json: bool = False) -> str:
 def err_console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, highlight=False)
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> None:

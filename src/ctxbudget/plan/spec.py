@@ -60,7 +60,8 @@ ALLOCATION_BUCKETS: tuple[str, ...] = (
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN / inf are never a size, a rate or a share: refused with the field's line
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FixedComponent(_Model):
@@ -488,14 +489,12 @@ def spec_from_mapping(data: Any, folder: Path | None = None) -> LoadedSpec:
 
 def load_spec(path: str | Path) -> LoadedSpec:
     """Read and validate a spec file."""
+    from .._yamlio import read_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{p}: spec file not found") from None
-    except OSError as exc:
-        raise SpecError(f"{p}: cannot read the spec ({exc.strerror})") from None
-    return parse_spec(text, p)
+    if not p.exists():
+        raise SpecError(f"{p}: spec file not found")
+    return parse_spec(read_text(p, SpecError, "spec"), p)
 
 
 def as_loaded(spec: object) -> LoadedSpec:

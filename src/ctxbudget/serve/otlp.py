@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CtxBudgetError
-from ..usage import Call
+from ..usage import Call, check_sane
 
 __all__ = ["OtlpError", "Receiver", "build_app", "decode_request", "serve"]
 
@@ -122,11 +122,21 @@ def decode_request(body: bytes, content_type: str, content_encoding: str = ""
                     "application/x-protobuf or application/json")
 
 
-def _spans(doc: Mapping[str, Any]) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+def _spans(doc: Mapping[str, Any]) -> Iterator[tuple[str, Any, Any]]:
+    """(where, span, resource attributes); the resource is an ``InputFormatError`` when
+    it is malformed (every span under it is then rejected)."""
+    from ..errors import InputFormatError
     from ..sources.otel import flatten_attributes
 
     for i, rs in enumerate(doc.get("resourceSpans") or ()):
-        res = flatten_attributes((rs.get("resource") or {}).get("attributes"))
+        resource = rs.get("resource") or {}
+        res: Any
+        try:
+            if not isinstance(resource, Mapping):
+                raise InputFormatError("resource is not an object")
+            res = flatten_attributes(resource.get("attributes"))
+        except InputFormatError as exc:
+            res = InputFormatError(f"resourceSpans[{i}].resource: {exc}")
         for j, ss in enumerate(rs.get("scopeSpans") or ()):
             for k, span in enumerate(ss.get("spans") or ()):
                 yield f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]", span, res
@@ -164,6 +174,9 @@ class Receiver:
         res = Result()
         calls: list[Call] = []
         for where, span, resource in _spans(doc):
+            if isinstance(resource, Exception):
+                res.rejected.append(f"{where}: {resource}")
+                continue
             if not isinstance(span, Mapping):
                 res.rejected.append(f"{where}: not an object")
                 continue
@@ -174,6 +187,7 @@ class Receiver:
                     if isinstance(out, Skip):
                         res.skipped += 1
                     elif isinstance(out, Call):
+                        check_sane(out)
                         calls.append(out)
             except InputFormatError as exc:
                 res.rejected.append(str(exc))

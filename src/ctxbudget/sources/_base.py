@@ -13,7 +13,6 @@ malformed raises :class:`~ctxbudget.errors.InputFormatError` or
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -38,6 +37,7 @@ __all__ = [
     "jsonl_records",
     "open_binary",
     "parse_ts",
+    "short_repr",
 ]
 
 #: The path that means "read standard input".
@@ -220,12 +220,23 @@ def jsonl_records(path: Path) -> Iterator[Record]:
 
 
 def decode_json_line(text: bytes) -> Any:
-    """One JSON Lines record, or the :class:`InputFormatError` saying why it is not."""
+    """One JSON Lines record, or the :class:`InputFormatError` saying why it is not
+    (malformed JSON, bytes that are not UTF-8, an integer too long for Python's
+    int-from-string limit, nesting too deep to decode)."""
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        return InputFormatError(f"not valid JSON ({msg})")
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        return _json_error(exc)
+
+
+def _json_error(exc: BaseException) -> InputFormatError:
+    if isinstance(exc, json.JSONDecodeError):
+        msg = exc.msg
+    elif isinstance(exc, RecursionError):
+        msg = "nested too deeply"
+    else:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputFormatError(f"not valid JSON ({msg})")
 
 
 def json_records(path: Path, list_key: str | None = None) -> Iterator[Record]:
@@ -239,10 +250,9 @@ def json_records(path: Path, list_key: str | None = None) -> Iterator[Record]:
             data = head + fh.read()
             try:
                 doc = json.loads(data)
-            except json.JSONDecodeError as exc:
-                yield Record(path=path, line=exc.lineno,
-                             value=InputFormatError(f"not valid JSON ({exc.msg})"),
-                             nbytes=len(data))
+            except (ValueError, RecursionError) as exc:  # + UnicodeDecodeError, int limit
+                line = exc.lineno if isinstance(exc, json.JSONDecodeError) else 1
+                yield Record(path=path, line=line, value=_json_error(exc), nbytes=len(data))
                 return
             items = doc
             if list_key is not None and isinstance(doc, Mapping) and isinstance(
@@ -277,11 +287,7 @@ def _jsonl_from_lines(path: Path, lines: Iterator[bytes]) -> Iterator[Record]:
         text = raw.strip()
         if not text:
             continue
-        try:
-            value: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            value = InputFormatError(f"not valid JSON ({exc.msg})")
-        yield Record(path=path, line=no, value=value, nbytes=len(raw))
+        yield Record(path=path, line=no, value=decode_json_line(text), nbytes=len(raw))
 
 
 def _looks_like_jsonl(head: bytes) -> bool:
@@ -291,22 +297,49 @@ def _looks_like_jsonl(head: bytes) -> bool:
         return False
     try:
         json.loads(head[:nl])
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, an int past the limit
         return False
     return bool(head[nl + 1:].strip())
 
 
 def csv_records(path: Path) -> Iterator[Record]:
-    """One record (a dict of strings, empty cells as ``None``) per CSV row."""
+    """One record (a dict of strings, empty cells as ``None``) per CSV row. A row the
+    reader cannot read (a field over the csv module's 128 KiB limit, bytes that are not
+    UTF-8) is an :class:`InputFormatError` record naming its line; reading goes on
+    with the next line."""
     with open_binary(path) as fb:
-        text = io.TextIOWrapper(fb, encoding="utf-8", newline="")
-        reader = csv.DictReader(text)
-        for row in reader:
-            yield Record(path=path, line=reader.line_num,
-                         value={k: (v if v != "" else None) for k, v in row.items()
-                                if k is not None},
+        # bytes that are not UTF-8 decode to lone surrogates: the row holding one is
+        # rejected, its neighbours read (a decoding TextIOWrapper fails a whole block)
+        lines = (raw.decode("utf-8", "surrogateescape") for raw in fb)
+        reader = csv.DictReader(lines)
+        rows = iter(reader)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # (the failing line is not counted in line_num)
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                yield Record(path=path, line=reader.line_num + 1, value=InputFormatError(
+                    f"not valid CSV ({msg})"))
+                continue
+            value: Any = {k: (v if v != "" else None) for k, v in row.items() if k is not None}
+            if not all(_utf8(v) for v in value.values()):
+                value = InputFormatError("not UTF-8 text")
+            yield Record(path=path, line=reader.line_num, value=value,
                          nbytes=sum(len(v or "") + 1 for v in row.values()
                                     if isinstance(v, str)))
+
+
+def _utf8(v: Any) -> bool:
+    """False for a cell holding a byte that was not UTF-8 (a lone surrogate)."""
+    if not isinstance(v, str) or v.isascii():
+        return True
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_ts(value: Any, what: str) -> datetime:
@@ -317,24 +350,36 @@ def parse_ts(value: Any, what: str) -> datetime:
     if isinstance(value, bool) or value is None or value == "":
         raise InputFormatError(f"{what}: missing timestamp")
     if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
-        x = float(value)
-        if x > 1e17:
-            x /= 1e9
-        elif x > 1e14:
-            x /= 1e6
-        elif x > 1e11:
-            x /= 1e3
-        return datetime.fromtimestamp(x, UTC)
+        try:
+            x = float(value)
+            if x > 1e17:
+                x /= 1e9
+            elif x > 1e14:
+                x /= 1e6
+            elif x > 1e11:
+                x /= 1e3
+            return datetime.fromtimestamp(x, UTC)
+        except (OverflowError, OSError, ValueError):  # inf, NaN, past year 9999
+            raise InputFormatError(f"{what}: {short_repr(value)} is not a timestamp in "
+                                   "range") from None
     if isinstance(value, str):
         s = value.strip()
         if s.endswith("Z"):
             s = s[:-1] + "+00:00"
         try:
             ts = datetime.fromisoformat(s)
-        except ValueError:
-            raise InputFormatError(f"{what}: {value!r} is not a timestamp") from None
-        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    raise InputFormatError(f"{what}: {value!r} is not a timestamp")
+            # to UTC here: an offset can carry year 1 or 9999 out of range
+            return ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
+        except (ValueError, OverflowError):
+            raise InputFormatError(f"{what}: {short_repr(value)} is not a timestamp") from None
+    raise InputFormatError(f"{what}: {short_repr(value)} is not a timestamp")
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` of a value for an error line, cut to 60 characters."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else \
+        f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def json_or_csv_records(path: Path, list_key: str | None = "data") -> Iterator[Record]:

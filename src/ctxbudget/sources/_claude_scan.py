@@ -11,8 +11,8 @@ A file is *not* parsed here, and is handed back for the line-by-line Python path
 (which reports each bad line as ``file:line``), when decoding fails anywhere in it
 (malformed JSON, a field of an unexpected type), when the number of decoded records
 differs from its number of lines (blank lines, two objects on one line), or when a
-call line needs the adapter's judgement (no id at all, no model, negative or
-inconsistent counts, an empty cache split).
+call line needs the adapter's judgement (no id at all, no model, negative,
+inconsistent or out-of-range counts, an empty cache split).
 
 Sub-agent calls that Claude Code records only inside ``type: "progress"`` lines
 (``data.message`` is the sub-agent's assistant line, with its own ``timestamp``,
@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from ..usage import MAX_TOKENS
 
 __all__ = ["COLUMNS", "PLAIN_TIERS", "Chunk", "file_size", "parse_files", "plain_tier"]
 
@@ -295,8 +297,9 @@ def _rows(recs: list[_Line], fi: int, stem: str,
         d = u.output_tokens_details
         think = (d.thinking_tokens or 0) if d is not None else 0
         if not model or i < 0 or o < 0 or cr < 0 or w5 < 0 or w1 < 0 or think < 0 \
-                or think > o or (cw is not None and cw < 0):
-            return None
+                or think > o or (cw is not None and cw < 0) \
+                or max(i, o, cr, w5, w1, cw or 0) > MAX_TOKENS:
+            return None  # (the Python path rejects an out-of-range count as file:line)
         if model == "<synthetic>" and not (i or o or cr or w5 or w1):
             continue
         ncalls += 1

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InputFormatError
+from ._base import short_repr
 
 _BY_PREFIX = (
     ("claude", "anthropic"), ("gpt", "openai"), ("o1", "openai"), ("o3", "openai"),
@@ -44,7 +45,10 @@ def json_cell(value: Any, what: str) -> Any:
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise InputFormatError(f"{what}: not valid JSON ({exc.msg})") from None
-    raise InputFormatError(f"{what}: expected a JSON object, got {value!r}")
+        except (ValueError, RecursionError):  # an int past the int-str limit, deep nesting
+            raise InputFormatError(f"{what}: not valid JSON (a number too long or "
+                                   "nesting too deep)") from None
+    raise InputFormatError(f"{what}: expected a JSON object, got {short_repr(value)}")
 
 
 def int_cell(value: Any, what: str) -> int:
@@ -52,7 +56,7 @@ def int_cell(value: Any, what: str) -> int:
     if value is None or value == "":
         return 0
     if isinstance(value, bool):
-        raise InputFormatError(f"{what}: {value!r} is not a token count")
+        raise InputFormatError(f"{what}: {short_repr(value)} is not a token count")
     if isinstance(value, int):
         n = value
     elif isinstance(value, float) and value.is_integer():
@@ -61,12 +65,13 @@ def int_cell(value: Any, what: str) -> int:
         try:
             f = float(value)
         except ValueError:
-            raise InputFormatError(f"{what}: {value!r} is not a token count") from None
+            raise InputFormatError(f"{what}: {short_repr(value)} is not a token count") from None
         if not f.is_integer():
-            raise InputFormatError(f"{what}: {value!r} is not a whole number")
+            raise InputFormatError(f"{what}: {short_repr(value)} is not a whole number")
         n = int(f)
     else:
-        raise InputFormatError(f"{what}: {value!r} is not a token count")
+        raise InputFormatError(f"{what}: {short_repr(value)} is not a token count")
     if n < 0:
         raise InputFormatError(f"{what}: negative ({n})")
     return n
+

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputFormatError, UsageError
-from ..usage import Call
+from ..usage import Call, check_sane
 from ._base import STDIN, Importer, ImportStats, Record, Rejection, Skip, decode_json_line
 
 __all__ = ["FLUSH_CALLS", "TAIL_BYTES", "FileRead", "Imported", "StrictStop", "file_signature",
@@ -146,6 +146,7 @@ def import_files(
                     if isinstance(out, Skip):
                         stats.skip(out.reason)
                         continue
+                    check_sane(out)
                     key = call_key(out)
                     stats.calls += 1
                     f_calls += 1
@@ -155,7 +156,8 @@ def import_files(
                     else:
                         seen.add(h)
                     batch.add(key, out)
-            except (InputFormatError, UsageError, ValueError, TypeError, KeyError) as exc:
+            except (InputFormatError, UsageError, ValueError, TypeError, KeyError,
+                    OverflowError, RecursionError) as exc:
                 reason = _reason(exc)
                 if rec.item is not None:
                     reason = f"item {rec.item}: {reason}"

@@ -49,13 +49,14 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from ..adapters import from_anthropic
 from ..errors import InputFormatError
-from ..usage import Call
+from ..usage import FUTURE_SLACK, MIN_TS, Call
 from . import _claude_scan
 from ._base import STDIN, Importer, ImportStats, Record, Skip, parse_ts
 from ._runner import FileRead, Imported, record_imports
@@ -343,7 +344,8 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], prev: list[Impor
     in this import, ``final`` when no other follows, ``fresh`` when the store held no
     calls before the import; ``prev[i]``: what an earlier import read of
     ``paths[i]`` when it is read on from there); return the files whose timestamps
-    DuckDB cannot read (for the Python path)."""
+    DuckDB cannot read or are out of range (for the Python path, which rejects them
+    as file:line)."""
     import numpy as np
 
     from ..store.schema import CALL_COLUMNS
@@ -360,9 +362,11 @@ def _write(pending: list[_claude_scan.Chunk], paths: list[str], prev: list[Impor
     con = store.con
     con.register("_ctxb_rows", rows)
     try:
+        # a timestamp DuckDB cannot read, or out of the sane range (usage.check_sane)
         bad = [int(r[0]) for r in con.execute(
-            "SELECT DISTINCT file FROM _ctxb_rows WHERE TRY_CAST(ts AS TIMESTAMPTZ) IS NULL"
-        ).fetchall()]
+            "SELECT DISTINCT file FROM _ctxb_rows WHERE TRY_CAST(ts AS TIMESTAMPTZ) IS NULL "
+            "OR TRY_CAST(ts AS TIMESTAMPTZ) < $lo OR TRY_CAST(ts AS TIMESTAMPTZ) > $hi",
+            {"lo": MIN_TS, "hi": datetime.now(UTC) + FUTURE_SLACK}).fetchall()]
         # the rows of those files go: the Python path reads the files again
         con.execute("CREATE OR REPLACE TEMP VIEW _ctxb_ok AS "
                     "SELECT * REPLACE (side::BOOLEAN AS side) FROM _ctxb_rows"

@@ -42,18 +42,34 @@ def _value(v: Any) -> Any:
         if key in v:
             return v[key]
     if "intValue" in v:
-        return int(v["intValue"])
+        try:
+            return int(v["intValue"])
+        except (ValueError, TypeError):  # not a number, or past Python's int-str limit
+            raise InputFormatError(f"intValue {str(v['intValue'])[:40]!r} is not an "
+                                   "integer") from None
     if "arrayValue" in v:
-        return [_value(x) for x in v["arrayValue"].get("values", [])]
+        arr = v["arrayValue"]
+        values = arr.get("values") if isinstance(arr, Mapping) else None
+        if not isinstance(values, list):
+            return None if values is None and isinstance(arr, Mapping) else _bad_array()
+        return [_value(x) for x in values]
     return None
+
+
+def _bad_array() -> Any:
+    raise InputFormatError("arrayValue.values is not a list")
 
 
 def flatten_attributes(attrs: Any) -> dict[str, Any]:
     """OTLP JSON ``[{"key", "value": {"intValue": "12"}}]`` (or a plain mapping) as a dict."""
     if isinstance(attrs, Mapping):
         return dict(attrs)
+    if attrs is None:
+        return {}
+    if not isinstance(attrs, list):
+        raise InputFormatError(f"attributes is not a list ({type(attrs).__name__})")
     out: dict[str, Any] = {}
-    for kv in attrs or ():
+    for kv in attrs:
         if isinstance(kv, Mapping) and "key" in kv:
             out[str(kv["key"])] = _value(kv.get("value"))
     return out
@@ -69,15 +85,19 @@ class OtelImporter(Importer):
             if isinstance(doc.value, Exception) or not isinstance(doc.value, Mapping):
                 yield doc
                 continue
-            spans = list(_spans(doc.value))
+            try:
+                spans = list(_spans(doc.value))
+            except InputFormatError as exc:  # the document's shape: one rejected record
+                yield Record(path=path, line=doc.line, value=exc, nbytes=doc.nbytes)
+                continue
             if not spans:
                 yield Record(path=path, line=doc.line, value={"_empty": True},
                              nbytes=doc.nbytes)
             share = doc.nbytes // max(1, len(spans))
             for where, span, res in spans:
-                yield Record(path=path, line=doc.line,
-                             value={"span": span, "resource": res, "where": where},
-                             nbytes=share)
+                value = res if isinstance(res, Exception) else {
+                    "span": span, "resource": res, "where": where}
+                yield Record(path=path, line=doc.line, value=value, nbytes=share)
 
     def convert(self, rec: Record) -> Iterable[Any]:
         v = rec.value
@@ -123,15 +143,39 @@ class OtelImporter(Importer):
         )
 
 
-def _spans(doc: Mapping[str, Any]) -> Iterator[tuple[str, Any, dict[str, Any]]]:
-    for i, rs in enumerate(doc.get("resourceSpans") or ()):
+def _spans(doc: Mapping[str, Any]) -> Iterator[tuple[str, Any, Any]]:
+    """(where, span, resource attributes) of each span; a part of the document of the
+    wrong shape comes as (where, None, InputFormatError) — rejected, never dropped.
+    A document whose ``resourceSpans`` is not a list raises ``InputFormatError``."""
+    rss = doc.get("resourceSpans")
+    if rss is None:
+        return
+    if not isinstance(rss, list):
+        raise InputFormatError(f"resourceSpans is not a list ({type(rss).__name__})")
+    for i, rs in enumerate(rss):
+        where = f"resourceSpans[{i}]"
         if not isinstance(rs, Mapping):
+            yield where, None, InputFormatError(f"{where}: not an object")
             continue
-        res = flatten_attributes((rs.get("resource") or {}).get("attributes"))
-        for j, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")
-                               or ()):
-            for k, span in enumerate((ss or {}).get("spans") or ()):
-                yield f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]", span, res
+        resource = rs.get("resource") or {}
+        try:
+            if not isinstance(resource, Mapping):
+                raise InputFormatError("resource is not an object")
+            res = flatten_attributes(resource.get("attributes"))
+            scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or ()
+            if not isinstance(scopes, list):
+                raise InputFormatError("scopeSpans is not a list")
+        except InputFormatError as exc:
+            yield where, None, InputFormatError(f"{where}: {exc}")
+            continue
+        for j, ss in enumerate(scopes):
+            at = f"{where}.scopeSpans[{j}]"
+            spans = (ss or {}).get("spans") if isinstance(ss or {}, Mapping) else ss
+            if not isinstance(spans or (), list):
+                yield at, None, InputFormatError(f"{at}: not an object with a spans list")
+                continue
+            for k, span in enumerate(spans or ()):
+                yield f"{at}.spans[{k}]", span, res
 
 
 def register(registry: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from .spool import MAX_LATENCY_MS, MAX_TOKENS
+from ..usage import MAX_LATENCY_MS, MAX_TOKENS, MAX_TURN
 
 __all__ = ["DECODER", "CallLine", "TaskLine"]
 
@@ -29,7 +29,7 @@ class CallLine(msgspec.Struct, tag_field="k", tag="c", gc=False):
     request_id: str | None = None
     service_tier: str | None = None
     latency_ms: Annotated[float, Meta(ge=0, le=MAX_LATENCY_MS)] | None = None
-    turn: Annotated[int, Meta(ge=0, lt=2**31)] | None = None
+    turn: Annotated[int, Meta(ge=0, le=MAX_TURN)] | None = None
     expected_cache_read_tokens: _Tok | None = None
     input_inclusive: bool | None = None
     components: dict[str, _Tok] | None = None

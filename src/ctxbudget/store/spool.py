@@ -23,14 +23,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
 from ..track._spoolfmt import call_from_line, task_from_line
 from ..track._writer import default_spool_dir
-from ..usage import Call, Task
+from ..usage import FUTURE_SLACK, MAX_LATENCY_MS, MAX_TOKENS, MAX_TURN, MIN_TS, Call, Task
 from .db import Store, open_store
 from .schema import CALL_COLUMNS
 
@@ -94,14 +94,6 @@ def _json_col(v: Any) -> str | None:
     return None if not v else json.dumps(v, sort_keys=True, separators=(",", ":"))
 
 
-#: Largest token count accepted in one bucket (a million times a 1M-token window).
-MAX_TOKENS = 10**12
-#: Largest latency accepted (about 11.6 days).
-MAX_LATENCY_MS = 1e9
-#: Timestamps before this are rejected (no LLM API call was tracked before 2020).
-MIN_TS = datetime(2020, 1, 1, tzinfo=UTC)
-#: Timestamps further than this in the future are rejected (clock skew allowance).
-FUTURE_SLACK = timedelta(days=1)
 #: Characters of a quarantined line kept in the store.
 QUARANTINE_KEEP = 4096
 
@@ -163,7 +155,7 @@ class _Columns:
             raise ValueError(f"latency_ms must be a number in 0..{MAX_LATENCY_MS:.0e}, "
                              f"got {lat!r}")
         turn, ecr, incl = g("turn"), g("expected_cache_read_tokens"), g("input_inclusive")
-        if turn is not None and (type(turn) is not int or not 0 <= turn < 2**31):
+        if turn is not None and (type(turn) is not int or not 0 <= turn <= MAX_TURN):
             raise ValueError(f"turn must be an integer in 0..2^31-1, got {turn!r}")
         if ecr is not None and (type(ecr) is not int or not 0 <= ecr <= MAX_TOKENS):
             raise ValueError(f"expected_cache_read_tokens must be an integer in "

@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -35,7 +35,8 @@ def key_id(api_key: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a NaN or infinite limit or timeout is a typo, never a setting
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _UpstreamModel(_Strict):
@@ -70,9 +71,9 @@ class _MatchModel(_Strict):
 class _BudgetModel(_Strict):
     name: str
     match: _MatchModel = Field(default_factory=_MatchModel)
-    limit_usd: Decimal | None = None
-    limit_tokens: int | None = None
-    limit_calls: int | None = None
+    limit_usd: Annotated[Decimal, Field(ge=0)] | None = None
+    limit_tokens: Annotated[int, Field(ge=0)] | None = None
+    limit_calls: Annotated[int, Field(ge=0)] | None = None
     window: str = "day"
     timezone: str = "UTC"
     per: Literal["key", "user", "team", "task", "type", "model", "upstream"] | None = None
@@ -98,10 +99,10 @@ class _ConfigModel(_Strict):
     fail: Literal["open", "closed"] = "closed"
     alert_webhook: str | None = None
     record_prompts: bool = False
-    max_body_bytes: int = 32 * 1024 * 1024
-    upstream_timeout: float = 600.0
-    connect_timeout: float = 10.0
-    reservation_ttl: float = 900.0
+    max_body_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
+    upstream_timeout: Annotated[float, Field(gt=0)] = 600.0
+    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    reservation_ttl: Annotated[float, Field(gt=0)] = 900.0
     prices: list[str] = Field(default_factory=list)
     """Price override files (the same YAML format as ``ctxbudget --prices``)."""
 
@@ -241,17 +242,8 @@ def _family(path: str) -> str | None:
 
 def load_config(path: str | Path) -> GatewayConfig:
     """Read and validate ``gateway.yaml``; :class:`SpecError` names file and field."""
-    import yaml
+    from ..._yamlio import read_text, safe_load
 
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{p}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = safe_load(read_text(p, SpecError, "gateway config"), str(p), SpecError)
     return GatewayConfig.from_dict(data, str(p))
