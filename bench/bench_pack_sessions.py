@@ -52,11 +52,13 @@ strategy sending as many tokens as the peer (output + every token a cache read),
 the calls where the peer sends a message; and p99 pack + render at 10,000 items (real
 messages from these sessions, a growing agent loop, garbage collector on, best of 3).
 
-Run: ``python3 bench/bench_pack_sessions.py`` (``bench`` extra: langchain-core).
+Run: ``python3 bench/bench_pack_sessions.py [--low-watermarks 0.4,0.8,0.9]`` (``bench``
+extra: langchain-core); ``--low-watermarks`` adds packer rows with other low watermarks.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import gzip
 import json
@@ -75,6 +77,7 @@ os.environ.setdefault("TIKTOKEN_CACHE_DIR",
 import tiktoken
 
 from ctxbudget.pack import (
+    HistoryPolicy,
     MemoCounter,
     Message,
     Packer,
@@ -582,6 +585,11 @@ def big_loop_p99(sessions: list[Session]) -> tuple[float, float, int]:
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--low-watermarks", default="", metavar="X,Y",
+                    help="also replay the packer with these low watermarks (e.g. 0.4,0.8,0.9):"
+                         " the history / cut moves / cost trade-off")
+    args = ap.parse_args()
     sessions = load_sessions()
     n_calls = sum(1 for s in sessions for k, m in enumerate(s.messages)
                   if m.role == "assistant" and k > 0)
@@ -595,6 +603,8 @@ def main() -> int:
         PackerStrategy("packer, no trunc.", tool_outputs=ToolOutputPolicy(max_tokens=None)),
         TrimMessages("trim_messages", "human"),
         TrimMessages("trim_messages, any", None), NaiveWindow()]
+    strategies += [PackerStrategy(f"packer, low {x}", history=HistoryPolicy(low_watermark=float(x)))
+                   for x in args.low_watermarks.split(",") if x]
     ok = True
     for window in (16_000, 32_000):
         print(f"\nwindow {window:,} (limit {window - 4096:,} = window - 4,096 output reserve)")
@@ -647,6 +657,13 @@ def main() -> int:
         for label, good, fig in goals:
             ok &= good
             print(f"   goal {label}: {'ok' if good else 'MISSED'} ({fig})")
+        t, ta = res["trim_messages"], res["trim_messages, any"]
+        for name, v in res.items():
+            if name.startswith("packer, low"):
+                print(f"   {name}: history {statistics.mean(v.kept):,.0f}, cost "
+                      f"{v.cost / t.cost:.2f}x trim_messages, {v.cost / ta.cost:.2f}x "
+                      f"trim_messages any, cut moves {v.moves_over} in {v.calls_over} "
+                      f"over-budget calls (1 per {v.calls_over / max(v.moves_over, 1):.1f})")
     _block_memo.clear()  # the replay's caches: the timed loop below should not pay their GC
     _msg_memo.clear()
     del res, strategies

@@ -79,6 +79,34 @@ def test_hysteresis_holds_when_the_hard_limit_binds(system_words: int) -> None:
         assert "capped at the" in text
 
 
+def test_cut_move_reads_the_kept_task_message_from_cache() -> None:
+    """A single-task loop with a short system prompt: the task message stays in front of
+    the history whatever the cut does, so it carries a breakpoint on every call and the
+    call that moves the cut reads system + task from cache instead of rewriting them."""
+    cfg = PackerConfig(window=16_000, model="claude-sonnet-4-5",
+                       history=HistoryPolicy(low_watermark=0.6))
+    hist = agent_rounds(59)
+    hist[0] = Message(role="user", text="Fix the failing test in tests/test_io.py " * 200)
+    calls = replay(cfg, "You are a coding agent.", hist)
+    moved = [p for p in calls if p.ledger.cut_moved]
+    assert len(moved) >= 2
+    for p in calls:
+        led = p.ledger
+        task = led.groups.index("history")  # block of the task message
+        assert p.messages[0] is hist[0]
+        assert task in led.breakpoints and len(led.breakpoints) <= 4
+        body = render_anthropic(p)
+        assert "cache_control" in body["messages"][0]["content"][-1]
+    for p in moved:
+        led = p.ledger
+        through_task = sum(led.block_tokens[:led.groups.index("history") + 1])
+        assert through_task >= 1024
+        assert led.expected_cache_read_tokens == through_task
+    # without that breakpoint, a cut move reads nothing (the system prompt alone is under
+    # Sonnet's 1,024-token minimum): the cost the breakpoint saves on every move
+    assert sum(calls[0].ledger.block_tokens[:1 + len(TOOLS)]) < 1024
+
+
 def test_naive_trim_moves_every_call_for_contrast() -> None:
     """The same replay with ``low_watermark=1.0`` (keep the last N tokens) moves the cut on
     nearly every call once full: the test above can fail."""

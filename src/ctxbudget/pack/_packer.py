@@ -508,6 +508,14 @@ class Packer:
             spans += [(first, last)] if contiguous else [
                 (table.starts[u], table.ends[u]) for u in range(cut, len(table))]
         plan.extra["spans"] = tuple(spans)
+        # the stable front: the kept messages a later cut move inside the current turn keeps
+        # in front (the pinned first user message, the user message that started the turn),
+        # when they already lead the kept history; a breakpoint after them lets the call
+        # that moves the cut read them (and everything before) from cache. A new `user`
+        # message starts a new turn: the next call's anchor is that message, none yet.
+        fut = table.extras(len(table)) if not plan.user else []
+        plan.extra["front"] = len(fut) if fut and (
+            extras + list(range(cut, cut + len(fut) - len(extras))))[:len(fut)] == fut else 0
         hist_dropped = len(table) - len(extras) - (len(table) - cut)
         if hist_dropped:
             first_kept = table.starts[cut] if cut < len(table) else len(msgs)
@@ -633,7 +641,8 @@ class Packer:
         static_changed = s.static_hash is not None and static_hash != s.static_hash
         common = common_prefix(s.prev_hashes, hashes)
         # Anthropic breakpoints: end of each stable group (prefix >= model minimum), the
-        # rolling history breakpoint, and the previous one when beyond the 20-block lookback.
+        # rolling history breakpoint, the previous one when beyond the 20-block lookback,
+        # and the end of the history's stable front (read back when the cut moves).
         breakpoints: list[int] = []
         if cfg.provider == "anthropic":
             cand: dict[int, int] = {}  # block index -> priority (lower is dropped first)
@@ -647,6 +656,9 @@ class Packer:
                 if i >= 0 and cum[i] >= self._min_cache:
                     cand[i] = max(cand.get(i, 0), prio)
             h_end = last_of.get("history", -1)
+            front = n_front + plan.extra["front"] - 1
+            if n_front <= front < h_end and cum[front] >= self._min_cache:
+                cand[front] = 0  # dropped first: it never displaces another breakpoint
             if h_end >= 0 and s.prev_breakpoints:
                 prev_h = [p for p in s.prev_breakpoints if p < common and p < h_end]
                 if prev_h:
