@@ -1,26 +1,35 @@
 """Benchmark ``ctxbudget gateway`` against direct calls and LiteLLM's proxy, in one run.
 
-All three talk to the same local fake upstream (``tests/serve/gateway/fake_upstream.py``,
-its own process). For each contender and body size it measures, with an aiohttp client
-in this process:
+All contenders talk to the same local fake upstream (``tests/serve/gateway/fake_upstream.py``,
+its own process), with an aiohttp client in this process. For each body size:
 
-* non-streaming latency p50 / p99 at concurrency 1 (and the latency added over direct);
-* streaming time to first byte (p50) at concurrency 1;
-* throughput (requests/s) at concurrency 1, 16 and 64;
-* requests per CPU-second of the proxy (user + system CPU of its process tree, read
-  from /proc, over the whole run of that contender).
+* **Added latency at concurrency 1, paired.** Requests to the upstream directly and
+  through each proxy are interleaved one by one (``direct, proxy, proxy, direct, ...``),
+  so both see the same machine load; the added latency is the distribution of the
+  paired differences (proxy - direct of the same pair): p50 and p99. Also reported: the
+  latency p50 / p99 of each side, and the proxy's CPU time per request in this phase
+  (user + system of its process tree, from /proc: much less sensitive to the load of
+  other processes than wall-clock figures).
+* **Streaming time to first byte** (p50), paired the same way.
+* **Throughput** (requests/s) at 1, 16 and 64 concurrent clients, non-streamed and
+  streamed; best of ``--repeat`` runs.
+* **Requests per CPU-second** of the proxy over all of its requests (paired phase and
+  throughput phases, streamed and not).
 
-Bodies: a small Messages body, and a 400 KB Messages body shaped like a long Claude Code
-session (tools, cached system prompt, tool_use / tool_result history) where each request
-appends one new message, as a real session does.
+Bodies: a small Messages body, and a Messages body of at least 400 KB (``--big-kb``)
+shaped like a long Claude Code session (12 tools, a cached system prompt, a history of
+tool_use / tool_result turns, a cache breakpoint on the last message). Every request
+body is different: each one splices in a new assistant turn and a new ~2 KB
+tool_result, as a growing session does, so the gateway counts the new blocks of every
+request and finds the rest in its per-block cache.
 
 The gateway runs with recording on (spool) and a budget on (a daily USD budget on the
 embedded journaled ledger), ``--server uvicorn`` (default: uvloop + httptools) or
-``--server granian``. LiteLLM runs ``litellm --config`` (the ``bench`` extra:
-``pip install 'litellm[proxy]'``) with the fake upstream as ``api_base``, routed through
-its ``/v1/messages`` endpoint.
+``--server granian``. LiteLLM runs ``litellm --config`` with the fake upstream as
+``api_base``, routed through its ``/v1/messages`` endpoint.
 
-Run: ``python3 bench/bench_gateway.py [--quick] [--server uvicorn|granian] [--no-litellm]``
+Run: ``python3 bench/bench_gateway.py [--quick] [--server uvicorn|granian|both]
+[--body small|400k|both] [--no-litellm]``
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +57,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 #: The client key every contender gets (LiteLLM's master key; the gateway's budget
 #: matches it).
 KEY = "sk-bench-" + "5f" * 24
+HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01",
+           "content-type": "application/json", "x-fake-chunks": "20"}
+Make = Callable[[int, bool], bytes]
 
 
 def free_port() -> int:
@@ -95,6 +108,11 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(len(s) * q))]
+
+
 # --------------------------------------------------------------------------- bodies
 
 
@@ -103,18 +121,40 @@ def small_body(i: int, stream: bool) -> bytes:
                        "messages": [{"role": "user", "content": f"Say hello #{i}"}]}).encode()
 
 
-def big_body_factory() -> Any:
+def big_body_factory(min_kb: int = 400) -> tuple[Make, int]:
+    """A Claude Code-shaped body of at least ``min_kb`` KB; request ``i`` splices in a new
+    assistant turn and a new ~2 KB tool_result before the last (cached) message."""
     sys.path.insert(0, str(ROOT / "tests" / "budgets"))
     from test_estimate import claude_code_body
 
-    base = claude_code_body(72)
+    turns = 60
+    while True:
+        base = claude_code_body(turns)
+        if len(json.dumps(base)) >= min_kb * 1024:
+            break
+        turns += 2
+    last = base["messages"][-1]
+    mark = "\x00SPLICE\x00"
+    heads: dict[bool, tuple[bytes, bytes]] = {}
+    for stream in (False, True):
+        b = dict(base, stream=stream)
+        b["messages"] = [*base["messages"][:-1], mark, last]
+        head, tail = json.dumps(b).encode().split(json.dumps(mark).encode())
+        heads[stream] = (head, tail)
     size = len(json.dumps(base))
 
     def make(i: int, stream: bool) -> bytes:
-        b = dict(base, stream=stream)
-        b["messages"] = [*base["messages"][:-1],
-                         {"role": "assistant", "content": f"turn {i}"}, base["messages"][-1]]
-        return json.dumps(b).encode()
+        head, tail = heads[stream]
+        new = json.dumps([
+            {"role": "assistant", "content": [
+                {"type": "text", "text": f"Turn {i}: reading the next file."},
+                {"type": "tool_use", "id": f"tn{i}", "name": "Tool1",
+                 "input": {"path": f"/src/new_{i}.py"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": f"tn{i}",
+                 "content": [{"type": "text", "text": f"# file {i}\n" + f"v{i} = 2\n" * 300}]}]},
+        ]).encode()[1:-1]
+        return head + new + tail
 
     return make, size
 
@@ -122,48 +162,84 @@ def big_body_factory() -> Any:
 # --------------------------------------------------------------------------- client
 
 
-async def run_load(url: str, make: Any, *, n: int, conc: int, stream: bool,
-                   headers: dict[str, str]) -> dict[str, Any]:
+async def _one(s: Any, url: str, body: bytes) -> tuple[float, float, int]:
+    t0 = time.perf_counter()
+    first = 0.0
+    async with s.post(url, data=body, headers=HEADERS) as r:
+        async for _ in r.content.iter_any():
+            if not first:
+                first = time.perf_counter() - t0
+        status = r.status
+    return time.perf_counter() - t0, first, status
+
+
+async def paired(direct: str, proxy: str, make: Make, *, n: int, stream: bool,
+                 start: int) -> dict[str, Any]:
+    """``n`` pairs at concurrency 1, alternating which side goes first."""
     import aiohttp
 
-    lat: list[float] = []
-    ttfb: list[float] = []
+    d_lat: list[float] = []
+    p_lat: list[float] = []
+    diff: list[float] = []
+    d_ttfb: list[float] = []
+    p_ttfb: list[float] = []
+    errors = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+        for i in range(10):  # warm both connections
+            await _one(s, direct + "/v1/messages", make(start + i, stream))
+            await _one(s, proxy + "/v1/messages", make(start + i, stream))
+        for i in range(n):
+            bd = make(start + 10 + 2 * i, stream)
+            bp = make(start + 11 + 2 * i, stream)
+            if i % 2:
+                p = await _one(s, proxy + "/v1/messages", bp)
+                d = await _one(s, direct + "/v1/messages", bd)
+            else:
+                d = await _one(s, direct + "/v1/messages", bd)
+                p = await _one(s, proxy + "/v1/messages", bp)
+            errors += (d[2] != 200) + (p[2] != 200)
+            d_lat.append(d[0])
+            p_lat.append(p[0])
+            diff.append(p[0] - d[0])
+            d_ttfb.append(d[1])
+            p_ttfb.append(p[1])
+    ms = 1000.0
+    return {"n": n, "errors": errors,
+            "d50": statistics.median(d_lat) * ms, "d99": pct(d_lat, 0.99) * ms,
+            "p50": statistics.median(p_lat) * ms, "p99": pct(p_lat, 0.99) * ms,
+            "add50": statistics.median(diff) * ms, "add99": pct(diff, 0.99) * ms,
+            "dttfb": statistics.median(d_ttfb) * ms, "pttfb": statistics.median(p_ttfb) * ms,
+            "addttfb": statistics.median([p - d for p, d in zip(p_ttfb, d_ttfb, strict=True)]
+                                         ) * ms}
+
+
+async def run_load(url: str, make: Make, *, n: int, conc: int, stream: bool,
+                   start: int) -> dict[str, Any]:
+    import aiohttp
+
     errors = 0
     counter = iter(range(n))
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn) as s:
-        bodies = [make(i, stream) for i in range(min(n, 64))]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+        # bodies are built before the clock starts (a 400 KB splice costs the client)
+        bodies = [make(start + i, stream) for i in range(n)]
 
         async def worker() -> None:
             nonlocal errors
             for i in counter:
-                body = bodies[i % len(bodies)]
-                t0 = time.perf_counter()
-                async with s.post(url, data=body, headers=headers) as r:
-                    first = True
-                    async for _ in r.content.iter_any():
-                        if first:
-                            ttfb.append(time.perf_counter() - t0)
-                            first = False
-                    if r.status != 200:
-                        errors += 1
-                lat.append(time.perf_counter() - t0)
+                _, _, status = await _one(s, url + "/v1/messages", bodies[i])
+                errors += status != 200
 
         t0 = time.perf_counter()
         await asyncio.gather(*[worker() for _ in range(conc)])
         wall = time.perf_counter() - t0
-    lat.sort()
-    ttfb.sort()
-    return {"n": n, "errors": errors, "rps": n / wall,
-            "p50": statistics.median(lat) * 1000,
-            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
-            "ttfb50": statistics.median(ttfb) * 1000 if ttfb else None}
+    return {"n": n, "errors": errors, "rps": n / wall}
 
 
 # --------------------------------------------------------------------------- contenders
 
 
-def start_gateway(up: str, tmp: Path, server: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_gateway(up: str, tmp: Path, server: str, src: Path
+                  ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     cfg = tmp / "gateway.yaml"
     cfg.write_text(json.dumps({
@@ -172,7 +248,7 @@ def start_gateway(up: str, tmp: Path, server: str) -> tuple[subprocess.Popen[byt
         "budgets": [{"name": "bench-daily", "limit_usd": "1000000", "window": "day",
                      "match": {"key": "sk-bench-*"}}]}))
     env = {**os.environ, "CTXBUDGET_HOME": str(tmp / "home"),
-           "PYTHONPATH": str(ROOT / "src"), "CTXBUDGET_GATEWAY_CONFIG": str(cfg)}
+           "PYTHONPATH": str(src), "CTXBUDGET_GATEWAY_CONFIG": str(cfg)}
     if server == "granian":
         cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
@@ -201,51 +277,113 @@ def start_litellm(up: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     log = open(tmp / "litellm.log", "wb")  # noqa: SIM115
     p = subprocess.Popen([exe, "--config", str(cfg), "--host", "127.0.0.1", "--port",
                           str(port), "--num_workers", "1"], env=env, stdout=log, stderr=log)
-    wait_port(port, p, "/health/liveliness", timeout=240)
+    try:
+        wait_port(port, p, "/health/liveliness", timeout=240)
+    except RuntimeError as exc:
+        tail = (tmp / "litellm.log").read_text(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"{exc}; its log ends: {' | '.join(tail)}") from None
     return p, f"http://127.0.0.1:{port}"
 
 
-def measure(name: str, url: str, pid: int | None, make: Any, quick: bool) -> dict[str, Any]:
-    hdr = {"x-api-key": KEY, "anthropic-version": "2023-06-01",
-           "content-type": "application/json", "x-fake-chunks": "20"}
-    q = 0.25 if quick else 1.0
+class Counter:
+    """Unique request numbers across the run (every body is new to the gateway)."""
+
+    def __init__(self) -> None:
+        self.i = 0
+
+    def take(self, n: int) -> int:
+        self.i += n + 20
+        return self.i - n - 20
+
+
+def measure(name: str, url: str, direct: str, pid: int, make: Make, args: argparse.Namespace,
+            ids: Counter, slow: bool = False) -> dict[str, Any]:
+    q = 0.25 if args.quick else 1.0
+    scale = 0.25 if args.big else 1.0  # 400 KB bodies: fewer requests
+    if slow:  # LiteLLM: ~100x the CPU per request; its per-request CPU is stable anyway
+        scale *= args.litellm_scale
+    repeat = 1 if slow else args.repeat
     out: dict[str, Any] = {"name": name}
-    cpu0 = tree_cpu(pid) if pid else 0.0
     reqs = 0
-    asyncio.run(run_load(url + "/v1/messages", make, n=30, conc=4, stream=False, headers=hdr))
-    r1 = asyncio.run(run_load(url + "/v1/messages", make, n=int(400 * q), conc=1,
-                              stream=False, headers=hdr))
-    s1 = asyncio.run(run_load(url + "/v1/messages", make, n=int(200 * q), conc=1,
-                              stream=True, headers=hdr))
-    reqs += r1["n"] + s1["n"]
-    out.update(p50=r1["p50"], p99=r1["p99"], ttfb=s1["ttfb50"], rps1=r1["rps"],
-               errors=r1["errors"] + s1["errors"])
-    for conc in (16, 64):
-        r = asyncio.run(run_load(url + "/v1/messages", make, n=int(1500 * q), conc=conc,
-                                 stream=False, headers=hdr))
-        s = asyncio.run(run_load(url + "/v1/messages", make, n=int(600 * q), conc=conc,
-                                 stream=True, headers=hdr))
-        out[f"rps{conc}"] = r["rps"]
-        out[f"srps{conc}"] = s["rps"]
-        out["errors"] += r["errors"] + s["errors"]
-        reqs += r["n"] + s["n"]
-    if pid:
-        cpu = tree_cpu(pid) - cpu0
-        out["cpu_s"] = cpu
-        out["req_per_cpu_s"] = reqs / cpu if cpu > 0 else float("inf")
+    cpu_all = tree_cpu(pid)
+    if url != direct:
+        npair = max(20, int(args.pairs * q * scale))
+        c0 = tree_cpu(pid)
+        out["pair"] = asyncio.run(paired(direct, url, make, n=npair, stream=False,
+                                         start=ids.take(2 * npair + 20)))
+        c1 = tree_cpu(pid)
+        out["cpu_ms_c1"] = (c1 - c0) * 1000 / (npair + 10)
+        nspair = max(10, int(args.pairs * q * scale / 2))
+        out["spair"] = asyncio.run(paired(direct, url, make, n=nspair, stream=True,
+                                          start=ids.take(2 * nspair + 20)))
+        reqs += npair + nspair + 20
+        out["errors"] = out["pair"]["errors"] + out["spair"]["errors"]
+    else:
+        out["errors"] = 0
+    for conc in (1, 16, 64):
+        for stream in (False, True):
+            if conc == 1 and stream:
+                continue
+            n = max(conc, int((400 if conc == 1 else 1500 if not stream else 600) * q * scale))
+            best = 0.0
+            for _ in range(repeat):
+                r = asyncio.run(run_load(url, make, n=n, conc=conc, stream=stream,
+                                         start=ids.take(n)))
+                best = max(best, r["rps"])
+                out["errors"] += r["errors"]
+                reqs += n
+            out[f"{'s' if stream else ''}rps{conc}"] = best
+    cpu = tree_cpu(pid) - cpu_all
+    out["cpu_s"] = cpu
+    out["reqs"] = reqs
+    out["req_per_cpu_s"] = reqs / cpu if cpu > 0 else float("inf")
     return out
 
 
+def report(rows: list[dict[str, Any]]) -> None:
+    print("\nAdded latency at concurrency 1 (paired with direct requests; ms):\n")
+    print("| contender | direct p50 / p99 | proxy p50 / p99 | added p50 | added p99 | "
+          "stream TTFB direct / proxy (added p50) | proxy CPU ms per request |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "pair" not in r:
+            continue
+        p, s = r["pair"], r["spair"]
+        print(f"| {r['name']} | {p['d50']:.2f} / {p['d99']:.2f} | {p['p50']:.2f} / "
+              f"{p['p99']:.2f} | {p['add50']:+.2f} | {p['add99']:+.2f} | {s['dttfb']:.2f} / "
+              f"{s['pttfb']:.2f} ({s['addttfb']:+.2f}) | {r['cpu_ms_c1']:.3f} |")
+    print("\nThroughput (best of repeats) and CPU:\n")
+    print("| contender | req/s c=1 | c=16 | c=64 | streams/s c=16 | c=64 | req per CPU-s | "
+          "errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        what = " (the fake upstream)" if "pair" not in r else ""
+        print(f"| {r['name']} | {r['rps1']:.0f} | {r['rps16']:.0f} | {r['rps64']:.0f} | "
+              f"{r['srps16']:.0f} | {r['srps64']:.0f} | {r['req_per_cpu_s']:,.0f}{what} | "
+              f"{r['errors']} |")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a quarter of the requests")
     ap.add_argument("--server", choices=("uvicorn", "granian", "both"), default="uvicorn")
     ap.add_argument("--no-litellm", action="store_true")
     ap.add_argument("--body", choices=("small", "400k", "both"), default="both")
+    ap.add_argument("--big-kb", type=int, default=400, help="size of the big body (KB)")
+    ap.add_argument("--pairs", type=int, default=1000,
+                    help="direct/proxy pairs at concurrency 1 (small body; a quarter for 400k)")
+    ap.add_argument("--repeat", type=int, default=2, help="throughput runs (best is kept)")
+    ap.add_argument("--src", type=Path, action="append",
+                    help="run the gateway from this source tree (repeat to compare "
+                         "versions side by side; default: this checkout's src)")
+    ap.add_argument("--litellm-scale", type=float, default=0.2,
+                    help="fraction of the requests sent to LiteLLM (it is ~100x slower)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     procs: list[subprocess.Popen[bytes]] = []
     up_port = free_port()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"({os.cpu_count()} CPUs)")
     try:
         fake = subprocess.Popen([sys.executable, str(FAKE), str(up_port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -254,11 +392,14 @@ def main() -> None:
         wait_port(up_port, fake)
         servers = ("uvicorn", "granian") if args.server == "both" else (args.server,)
         gws = []
-        for _i, server in enumerate(servers):
-            (tmp / server).mkdir()
-            gw, gw_url = start_gateway(up, tmp / server, server)
-            procs.append(gw)
-            gws.append((server, gw, gw_url))
+        srcs = args.src or [ROOT / "src"]
+        for k, src in enumerate(srcs):
+            for server in servers:
+                label = server if len(srcs) == 1 else f"{server}, {src}"
+                (tmp / f"{server}{k}").mkdir()
+                gw, gw_url = start_gateway(up, tmp / f"{server}{k}", server, src)
+                procs.append(gw)
+                gws.append((label, gw, gw_url))
         ll = ll_url = None
         ll_error = None
         if not args.no_litellm:
@@ -267,31 +408,25 @@ def main() -> None:
                 procs.append(ll)
             except Exception as exc:
                 ll_error = str(exc)
-        big, big_size = big_body_factory()
-        sizes = {"small": small_body, "400k": big}
-        for label, make in sizes.items():
+        ids = Counter()
+        for label in ("small", "400k"):
             if args.body not in (label, "both"):
                 continue
-            print(f"\n## {label} Messages body"
-                  f"{f' ({big_size / 1024:.0f} KB)' if label == '400k' else ''}")
-            rows = [measure("direct", up, fake.pid, make, args.quick)]
-            rows += [measure(f"ctxbudget gateway ({server})", gw_url, gw.pid, make, args.quick)
-                     for server, gw, gw_url in gws]
+            args.big = label == "400k"
+            if args.big:
+                make, size = big_body_factory(args.big_kb)
+                print(f"\n## {label} Messages body ({size / 1024:.0f} KB, {size:,} bytes; "
+                      f"each request adds a new turn)")
+            else:
+                make = small_body
+                print(f"\n## {label} Messages body")
+            rows = [measure("direct", up, up, fake.pid, make, args, ids)]
+            rows += [measure(f"ctxbudget gateway ({server})", gw_url, up, gw.pid, make, args,
+                             ids) for server, gw, gw_url in gws]
             if ll is not None and ll_url is not None:
-                rows.append(measure("LiteLLM proxy", ll_url, ll.pid, make, args.quick))
-            base = rows[0]
-            print("| contender | p50 ms | p99 ms | +p50 ms | +p99 ms | stream TTFB ms | "
-                  "req/s c=1 | c=16 | c=64 | streams/s c=16 | c=64 | req per CPU-s | errors |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-            for r in rows:
-                add50 = r["p50"] - base["p50"]
-                add99 = r["p99"] - base["p99"]
-                print(f"| {r['name']} | {r['p50']:.2f} | {r['p99']:.2f} | "
-                      f"{'' if r is base else f'{add50:+.2f}'} | "
-                      f"{'' if r is base else f'{add99:+.2f}'} | {r['ttfb']:.2f} | "
-                      f"{r['rps1']:.0f} | {r['rps16']:.0f} | {r['rps64']:.0f} | "
-                      f"{r['srps16']:.0f} | {r['srps64']:.0f} | "
-                      f"{r.get('req_per_cpu_s', 0):.0f} | {r['errors']} |")
+                rows.append(measure("LiteLLM proxy", ll_url, up, ll.pid, make, args, ids,
+                                    slow=True))
+            report(rows)
             if ll is not None:
                 lt = rows[-1]
                 for g in rows[1:-1]:
@@ -299,6 +434,7 @@ def main() -> None:
                           f"{g['req_per_cpu_s'] / lt['req_per_cpu_s']:.1f}x; throughput c=64 "
                           f"{g['rps64'] / lt['rps64']:.1f}x; streams/s c=64 "
                           f"{g['srps64'] / lt['srps64']:.1f}x")
+            print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if ll_error:
             print(f"\nLiteLLM proxy not measured: {ll_error}")
     finally:

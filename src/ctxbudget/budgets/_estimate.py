@@ -25,9 +25,10 @@ server-side tools' fetched pages).
 
 **Counting is cached per content block.** The body is split into its messages, system
 blocks and tool definitions without decoding their contents (``msgspec.Raw``); each is
-looked up by (counter, length, hash of its bytes) in an LRU cache, and only blocks not
-seen before are decoded and counted. A 400 KB Claude Code body re-sent with one new
-message per turn costs one block count plus a hash of the bytes. The counts equal
+looked up by (counter, length, hash of its bytes) in a two-generation (LRU-like) cache,
+and only blocks not seen before are decoded and counted. A 400 KB Claude Code body
+re-sent with one new message per turn costs one block count plus a copy and a hash of
+each block's bytes and one dict lookup per block. The counts equal
 ``ctxbudget.tokens.count_tokens`` on the whole body (tests check it).
 """
 
@@ -36,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -153,31 +153,35 @@ class RequestEstimate:
 
 
 class _BlockCache:
-    """LRU of (counter key, kind, length, hash of bytes) -> (tokens, cache ttl or "",
-    BLAKE2b digest of the bytes)."""
+    """(counter id, kind, length, hash of bytes) -> (tokens, cache ttl or "", BLAKE2b
+    digest of the bytes), in two generations: a lookup reads the young dict, then the
+    old one (and moves a hit from old to young); when the young dict is full it becomes
+    the old one. So a block used at least once per ``maxsize / 2`` insertions stays, like
+    an LRU, but a hit costs one dict lookup and no lock (each dict operation is atomic;
+    a race between two threads can only drop an entry, which is then counted again)."""
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._d: OrderedDict[tuple[Any, ...], tuple[int, str, str]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._half = max(1, maxsize // 2)
+        self.young: dict[tuple[Any, ...], tuple[int, str, str]] = {}
+        self.old: dict[tuple[Any, ...], tuple[int, str, str]] = {}
         self.hits = 0
         self.misses = 0
 
     def get(self, key: tuple[Any, ...]) -> tuple[int, str, str] | None:
-        with self._lock:
-            v = self._d.get(key)
+        v = self.young.get(key)
+        if v is None:
+            v = self.old.get(key)
             if v is not None:
-                self._d.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
-            return v
+                self.put(key, v)  # keep it young
+        return v
 
     def put(self, key: tuple[Any, ...], value: tuple[int, str, str]) -> None:
-        with self._lock:
-            self._d[key] = value
-            if len(self._d) > self.maxsize:
-                self._d.popitem(last=False)
+        young = self.young
+        young[key] = value
+        if len(young) >= self._half:
+            self.old = young
+            self.young = {}
 
 
 def _cache_ttl(block: Any) -> str:
@@ -209,14 +213,12 @@ class RequestPricer:
         self._pricebook = pricebook
         self.default_output_tokens = default_output_tokens
         self.cache = _BlockCache(cache_blocks)
-        self._tls = threading.local()
-        self._counters: dict[tuple[str, str | None], tuple[Any, str, Any, tuple[Any, ...]]] = {}
-        """(model, provider) -> (counter, family, framing, cache key part), resolved once."""
-
-    @property
-    def _fp(self) -> list[str]:
-        fp: list[str] = self._tls.fp
-        return fp
+        self._counters: dict[tuple[str, str | None], tuple[Any, str, Any, int]] = {}
+        """(model, provider) -> (counter, family, framing, counter id), resolved once."""
+        self._counter_ids: dict[tuple[Any, ...], int] = {}
+        """(counter key, calibration, family) -> a small int (the block cache's key part:
+        hashing an int is cheaper than hashing the calibration dataclass per block)."""
+        self._lock = threading.Lock()
 
     @property
     def pricebook(self) -> PriceBook:
@@ -240,21 +242,16 @@ class RequestPricer:
             raise InputFormatError(f"request body: {exc}") from None
         if not req.model:
             raise InputFormatError("request body: no model")
-        self._tls.fp = []
+        fp: list[str] = []
         resolved = self._counters.get((req.model, provider))
         if resolved is None:
-            counter, family = get_counter(req.model, provider)
-            resolved = (counter, family, framing_for(family, req.model),
-                        (counter.key, getattr(counter, "calibration", None), family))
-            if len(self._counters) > 4096:
-                self._counters.clear()
-            self._counters[(req.model, provider)] = resolved
+            resolved = self._resolve(req.model, provider)
         counter, family, framing, ck = resolved
         service_tier: str | None = None
         include_usage = False
         user: str | None = None
         if isinstance(req, _Anthropic):
-            w1, w5, inp = self._anthropic(req, counter, framing, family, ck)
+            w1, w5, inp = self._anthropic(req, counter, framing, family, ck, fp)
             out = req.max_tokens if req.max_tokens is not None else self.default_output_tokens
             md = req.metadata or {}
             user = md.get("user_id") if isinstance(md.get("user_id"), str) else None
@@ -265,7 +262,7 @@ class RequestPricer:
             user = req.user
         else:
             w1 = w5 = 0
-            inp = self._openai(req, counter, framing, family, ck)
+            inp = self._openai(req, counter, framing, family, ck, fp)
             if isinstance(req, _OpenAIChat):
                 cap = req.max_completion_tokens if req.max_completion_tokens is not None \
                     else req.max_tokens
@@ -283,7 +280,7 @@ class RequestPricer:
             api=api, model=req.model, usage=usage,
             cost_usd=self.price(usage, req.model, provider, at, service_tier),
             exact=bool(counter.exact), stream=bool(getattr(req, "stream", False)),
-            include_usage=include_usage, user=user, fingerprint=tuple(self._fp))
+            include_usage=include_usage, user=user, fingerprint=tuple(fp))
 
     def price(self, usage: Usage, model: str, provider: str | None,
               at: datetime | None = None, service_tier: str | None = None) -> Decimal | None:
@@ -301,14 +298,46 @@ class RequestPricer:
             return None
 
     # -- counting ----------------------------------------------------------------
-    def _block(self, kind: str, raw: msgspec.Raw, counter: Any, framing: Any, family: str,
-               ck: tuple[Any, ...]) -> tuple[int, str, str]:
-        data = bytes(raw)
-        key = (ck, kind, len(data), hash(data))
-        hit = self.cache.get(key)
-        if hit is not None:
-            self._fp.append(hit[2])
-            return hit
+    def _resolve(self, model: str, provider: str | None) -> tuple[Any, str, Any, int]:
+        counter, family = get_counter(model, provider)
+        key = (counter.key, getattr(counter, "calibration", None), family)
+        with self._lock:
+            cid = self._counter_ids.setdefault(key, len(self._counter_ids))
+            resolved = (counter, family, framing_for(family, model), cid)
+            if len(self._counters) > 4096:
+                self._counters.clear()
+            self._counters[(model, provider)] = resolved
+        return resolved
+
+    def _blocks(self, kind: str, raws: list[msgspec.Raw], counter: Any, framing: Any,
+                family: str, ck: int, fp: list[str]) -> list[tuple[int, str, str]]:
+        """(tokens, cache ttl, digest) of each block, appending the digests to ``fp``.
+
+        The hot path of a long session (every block but the newest is a hit): one copy
+        and one hash of each block's bytes and one dict lookup."""
+        cache = self.cache
+        young = cache.young
+        out: list[tuple[int, str, str]] = []
+        misses = 0
+        for raw in raws:
+            data = bytes(raw)
+            key = (ck, kind, len(data), hash(data))
+            v = young.get(key)
+            if v is None:
+                v = cache.old.get(key)
+                if v is None:
+                    misses += 1
+                    v = self._count_block(kind, data, counter, framing, family)
+                cache.put(key, v)
+                young = cache.young
+            out.append(v)
+            fp.append(v[2])
+        cache.misses += misses
+        cache.hits += len(raws) - misses
+        return out
+
+    def _count_block(self, kind: str, data: bytes, counter: Any, framing: Any, family: str
+                     ) -> tuple[int, str, str]:
         obj = msgspec.json.decode(data)
         lay = Layout()
         if kind == "m":
@@ -326,27 +355,28 @@ class RequestPricer:
         tokens = lay.framing + lay.extra + sum(
             counter.tokens(cached_units(counter, t), with_intercept=False) for t in lay.texts)
         ttl = _cache_ttl(obj) if b'"cache_control"' in data else ""
-        value = (tokens, ttl, hashlib.blake2b(data, digest_size=8).hexdigest())
-        self.cache.put(key, value)
-        self._fp.append(value[2])
-        return value
+        return tokens, ttl, hashlib.blake2b(data, digest_size=8).hexdigest()
 
     def _anthropic(self, req: _Anthropic, counter: Any, framing: Any, family: str,
-                   ck: tuple[Any, ...]) -> tuple[int, int, int]:
+                   ck: int, fp: list[str]) -> tuple[int, int, int]:
         """(1h writes, 5m writes, uncached input) for an Anthropic body."""
         parts: list[tuple[int, str]] = [(framing.request_base, "")]
         if req.tools:
             parts.append((framing.tools_base, ""))
-            parts += [self._block("t", t, counter, framing, family, ck)[:2] for t in req.tools]
+            parts += [v[:2] for v in self._blocks("t", req.tools, counter, framing, family,
+                                                  ck, fp)]
         if _given(req.system):
-            parts.append(self._block("s", req.system, counter, framing, family, ck)[:2])
-        parts += [self._block("m", m, counter, framing, family, ck)[:2] for m in req.messages]
+            parts += [v[:2] for v in self._blocks("s", [req.system], counter, framing, family,
+                                                  ck, fp)]
+        blocks = self._blocks("m", req.messages, counter, framing, family, ck, fp)
+        total = sum(p[0] for p in parts) + sum(v[0] for v in blocks)
         if req.messages:
-            parts.append((framing.reply_priming, ""))
-        total = sum(p[0] for p in parts)
+            total += framing.reply_priming
         if _given(req.cache_control):
             auto = _cache_ttl({"cache_control": msgspec.json.decode(bytes(req.cache_control))})
             return (total, 0, 0) if auto == "1h" else (0, total, 0)
+        # the prefix up to the last breakpoint is written (1h up to the last 1h marker)
+        parts += [v[:2] for v in blocks]
         last_1h = last_any = -1
         for i, (_, ttl) in enumerate(parts):
             if ttl:
@@ -358,12 +388,13 @@ class RequestPricer:
         return w1, w5, total - w1 - w5
 
     def _openai(self, req: _OpenAIChat | _OpenAIResponses, counter: Any, framing: Any,
-                family: str, ck: tuple[Any, ...]) -> int:
+                family: str, ck: int, fp: list[str]) -> int:
         total = framing.request_base
         msgs: list[msgspec.Raw] = []
         if isinstance(req, _OpenAIResponses):
             if _given(req.instructions):
-                total += self._block("s", req.instructions, counter, framing, family, ck)[0]
+                total += self._blocks("s", [req.instructions], counter, framing, family, ck,
+                                      fp)[0][0]
             if _given(req.input):
                 data = bytes(req.input)
                 if data.lstrip().startswith(b'"'):
@@ -375,12 +406,13 @@ class RequestPricer:
         else:
             msgs = req.messages
             tools = (req.tools or []) + (req.functions or [])
-        total += sum(self._block("m", m, counter, framing, family, ck)[0] for m in msgs)
+        total += sum(v[0] for v in self._blocks("m", msgs, counter, framing, family, ck, fp))
         if msgs:
             total += framing.reply_priming
         if tools:
             total += framing.tools_base
-            total += sum(self._block("t", t, counter, framing, family, ck)[0] for t in tools)
+            total += sum(v[0] for v in self._blocks("t", tools, counter, framing, family, ck,
+                                                    fp))
         return int(total)
 
     def _embeddings(self, req: _OpenAIEmbeddings, counter: Any) -> int:

@@ -184,7 +184,7 @@ EXTRAS: dict[str, str] = {
     "pyspark": "spark", "sqlglot": "spark",
     "anthropic": "anthropic", "openai": "openai", "tokenizers": "hf",
     "opentelemetry": "otel", "starlette": "gateway", "uvicorn": "gateway",
-    "aiohttp": "gateway", "redis": "gateway", "httptools": "gateway",
+    "redis": "gateway", "httptools": "gateway",
     "google": "genai", "boto3": "bedrock", "botocore": "bedrock", "litellm": "litellm",
     "numba": "sim",
 }

@@ -6,8 +6,9 @@ budgets in the request path. See ``docs/gateway.md``.
     from ctxbudget.serve.gateway import build_app, load_config
     app = build_app(load_config("gateway.yaml"))      # an ASGI application
 
-Dependencies (the ``gateway`` extra): ``aiohttp`` (upstream client), ``uvicorn`` with
-``uvloop`` and ``httptools`` (server), ``redis`` (for ``budget_store: redis://``).
+Dependencies (the ``gateway`` extra): ``uvicorn`` with ``uvloop`` and ``httptools``
+(server; ``httptools`` also parses the upstream's responses in the gateway's own client,
+``_client.py``), ``redis`` (for ``budget_store: redis://``).
 """
 
 from __future__ import annotations

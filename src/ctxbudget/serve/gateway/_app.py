@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
@@ -36,6 +37,7 @@ from ...budgets import (
 )
 from ...errors import InputFormatError, UsageError
 from ...usage import Call, Usage
+from ._client import Origin, UpstreamClient
 from ._config import GatewayConfig, Upstream, key_id
 from ._metrics import Metrics
 from ._usage import StreamUsage, body_usage
@@ -49,13 +51,14 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Recorder = Callable[[Call], None]
 
-#: Request headers never forwarded: hop-by-hop, the client's Host, ours.
+#: Request headers never forwarded: hop-by-hop, the client's Host, the framing (the
+#: client sets Host and Content-Length), ``expect`` (the body is sent at once).
 _DROP_REQ = frozenset({b"host", b"connection", b"keep-alive", b"proxy-authorization",
                        b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
-                       b"upgrade", b"accept-encoding"})
+                       b"upgrade", b"accept-encoding", b"content-length", b"expect"})
 #: Response headers never forwarded (the ASGI server frames the response itself).
-_DROP_RESP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
-                        "proxy-connection", "trailer", "upgrade", "date", "server"})
+_DROP_RESP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
+                        b"proxy-connection", b"trailer", b"upgrade", b"date", b"server"})
 _SESSION_RE = re.compile(r"session_([0-9a-fA-F-]{8,})")
 
 
@@ -97,7 +100,10 @@ class Gateway:
         self.pricer = pricer
         self.recorder = recorder
         self.metrics = Metrics()
-        self._session: Any = None
+        self._client: UpstreamClient | None = None
+        self._origins: dict[str, Origin] = {}
+        self._charge_cache: dict[tuple[Any, ...], list[Charge]] = {}
+        self._iso: dict[datetime, bytes] = {}
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._key_cache: dict[str, tuple[str, tuple[str | None, str | None, str | None]]] = {}
         self._closing = False
@@ -112,8 +118,6 @@ class Gateway:
         return self._ledger
 
     async def startup(self) -> None:
-        import aiohttp
-
         if self.recorder is None:
             from ... import track
 
@@ -130,11 +134,10 @@ class Gateway:
                 self.pricer.estimate(body, api, provider=prov)
         # upstream_timeout bounds the silence between two bytes, not the whole response:
         # a long stream that keeps sending is never cut
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout,
-                                        sock_read=self.config.upstream_timeout)
-        self._session = aiohttp.ClientSession(
-            timeout=timeout, auto_decompress=False, skip_auto_headers=("User-Agent",),
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
+        self._client = UpstreamClient(connect_timeout=self.config.connect_timeout,
+                                      read_timeout=self.config.upstream_timeout)
+        for u in self.config.upstreams:
+            self._origins[u.base_url] = Origin.parse(u.base_url)
 
     async def shutdown(self, grace: float = 30.0) -> None:
         """Let in-flight requests finish (up to ``grace`` seconds), then close the upstream
@@ -145,9 +148,9 @@ class Gateway:
             await asyncio.wait(pending, timeout=grace)
         if self._alert_tasks:
             await asyncio.wait(list(self._alert_tasks), timeout=5)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
         if self._ledger is not None:
             with contextlib.suppress(Exception):
                 await self._ledger.aclose()
@@ -375,7 +378,8 @@ class Gateway:
         names = ", ".join(f"{s.name}[{s.scope}]" for s in d.soft_exceeded)
         log.warning("ctxbudget gateway: soft budget exceeded: %s", names)
         url = self.config.alert_webhook
-        if not url or self._session is None:
+        client = self._client
+        if not url or client is None:
             return
         payload = {"event": "soft_budget_exceeded", "model": est.model,
                    "budgets": [{"name": s.name, "scope": s.scope, "metric": s.metric,
@@ -384,7 +388,12 @@ class Gateway:
 
         async def post() -> None:
             try:
-                async with self._session.post(url, json=payload) as r:
+                o = Origin.parse(url)
+                u = urlsplit(url)
+                target = (o.base_path or b"/") + (b"?" + u.query.encode() if u.query else b"")
+                async with await client.request(
+                        o, "POST", target, [b"content-type: application/json\r\n"],
+                        msgspec.json.encode(payload)) as r:
                     await r.read()
             except Exception as exc:
                 log.warning("ctxbudget gateway: alert webhook failed: %r", exc)
@@ -394,25 +403,36 @@ class Gateway:
         task.add_done_callback(self._alert_tasks.discard)
 
     # -- forwarding --------------------------------------------------------------------
+    def _target(self, scope: Scope, upstream: Upstream, up_path: str) -> bytes:
+        """The request target at the upstream: its base path + the client's path (as the
+        client encoded it) + the query string."""
+        raw: bytes | None = scope.get("raw_path")
+        prefix = upstream.prefix.encode()
+        if raw is not None and raw.startswith(prefix) and b"?" not in raw:
+            path = raw[len(prefix):]
+        else:
+            path = quote(up_path).encode("latin-1")
+        qs: bytes = scope.get("query_string", b"")
+        return self._origins[upstream.base_url].base_path + path + (b"?" + qs if qs else b"")
+
     async def _forward(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream,
                        up_path: str, body: bytes, headers: list[tuple[bytes, bytes]],
                        who: _Who, api: str | None, est: RequestEstimate | None,
                        decision: Decision | None, ts: datetime | None = None) -> None:
-        import aiohttp
-
         metered = api is not None and est is not None
-        fwd: dict[str, str] = {}
+        # the client's own header bytes, minus hop-by-hop / framing / ours
+        lines: list[bytes] = []
+        accept_enc = b"identity"
         for name, value in headers:
             if name in _DROP_REQ or name.startswith(b"x-ctxbudget-"):
+                if name == b"accept-encoding" and not metered:
+                    accept_enc = value
                 continue
-            n = name.decode("latin-1")
-            v = value.decode("latin-1")
-            fwd[n] = f"{fwd[n]}, {v}" if n in fwd else v
+            lines.append(name + b": " + value + b"\r\n")
         # identity: the upstream's bytes are what the client receives (no re-encoding)
-        fwd["accept-encoding"] = "identity" if metered else next(
-            (v.decode("latin-1") for k, v in headers if k == b"accept-encoding"), "identity")
-        qs = scope.get("query_string", b"")
-        url = upstream.base_url + up_path + ("?" + qs.decode("latin-1") if qs else "")
+        lines.append(b"accept-encoding: " + accept_enc + b"\r\n")
+        origin = self._origins[upstream.base_url]
+        target = self._target(scope, upstream, up_path)
         t0 = time.perf_counter()
         ts = ts or self.clock()
         res = decision.reservation if decision is not None else None
@@ -441,13 +461,12 @@ class Gateway:
                     return
 
         try:
-            assert self._session is not None
+            assert self._client is not None
             try:
-                up = await self._session.request(scope["method"], url, data=body,
-                                                 headers=fwd, allow_redirects=False)
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                up = await self._client.request(origin, scope["method"], target, lines, body)
+            except (TimeoutError, OSError) as exc:
                 error = f"upstream: {type(exc).__name__}: {exc}"
-                status = 504 if isinstance(exc, asyncio.TimeoutError) else 502
+                status = 504 if isinstance(exc, TimeoutError) else 502
                 await self._simple(send, status, _error_body(
                     upstream.api, status, "api_error",
                     f"ctxbudget gateway: upstream {upstream.name} unreachable "
@@ -456,15 +475,28 @@ class Gateway:
             async with up:
                 reached = True
                 status = up.status
-                resp_id = up.headers.get("request-id") or up.headers.get("x-request-id")
-                ctype = up.headers.get("content-type", "")
-                out_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                               for k, v in up.headers.items() if k.lower() not in _DROP_RESP]
-                if "content-length" in up.headers and "transfer-encoding" not in up.headers:
-                    out_headers.append((b"content-length",
-                                        up.headers["content-length"].encode("latin-1")))
-                out_headers += self._budget_headers(decision)
-                streaming = "text/event-stream" in ctype
+                ctype = b""
+                out_headers: list[tuple[bytes, bytes]] = []
+                chunked = False
+                clen: bytes | None = None
+                for k, v in up.raw_headers:
+                    k = k.lower()
+                    if k in _DROP_RESP:
+                        if k == b"content-length":
+                            clen = v
+                        elif k == b"transfer-encoding":
+                            chunked = True
+                        continue
+                    if k == b"content-type":
+                        ctype = v
+                    elif resp_id is None and k in (b"request-id", b"x-request-id"):
+                        resp_id = v.decode("latin-1")
+                    out_headers.append((k, v))
+                if clen is not None and not chunked:
+                    out_headers.append((b"content-length", clen))
+                if decision is not None:
+                    out_headers += self._budget_headers(decision)
+                streaming = b"text/event-stream" in ctype
                 if metered:
                     assert api is not None and est is not None
                     if streaming:
@@ -475,8 +507,8 @@ class Gateway:
                     watcher = asyncio.ensure_future(watch())
                 await send({"type": "http.response.start", "status": status,
                             "headers": out_headers})
-                clen = up.content_length
-                if not streaming and clen is not None and clen <= 8 * 1024 * 1024:
+                n = up.content_length
+                if not streaming and n is not None and n <= 8 * 1024 * 1024:
                     # a sized JSON body: one read, one write (the client cannot use part
                     # of a JSON document anyway)
                     data = await up.read()
@@ -485,11 +517,10 @@ class Gateway:
                         copy.append(data)
                     await send({"type": "http.response.body", "body": data})
                     return
-                content = up.content
                 while True:
                     try:
-                        chunk = await content.readany()
-                    except (aiohttp.ClientError, OSError):
+                        chunk = await up.read_chunk()
+                    except OSError:
                         if gone:
                             break
                         raise
@@ -511,7 +542,7 @@ class Gateway:
         except asyncio.CancelledError:
             aborted = True
             raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             error = f"upstream: {type(exc).__name__}: {exc}"
             aborted = True
         finally:
