@@ -125,7 +125,7 @@ def _llama_index(e: Env) -> None:
 #: snippet -> (environment setup, calls it records, their task id, provider)
 EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "gemini": (_gemini, 2, "ticket-42", "google"),
-    "bedrock": (_bedrock, 2, "ticket-43", "aws"),
+    "bedrock": (_bedrock, 3, "ticket-43", "aws"),
     "openai-compatible": (_openai, 1, "ticket-44", "google"),
     "litellm": (_litellm, 1, "ticket-45", "openai"),
     "otlp": (_otlp, 1, "ticket-46", "openai"),

@@ -13,7 +13,13 @@ suite, MIT, see that folder's README):
   (``messageStart``, ``contentBlockDelta``, ``contentBlockStop``, ``messageStop``,
   ``metadata`` with the usage), binary-framed with CRCs; ``/invoke`` answers with the
   recorded Anthropic Messages bodies (``test_anthropic_cache_real_api.yaml``) and the
-  ``x-amzn-bedrock-*-token-count`` headers Bedrock adds.
+  ``x-amzn-bedrock-*-token-count`` headers Bedrock adds. ``/invoke-with-response-stream``
+  streams those Anthropic bodies as the Anthropic streaming events (``message_start``
+  ... ``message_delta`` with the output count, ``message_stop`` with Bedrock's
+  ``amazon-bedrock-invocationMetrics``), each the base64 ``bytes`` of one ``chunk``
+  event of the AWS event stream; a Llama body (``prompt``, no ``messages``) gets Llama's
+  chunks (``generation``), the last one carrying only the invocation metrics (the
+  counts of the next recorded ``converse`` response).
 
 Requests are validated (JSON body, required fields); bad ones get a 400 and are listed
 in ``server.errors``.
@@ -21,6 +27,7 @@ in ``server.errors``.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import struct
@@ -32,6 +39,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import yaml
+from fakeapi import sse_events
 
 __all__ = ["FakeProviders", "event_stream_message"]
 
@@ -56,7 +64,8 @@ def _header(name: str, value: str) -> bytes:
 
 def event_stream_message(event_type: str, payload: dict[str, Any]) -> bytes:
     """One ``application/vnd.amazon.eventstream`` message (prelude, headers, payload,
-    CRC32s), as Bedrock frames each ``converse-stream`` event."""
+    CRC32s), as Bedrock frames each ``converse-stream`` / ``invoke-with-response-stream``
+    event."""
     headers = (_header(":event-type", event_type) + _header(":content-type", "application/json")
                + _header(":message-type", "event"))
     body = json.dumps(payload).encode()
@@ -83,6 +92,8 @@ class FakeProviders:
             if it["response"]["status"]["code"] == 200
             and isinstance(it["response"].get("parsed_body"), dict)]
         self._n: dict[str, int] = {"converse": 0, "invoke": 0}
+        self.stream_cut: int | None = None
+        """Send only this many chunks of the next invoke stream (a stream cut short)."""
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.errors: list[str] = []
         self.failures: list[int] = []
@@ -218,4 +229,42 @@ class FakeProviders:
                 "x-amzn-bedrock-output-token-count": str(u["output_tokens"]),
             }
             return self._send(h, 200, json.dumps(resp).encode(), "application/json", headers)
+        if op == "invoke-with-response-stream":
+            return self._invoke_stream(h, body)
         return self._bad(h, f"bedrock: unknown operation {op}")
+
+    def _invoke_stream(self, h: BaseHTTPRequestHandler, body: Any) -> None:
+        if isinstance(body, dict) and "messages" in body and "anthropic_version" in body:
+            with self._lock:
+                resp = copy.deepcopy(self.anthropic[self._n["invoke"] % len(self.anthropic)])
+                self._n["invoke"] += 1
+            u = resp["usage"]
+            docs = [d for name, d in sse_events("anthropic", resp) if name != "ping"]
+            docs[-1]["amazon-bedrock-invocationMetrics"] = {
+                "inputTokenCount": u["input_tokens"], "outputTokenCount": u["output_tokens"],
+                "invocationLatency": 1200, "firstByteLatency": 400,
+                "cacheReadInputTokenCount": u.get("cache_read_input_tokens", 0),
+                "cacheWriteInputTokenCount": u.get("cache_creation_input_tokens", 0)}
+        elif isinstance(body, dict) and isinstance(body.get("prompt"), str):
+            with self._lock:
+                conv = self.next_converse()
+                self._n["converse"] += 1
+            text = conv["output"]["message"]["content"][0]["text"]
+            cu = conv["usage"]
+            docs = [{"generation": text, "prompt_token_count": cu["inputTokens"],
+                     "generation_token_count": cu["outputTokens"], "stop_reason": None},
+                    {"generation": "", "prompt_token_count": None,
+                     "generation_token_count": cu["outputTokens"], "stop_reason": "stop",
+                     "amazon-bedrock-invocationMetrics": {
+                         "inputTokenCount": cu["inputTokens"],
+                         "outputTokenCount": cu["outputTokens"],
+                         "invocationLatency": 900, "firstByteLatency": 300}}]
+        else:
+            return self._bad(h, "bedrock invoke stream: an Anthropic body (messages, "
+                                "anthropic_version) or a Llama body (prompt)")
+        if self.stream_cut is not None:
+            docs, self.stream_cut = docs[:self.stream_cut], None
+        frames = [event_stream_message("chunk", {
+            "bytes": base64.b64encode(json.dumps(d).encode()).decode()}) for d in docs]
+        return self._send(h, 200, b"".join(frames), "application/vnd.amazon.eventstream",
+                          {"x-amzn-bedrock-content-type": "application/json"})

@@ -157,6 +157,84 @@ def test_bedrock_invoke_model_anthropic_body(providers: FakeProviders, spool: Pa
     assert calls[0].usage.cache_read_tokens + calls[0].usage.cache_write_5m_tokens > 0
 
 
+def _chunks(events: Any) -> list[dict[str, Any]]:
+    return [json.loads(e["chunk"]["bytes"]) for e in events]
+
+
+def test_bedrock_invoke_model_with_response_stream_anthropic(providers: FakeProviders,
+                                                            spool: Path) -> None:
+    client = ctxbudget.track(_bedrock(providers.url))
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hi"}]}
+    with ctxbudget.task("b-stream", type="qa"):
+        resp = client.invoke_model_with_response_stream(modelId=B_MODEL, body=json.dumps(body))
+        docs = _chunks(resp["body"])
+        # the second call's events: read with a context manager, as EventStream allows
+        resp2 = client.invoke_model_with_response_stream(modelId=B_MODEL, body=json.dumps(body))
+        with resp2["body"] as events:
+            docs2 = _chunks(events)
+    # the caller sees Bedrock's chunks unchanged
+    assert docs[0]["type"] == "message_start"
+    assert docs[-1]["type"] == "message_stop" and "amazon-bedrock-invocationMetrics" in docs[-1]
+    assert "".join(d["delta"]["text"] for d in docs if d["type"] == "content_block_delta") \
+        == providers.anthropic[0]["content"][0]["text"]
+    assert docs2[-1]["type"] == "message_stop"
+    calls, _ = recorded(spool)
+    assert len(calls) == 2
+    for call, want in zip(calls, providers.anthropic[:2], strict=True):
+        # the merged message_start + message_delta usage equals the whole body's
+        assert_same_as_adapter(call, from_bedrock_anthropic(want), provider="aws",
+                               model=B_MODEL)
+        assert (call.task_id, call.task_type) == ("b-stream", "qa")
+        assert call.meta == {"api": "invoke_model_with_response_stream", "stream": True}
+        assert call.request_id == want["id"]
+    # message_start's cache counts reach the record (the write as a 5-minute write)
+    assert calls[1].usage.cache_write_5m_tokens == 418
+    assert calls[1].usage.cache_read_tokens == 1111
+
+
+def test_bedrock_invoke_stream_metrics_only_model(providers: FakeProviders,
+                                                  spool: Path) -> None:
+    """A non-Anthropic model: the last chunk's amazon-bedrock-invocationMetrics."""
+    client = ctxbudget.track(_bedrock(providers.url))
+    model = "meta.llama3-1-70b-instruct-v1:0"
+    conv = providers.next_converse()
+    with ctxbudget.task("b-llama"):
+        resp = client.invoke_model_with_response_stream(
+            modelId=model, body=json.dumps({"prompt": "What is 10 + 11?", "max_gen_len": 64}))
+        docs = _chunks(resp["body"])
+    assert docs[0]["generation"]
+    calls, _ = recorded(spool)
+    assert len(calls) == 1
+    u = conv["usage"]
+    want = from_bedrock({"usage": {"inputTokens": u["inputTokens"],
+                                   "outputTokens": u["outputTokens"],
+                                   "totalTokens": u["inputTokens"] + u["outputTokens"]}})
+    assert_same_as_adapter(calls[0], want, provider="aws", model=model)
+    assert calls[0].task_id == "b-llama"
+    assert calls[0].request_id and calls[0].request_id.startswith("fake-req-")
+    assert "stream_incomplete" not in (calls[0].meta or {})
+
+
+def test_bedrock_invoke_stream_cut_short_is_recorded_incomplete(providers: FakeProviders,
+                                                                spool: Path) -> None:
+    client = ctxbudget.track(_bedrock(providers.url))
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hi"}]}
+    providers.stream_cut = 1  # the connection ends after message_start
+    resp = client.invoke_model_with_response_stream(modelId=B_MODEL, body=json.dumps(body))
+    assert [d["type"] for d in _chunks(resp["body"])] == ["message_start"]
+    calls, _ = recorded(spool)
+    assert len(calls) == 1
+    assert calls[0].meta == {"api": "invoke_model_with_response_stream", "stream": True,
+                             "stream_incomplete": True}
+    # what message_start told: the input and cache counts, one output token so far
+    full = providers.anthropic[0]["usage"]
+    assert calls[0].usage.input_tokens == full["input_tokens"]
+    assert calls[0].usage.cache_read_tokens == full["cache_read_input_tokens"]
+    assert calls[0].usage.output_tokens == 1
+
+
 def test_bedrock_error_is_recorded_and_raised(providers: FakeProviders, spool: Path) -> None:
     pytest.importorskip("botocore")
     import botocore.config
