@@ -358,15 +358,32 @@ class Task:
         return sum((c.usage for c in self.calls), Usage())
 
 
+_TEXT_FIELDS = ("provider", "model", "task_id", "session_id", "task_type", "request_id",
+                "status", "source", "service_tier")
+
+
 def check_sane(call: Call) -> None:
     """Raise :class:`~ctxbudget.errors.UsageError` (a ``ValueError``, naming the field)
     when a call read from outside holds a value no real API call has: a token count
     outside 0..:data:`MAX_TOKENS`, a timestamp before :data:`MIN_TS` or more than
     :data:`FUTURE_SLACK` in the future, a latency that is not a finite number in
-    0..:data:`MAX_LATENCY_MS`, a turn outside 0..:data:`MAX_TURN`.
+    0..:data:`MAX_LATENCY_MS`, a turn outside 0..:data:`MAX_TURN`, a text field that is
+    not a string of Unicode characters (a lone surrogate from a ``"\\ud800"`` escape
+    or from bytes that were not UTF-8).
 
     ``Usage`` itself only refuses negative counts; importers call this before a record
     is stored, so nonsense is rejected with its file:line instead of priced."""
+    for name in _TEXT_FIELDS:
+        v = getattr(call, name)
+        if v is None or (type(v) is str and v.isascii()):
+            continue
+        if not isinstance(v, str):
+            raise UsageError(f"{name} must be text, got {type(v).__name__}", field=name)
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"{name} is not valid Unicode text (a lone surrogate)",
+                             field=name) from None
     u = call.usage
     for name in (*_CORE_FIELDS, *DETAIL_FIELDS):
         v = getattr(u, name)

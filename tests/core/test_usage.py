@@ -194,3 +194,13 @@ def test_one_max_tokens() -> None:
     assert spool.MAX_TOKENS is usage.MAX_TOKENS and _spoolfast.MAX_TOKENS is usage.MAX_TOKENS
     assert spool.MIN_TS is usage.MIN_TS
     assert "check_sane" in usage.__all__ and "MAX_TOKENS" in usage.__all__
+
+
+@pytest.mark.parametrize("field", ["model", "task_id", "session_id", "request_id"])
+def test_check_sane_refuses_lone_surrogates(field: str) -> None:
+    from ctxbudget.usage import check_sane
+
+    with pytest.raises(UsageError) as ei:
+        check_sane(_call(**{field: "ab\ud800c"}))
+    assert ei.value.field == field
+    check_sane(_call(**{field: "caf\u00e9 \U0001f600"}))

@@ -25,11 +25,12 @@ import subprocess
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from ..usage import MAX_TOKENS
 from .stats import DEFAULT_RESAMPLES, Interval, metric_interval, ratio_interval
 
 __all__ = ["ALL", "BASELINE_METRICS", "BASELINE_VERSION", "ESTIMATORS", "MAX_SAMPLES",
@@ -206,8 +207,9 @@ def load_baseline(path: Path) -> dict[str, Any]:
         raise SpecError(f"{path}: baseline file not found (ctxbudget baseline save {path})")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: not a ctxbudget baseline file ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8, int limit, deep nesting
+        msg = str(exc).splitlines()[0] if str(exc) else "nested too deeply"
+        raise SpecError(f"{path}: not a ctxbudget baseline file ({msg[:200]})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("types"), dict):
         raise SpecError(f"{path}: not a ctxbudget baseline file (no 'types')")
     if doc.get("version") == 1:
@@ -223,7 +225,41 @@ def load_baseline(path: Path) -> dict[str, Any]:
                 or not isinstance(s.get("tokens"), list) \
                 or len(s["cost_usd"]) != len(s["tokens"]):
             raise SpecError(f"{path}: types.{name}.samples: missing or malformed")
+        assert isinstance(scope, dict)
+        where = f"{path}: types.{name}"
+        tasks = scope.get("tasks")
+        if type(tasks) is not int or tasks < 0:
+            raise SpecError(f"{where}.tasks: expected a task count, got {_short(tasks)}")
+        for m in BASELINE_METRICS:
+            if scope.get(m) is not None:
+                _amount(scope[m], f"{where}.{m}")
+        for i, v in enumerate(s["cost_usd"]):
+            if v is not None:
+                _amount(v, f"{where}.samples.cost_usd[{i}]")
+        for i, v in enumerate(s["tokens"]):
+            if type(v) is not int or not 0 <= v <= MAX_TOKENS:
+                raise SpecError(f"{where}.samples.tokens[{i}]: expected a token count, "
+                                f"got {_short(v)}")
     return doc
+
+
+def _amount(v: Any, where: str) -> Decimal:
+    """A figure of a baseline file: a finite, non-negative number (or its text)."""
+    try:
+        d = Decimal(v) if isinstance(v, str) else Decimal(repr(v)) \
+            if isinstance(v, int | float) and not isinstance(v, bool) else None
+    except (InvalidOperation, ValueError):
+        d = None
+    if d is None or not d.is_finite() or not 0 <= d <= MAX_TOKENS:
+        raise SpecError(f"{where}: expected a finite number in 0..1e12, got {_short(v)}")
+    return d
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, int) and v.bit_length() > 200:
+        return f"an integer of {v.bit_length()} bits"
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _sample_columns(scope: Mapping[str, Any]) -> dict[str, Any]:

@@ -135,6 +135,7 @@ def _str(v: Any) -> str | None:
 
 
 def _parquet_records(path: Path) -> Iterator[Record]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -144,11 +145,41 @@ def _parquet_records(path: Path) -> Iterator[Record]:
         return
     size = path.stat().st_size
     rows_total = max(1, pf.metadata.num_rows)
+    share = size // rows_total
     n = 0
-    for batch in pf.iter_batches(batch_size=65536):
-        for row in batch.to_pylist():
+    batches = pf.iter_batches(batch_size=65536)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, ValueError, pa.ArrowException) as exc:  # damaged pages
+            yield Record(path=path, line=n + 1, value=InputFormatError(
+                f"rows from {n + 1} on cannot be read ({_first_line(exc)})"))
+            return
+        try:
+            rows = batch.to_pylist()
+        except (ValueError, OverflowError, pa.ArrowException):  # a value Python cannot hold
+            rows = [_row(batch, i) for i in range(batch.num_rows)]
+        for row in rows:
             n += 1
-            yield Record(path=path, line=n, value=row, nbytes=size // rows_total)
+            yield Record(path=path, line=n, value=row, nbytes=share)
+
+
+def _row(batch: Any, i: int) -> Any:
+    """Row ``i`` of a record batch, or the InputFormatError saying why it cannot be read
+    (a timestamp past year 9999, a date before year 1...)."""
+    import pyarrow as pa
+
+    try:
+        return batch.slice(i, 1).to_pylist()[0]
+    except (ValueError, OverflowError, pa.ArrowException) as exc:
+        return InputFormatError(f"a value cannot be read ({_first_line(exc)})")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
 
 
 def register(registry: Any) -> None:
