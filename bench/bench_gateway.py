@@ -121,9 +121,40 @@ def small_body(i: int, stream: bool) -> bytes:
                        "messages": [{"role": "user", "content": f"Say hello #{i}"}]}).encode()
 
 
+def _real_turns() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(user, assistant) message pairs of the recorded Claude Code sessions in
+    ``../shared/data/claude-code`` (tool_result / tool_use / text blocks as sent)."""
+    sys.path.insert(0, str(ROOT / "tests" / "serve" / "gateway"))
+    from claude_code_body import session_messages
+
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for log in sorted((ROOT.parent / "shared" / "data" / "claude-code").rglob("*.jsonl")):
+        msgs = session_messages(log)[2]
+        pairs += [(msgs[i], msgs[i + 1]) for i in range(len(msgs) - 1)
+                  if msgs[i]["role"] == "user" and msgs[i + 1]["role"] == "assistant"]
+    if not pairs:
+        raise RuntimeError("no Claude Code session logs under ../shared/data/claude-code")
+    return pairs
+
+
+def _mark(obj: Any, tag: str) -> Any:
+    """``obj`` with every text prefixed by ``tag`` (so no text was seen before)."""
+    if isinstance(obj, dict):
+        out = {k: _mark(v, tag) for k, v in obj.items()}
+        for k in ("text", "content"):
+            if isinstance(out.get(k), str):
+                out[k] = tag + out[k]
+        return out
+    if isinstance(obj, list):
+        return [_mark(v, tag) for v in obj]
+    return obj
+
+
 def big_body_factory(min_kb: int = 400) -> tuple[Make, int]:
-    """A Claude Code-shaped body of at least ``min_kb`` KB; request ``i`` splices in a new
-    assistant turn and a new ~2 KB tool_result before the last (cached) message."""
+    """A Claude Code-shaped body of at least ``min_kb`` KB. Request ``i`` adds the next
+    turn of a real Claude Code session (a user message with its tool results and the
+    assistant's reply, from the recorded logs, every text made new with a ``[i]`` tag)
+    before the last, cached, message: what a growing session sends."""
     sys.path.insert(0, str(ROOT / "tests" / "budgets"))
     from test_estimate import claude_code_body
 
@@ -133,6 +164,7 @@ def big_body_factory(min_kb: int = 400) -> tuple[Make, int]:
         if len(json.dumps(base)) >= min_kb * 1024:
             break
         turns += 2
+    pairs = _real_turns()
     last = base["messages"][-1]
     mark = "\x00SPLICE\x00"
     heads: dict[bool, tuple[bytes, bytes]] = {}
@@ -145,18 +177,17 @@ def big_body_factory(min_kb: int = 400) -> tuple[Make, int]:
 
     def make(i: int, stream: bool) -> bytes:
         head, tail = heads[stream]
-        new = json.dumps([
-            {"role": "assistant", "content": [
-                {"type": "text", "text": f"Turn {i}: reading the next file."},
-                {"type": "tool_use", "id": f"tn{i}", "name": "Tool1",
-                 "input": {"path": f"/src/new_{i}.py"}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": f"tn{i}",
-                 "content": [{"type": "text", "text": f"# file {i}\n" + f"v{i} = 2\n" * 300}]}]},
-        ]).encode()[1:-1]
+        user, assistant = pairs[i % len(pairs)]
+        new = json.dumps(_mark([user, assistant], f"[{i}] ")).encode()[1:-1]
         return head + new + tail
 
     return make, size
+
+
+def turn_bytes() -> float:
+    """Mean size of the turn each 400 KB request adds (bytes)."""
+    pairs = _real_turns()
+    return sum(len(json.dumps(list(p))) for p in pairs) / len(pairs)
 
 
 # --------------------------------------------------------------------------- client
@@ -416,7 +447,8 @@ def main() -> None:
             if args.big:
                 make, size = big_body_factory(args.big_kb)
                 print(f"\n## {label} Messages body ({size / 1024:.0f} KB, {size:,} bytes; "
-                      f"each request adds a new turn)")
+                      f"each request adds a new turn of a real Claude Code session, "
+                      f"{turn_bytes() / 1024:.1f} KB on average)")
             else:
                 make = small_body
                 print(f"\n## {label} Messages body")

@@ -100,7 +100,15 @@ def test_long_prompt_is_priced_at_the_tier() -> None:
     assert est.cost_usd == want and rates.input_mtok > price.base.input_mtok
 
 
-def test_blocks_are_counted_once_across_turns() -> None:
+@pytest.mark.parametrize("fast_hash", [True, False])
+def test_blocks_are_counted_once_across_turns(fast_hash: bool,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctxbudget.budgets import _estimate
+
+    if not fast_hash:  # without xxhash: Python's hash of a copy of each block
+        monkeypatch.setattr(_estimate, "_XXH", [None])
+    else:
+        assert _estimate._xxh() is not None  # xxhash is in the test extra
     p = RequestPricer()
     body = claude_code_body(60)
     first = p.estimate(json.dumps(body).encode(), "anthropic")

@@ -34,8 +34,10 @@ each block's bytes and one dict lookup per block. The counts equal
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,6 +62,22 @@ API = Literal["anthropic", "openai-chat", "openai-responses", "openai-embeddings
 
 #: Output tokens reserved when a body sets no output cap.
 DEFAULT_OUTPUT_TOKENS = 4096
+
+
+#: Seed of the block hash: per process, so a client cannot craft two blocks with the
+#: same key (one counted as the other).
+_SEED = int.from_bytes(os.urandom(8), "little")
+_XXH: list[Any] = []
+
+
+def _xxh() -> Any:
+    """``xxhash.xxh3_128_intdigest`` when xxhash is installed, else None (looked up once)."""
+    if not _XXH:
+        fn: Any = None
+        with contextlib.suppress(ImportError):
+            from xxhash import xxh3_128_intdigest as fn
+        _XXH.append(fn)
+    return _XXH[0]
 
 
 #: An absent field (msgspec has no ``Raw | None``): an empty Raw.
@@ -313,21 +331,27 @@ class RequestPricer:
                 family: str, ck: int, fp: list[str]) -> list[tuple[int, str, str]]:
         """(tokens, cache ttl, digest) of each block, appending the digests to ``fp``.
 
-        The hot path of a long session (every block but the newest is a hit): one copy
-        and one hash of each block's bytes and one dict lookup."""
+        The hot path of a long session (every block but the newest is a hit): one hash
+        of each block's bytes and one dict lookup. With ``xxhash`` installed (the
+        ``gateway`` extra) the hash is a per-process-seeded 128-bit XXH3 of the bytes in
+        place (~20 GB/s); without it, Python's (also seeded) hash of a copy."""
         cache = self.cache
         young = cache.young
         out: list[tuple[int, str, str]] = []
         misses = 0
+        xxh = _xxh()
         for raw in raws:
-            data = bytes(raw)
-            key = (ck, kind, len(data), hash(data))
+            if xxh is not None:
+                key = (ck, kind, len(raw), xxh(raw, _SEED))
+            else:
+                data = bytes(raw)
+                key = (ck, kind, len(data), hash(data))
             v = young.get(key)
             if v is None:
                 v = cache.old.get(key)
                 if v is None:
                     misses += 1
-                    v = self._count_block(kind, data, counter, framing, family)
+                    v = self._count_block(kind, bytes(raw), counter, framing, family)
                 cache.put(key, v)
                 young = cache.young
             out.append(v)

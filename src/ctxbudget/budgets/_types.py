@@ -57,6 +57,7 @@ class Budget:
     metric: Metric = "usd"
     window: Window = field(default_factory=lambda: Window.parse("day"))
     soft: bool = False
+    _limit_units: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         if not self.name or "\x1f" in self.name:
@@ -68,6 +69,8 @@ class Budget:
         if not lim.is_finite() or lim < 0:
             raise SpecError(f"budget {self.name!r}: limit must be a number >= 0, got {self.limit}")
         object.__setattr__(self, "limit", lim)
+        object.__setattr__(self, "_limit_units", math.floor(lim * NANO)
+                           if self.metric == "usd" else int(lim))
 
     def units(self, value: Decimal | int) -> int:
         """``value`` in the ledger's integer unit for this metric (nano-USD rounded up)."""
@@ -81,7 +84,9 @@ class Budget:
 
     @property
     def limit_units(self) -> int:
-        return self.units(self.limit) if self.metric != "usd" else math.floor(self.limit * NANO)
+        """The limit in ledger units (nano-USD rounded down, so the limit is never
+        exceeded by rounding)."""
+        return self._limit_units
 
 
 @dataclass(frozen=True, slots=True)

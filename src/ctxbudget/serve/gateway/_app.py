@@ -311,6 +311,19 @@ class Gateway:
                     session=xh.get(b"session"), task_type=xh.get(b"type") or ttype)
 
     def _charges(self, who: _Who, upstream: Upstream, model: str) -> list[Charge]:
+        """The budgets that apply to a request (the same list for the same who / upstream /
+        model: remembered, up to 10,000 combinations)."""
+        ck = (who.key, who.user, who.team, who.task, who.task_type, upstream.name, model)
+        hit = self._charge_cache.get(ck)
+        if hit is not None:
+            return hit
+        out = self._match_charges(who, upstream, model)
+        if len(self._charge_cache) >= 10_000:
+            self._charge_cache.clear()
+        self._charge_cache[ck] = out
+        return out
+
+    def _match_charges(self, who: _Who, upstream: Upstream, model: str) -> list[Charge]:
         out: list[Charge] = []
         for rule in self.config.budgets:
             ok = True
@@ -340,24 +353,31 @@ class Gateway:
 
     def _note_states(self, d: Decision) -> None:
         for s in d.states:
-            self.metrics.remaining[(s.name, s.scope, s.metric)] = s.remaining
+            self.metrics.states[(s.name, s.scope, s.metric)] = s
 
-    @staticmethod
-    def _budget_headers(d: Decision | None) -> list[tuple[bytes, bytes]]:
+    def _budget_headers(self, d: Decision | None) -> list[tuple[bytes, bytes]]:
         if d is None:
             return []
-        s = d.tightest()
+        states = d.states
+        s = d.tightest() if len(states) != 1 or d.blocked_by is not None else (
+            None if states[0].soft else states[0])
         if s is None:
             return []
         out = [(b"x-ctxbudget-budget", s.name.encode())]
-        usd = next((x for x in d.states if x.metric == "usd" and not x.soft and
-                    (x is s or s.metric != "usd")), None)
+        usd = s if s.metric == "usd" else next(
+            (x for x in states if x.metric == "usd" and not x.soft), None)
         if usd is not None:
             out.append((b"x-ctxbudget-remaining-usd", f"{usd.remaining:.6f}".encode()))
         if s.metric != "usd":
             out.append((b"x-ctxbudget-remaining", f"{s.remaining} {s.metric}".encode()))
-        if s.resets_at is not None:
-            out.append((b"x-ctxbudget-reset", s.resets_at.isoformat().encode()))
+        r = s.resets_at
+        if r is not None:
+            iso = self._iso.get(r)
+            if iso is None:
+                if len(self._iso) > 1000:
+                    self._iso.clear()
+                iso = self._iso[r] = r.isoformat().encode()
+            out.append((b"x-ctxbudget-reset", iso))
         return out
 
     async def _blocked(self, send: Send, family: str, d: Decision, upstream: Upstream,

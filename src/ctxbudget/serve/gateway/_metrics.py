@@ -6,6 +6,8 @@ import bisect
 from collections import defaultdict
 from decimal import Decimal
 
+from ...budgets import BudgetState
+
 __all__ = ["Metrics"]
 
 #: Upstream latency histogram buckets (seconds).
@@ -24,7 +26,9 @@ class Metrics:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.blocked: dict[str, int] = defaultdict(int)
         self.spend: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-        self.remaining: dict[tuple[str, str, str], Decimal] = {}
+        self.states: dict[tuple[str, str, str], BudgetState] = {}
+        """The state of each budget counter at its last decision (remaining is computed
+        when /metrics is read, not per request)."""
         self.hist: dict[str, list[int]] = {}
         self.hist_sum: dict[str, float] = defaultdict(float)
         self.in_flight = 0
@@ -57,7 +61,8 @@ class Metrics:
         out += ["# HELP ctxbudget_gateway_budget_remaining Remaining budget at the last "
                 "decision (in the budget's unit).",
                 "# TYPE ctxbudget_gateway_budget_remaining gauge"]
-        for (b, scope, metric), v in sorted(self.remaining.items()):
+        for (b, scope, metric), state in sorted(self.states.items()):
+            v = state.remaining
             out.append(f'ctxbudget_gateway_budget_remaining{{budget="{_esc(b)}",'
                        f'scope="{_esc(scope)}",unit="{metric}"}} {v}')
         out += ["# HELP ctxbudget_gateway_upstream_seconds Upstream latency (request sent "
