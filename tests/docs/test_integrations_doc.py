@@ -122,6 +122,11 @@ def _llama_index(e: Env) -> None:
     _litellm(e)
 
 
+def _llama_index_bedrock(e: Env) -> None:
+    pytest.importorskip("llama_index.llms.bedrock_converse")
+    _bedrock(e)
+
+
 #: snippet -> (environment setup, calls it records, their task id, provider)
 EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "gemini": (_gemini, 2, "ticket-42", "google"),
@@ -134,6 +139,7 @@ EXPECT: dict[str, tuple[Callable[[Env], None], int, str, str]] = {
     "pydantic-ai": (_pydantic_ai, 1, "ticket-49", "openai"),
     "openai-agents": (_openai_agents, 1, "ticket-50", "openai"),
     "llama-index": (_llama_index, 1, "ticket-51", "openai"),
+    "llama-index-stream": (_llama_index_bedrock, 1, "ticket-52", "aws"),
 }
 
 

@@ -11,10 +11,20 @@ A call starts at ``LLMChatStartEvent`` / ``LLMCompletionStartEvent`` and is reco
 the matching end event (same span id). Usage comes from the response's ``raw`` — the
 provider's own response body, converted once by the provider's adapter
 (:mod:`ctxbudget.adapters`: Anthropic ``usage`` with cache writes and reads, OpenAI
-``usage`` with ``cached_tokens``, Gemini ``usage_metadata``) — and, when ``raw`` has no
-usage (some streaming integrations keep only the last event), from
+``usage`` with ``cached_tokens``, Gemini ``usage_metadata``, Bedrock Converse ``usage``
+with ``cacheRead/WriteInputTokens``) — and, when ``raw`` has no usage, from
 ``additional_kwargs["usage"]`` / ``prompt_tokens`` + ``completion_tokens`` (input and
-output only). Model from the response, else the LLM's metadata; provider from the LLM
+output only; all zeros is LlamaIndex's placeholder for "none", not a count).
+
+Streams: the end event carries the *last* response the LLM class yielded, so its
+``raw`` is the stream's last event. Where that event has the usage, the call is priced
+from it: ``BedrockConverse`` yields the Converse stream's ``metadata`` event last
+(``{"metadata": {"usage": ...}}``). Where it does not (``LiteLLM``: the stream
+never asks for usage, and setting ``include_usage`` makes llama-index-llms-litellm 0.8
+fail on the usage chunk, which has no choices), the call is recorded with
+``meta.usage_missing``, never as $0.
+
+Model from the response, else the LLM's metadata; provider from the LLM
 class (``Anthropic`` -> ``anthropic``, ``OpenAI`` -> ``openai``, ``Gemini`` /
 ``GoogleGenAI`` -> ``google``, ``Bedrock*`` -> ``aws``; ``LiteLLM``: the
 ``provider/`` prefix of its model id), else from the model name.
@@ -33,6 +43,7 @@ from typing import Any
 from ..adapters import (
     AdaptedUsage,
     from_anthropic,
+    from_bedrock,
     from_gemini,
     from_openai_chat,
     from_openai_responses,
@@ -64,6 +75,10 @@ def adapt_raw(raw: Any, provider: str) -> AdaptedUsage | None:
     """The usage of a provider's raw response body (``None`` when it carries none)."""
     r = _m(raw)
     u = _m(r.get("usage"))
+    if not u and isinstance(r.get("metadata"), Mapping):  # a Bedrock Converse stream event
+        u = _m(r["metadata"].get("usage"))
+    if u and "inputTokens" in u:  # Bedrock Converse: inputTokens excludes the cache
+        return from_bedrock({"usage": u, "ResponseMetadata": r.get("ResponseMetadata")})
     if u:
         if "input_tokens" in u and u.get("input_tokens") is not None and (
                 provider == "anthropic" or "cache_read_input_tokens" in u
@@ -91,7 +106,7 @@ def _fallback(kwargs: Mapping[str, Any]) -> AdaptedUsage | None:
     u = _m(kwargs.get("usage"))
     inp = u.get("input_tokens", kwargs.get("prompt_tokens"))
     out = u.get("output_tokens", kwargs.get("completion_tokens"))
-    if inp is None and out is None:
+    if not inp and not out:  # absent, or LlamaIndex's all-zero placeholder
         return None
     return from_openai_chat({"usage": {"prompt_tokens": inp or 0,
                                        "completion_tokens": out or 0}})
