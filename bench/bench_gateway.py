@@ -3,33 +3,38 @@
 All contenders talk to the same local fake upstream (``tests/serve/gateway/fake_upstream.py``,
 its own process), with an aiohttp client in this process. For each body size:
 
-* **Added latency at concurrency 1, paired.** Requests to the upstream directly and
-  through each proxy are interleaved one by one (``direct, proxy, proxy, direct, ...``),
-  so both see the same machine load; the added latency is the distribution of the
-  paired differences (proxy - direct of the same pair): p50 and p99. Also reported: the
-  latency p50 / p99 of each side, and the proxy's CPU time per request in this phase
-  (user + system of its process tree, from /proc: much less sensitive to the load of
-  other processes than wall-clock figures).
-* **Streaming time to first byte** (p50), paired the same way.
+* **Added latency at concurrency 1, interleaved.** Each round sends one request to the
+  upstream directly and one through each proxy, in an order that rotates every round,
+  so all sides see the same machine load (this machine is shared); the added latency
+  is the distribution of the differences proxy - direct within a round: p50 and p99.
+  Also: each side's latency p50 / p99, streaming time to first byte (p50, and its added
+  p50), and each proxy's CPU time per request in this phase (user + system of its
+  process tree, from /proc: far less sensitive to other processes' load than
+  wall-clock figures).
 * **Throughput** (requests/s) at 1, 16 and 64 concurrent clients, non-streamed and
-  streamed; best of ``--repeat`` runs.
-* **Requests per CPU-second** of the proxy over all of its requests (paired phase and
-  throughput phases, streamed and not).
+  streamed; ``--repeat`` rounds over all contenders in turn, best kept.
+* **Requests per CPU-second** of each proxy over all of its requests.
+
+``--bare`` adds the floor of this architecture: a pass-through on the same server and
+upstream client that does nothing else; what the gateway adds over it is its own work
+(counting, budget, recording).
 
 Bodies: a small Messages body, and a Messages body of at least 400 KB (``--big-kb``)
 shaped like a long Claude Code session (12 tools, a cached system prompt, a history of
 tool_use / tool_result turns, a cache breakpoint on the last message). Every request
-body is different: each one splices in a new assistant turn and a new ~2 KB
-tool_result, as a growing session does, so the gateway counts the new blocks of every
-request and finds the rest in its per-block cache.
+body is different: each one adds the next turn of a real Claude Code session (from the
+recorded logs in ``../shared/data/claude-code``, every text made new), as a growing
+session does, so the gateway counts the new blocks of every request and finds the
+rest in its per-block cache.
 
 The gateway runs with recording on (spool) and a budget on (a daily USD budget on the
 embedded journaled ledger), ``--server uvicorn`` (default: uvloop + httptools) or
 ``--server granian``. LiteLLM runs ``litellm --config`` with the fake upstream as
-``api_base``, routed through its ``/v1/messages`` endpoint.
+``api_base``, routed through its ``/v1/messages`` endpoint (its proxy extras must be
+installed: ``pip install 'litellm[proxy]'``, or its dependencies one by one).
 
-Run: ``python3 bench/bench_gateway.py [--quick] [--server uvicorn|granian|both]
-[--body small|400k|both] [--no-litellm]``
+Run: ``python3 bench/bench_gateway.py [--quick] [--bare] [--server uvicorn|granian|both]
+[--body small|400k|both] [--no-litellm] [--src OTHER/src ...]``
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -204,44 +210,68 @@ async def _one(s: Any, url: str, body: bytes) -> tuple[float, float, int]:
     return time.perf_counter() - t0, first, status
 
 
-async def paired(direct: str, proxy: str, make: Make, *, n: int, stream: bool,
-                 start: int) -> dict[str, Any]:
-    """``n`` pairs at concurrency 1, alternating which side goes first."""
+@dataclass
+class Contender:
+    name: str
+    url: str
+    pid: int
+    every: int = 1
+    """Takes part in every ``every``-th round of the interleaved phase (LiteLLM: its
+    requests take ~100x longer)."""
+    slow: bool = False
+    out: dict[str, Any] = field(default_factory=dict)
+    reqs: int = 0
+    cpu: float = 0.0
+
+
+async def interleaved(direct: str, cons: list[Contender], make: Make, *, n: int,
+                      stream: bool, ids: Counter) -> dict[str, dict[str, float]]:
+    """``n`` rounds at concurrency 1: in each, one request to the upstream directly and
+    one through each proxy, in an order that rotates every round, so every side sees the
+    same machine load. Added latency = proxy - direct of the same round."""
     import aiohttp
 
-    d_lat: list[float] = []
-    p_lat: list[float] = []
-    diff: list[float] = []
-    d_ttfb: list[float] = []
-    p_ttfb: list[float] = []
-    errors = 0
+    lat: dict[str, list[float]] = {"direct": []}
+    ttfb: dict[str, list[float]] = {"direct": []}
+    diff: dict[str, list[float]] = {}
+    dttfb: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    for c in cons:
+        lat[c.name], ttfb[c.name], diff[c.name], dttfb[c.name] = [], [], [], []
+        errors[c.name] = 0
+    urls = {"direct": direct, **{c.name: c.url for c in cons}}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
-        for i in range(10):  # warm both connections
-            await _one(s, direct + "/v1/messages", make(start + i, stream))
-            await _one(s, proxy + "/v1/messages", make(start + i, stream))
-        for i in range(n):
-            bd = make(start + 10 + 2 * i, stream)
-            bp = make(start + 11 + 2 * i, stream)
-            if i % 2:
-                p = await _one(s, proxy + "/v1/messages", bp)
-                d = await _one(s, direct + "/v1/messages", bd)
-            else:
-                d = await _one(s, direct + "/v1/messages", bd)
-                p = await _one(s, proxy + "/v1/messages", bp)
-            errors += (d[2] != 200) + (p[2] != 200)
-            d_lat.append(d[0])
-            p_lat.append(p[0])
-            diff.append(p[0] - d[0])
-            d_ttfb.append(d[1])
-            p_ttfb.append(p[1])
+        for i in range(-10, n):  # 10 warm-up rounds
+            members = ["direct", *(c.name for c in cons if i % c.every == 0)]
+            k = i % len(members)
+            got = {}
+            for name in members[k:] + members[:k]:
+                got[name] = await _one(s, urls[name] + "/v1/messages", make(ids.take(1), stream))
+            if i < 0:
+                continue
+            d = got.pop("direct")
+            lat["direct"].append(d[0])
+            ttfb["direct"].append(d[1])
+            for name, r in got.items():
+                lat[name].append(r[0])
+                ttfb[name].append(r[1])
+                diff[name].append(r[0] - d[0])
+                dttfb[name].append(r[1] - d[1])
+                errors[name] += r[2] != 200
     ms = 1000.0
-    return {"n": n, "errors": errors,
-            "d50": statistics.median(d_lat) * ms, "d99": pct(d_lat, 0.99) * ms,
-            "p50": statistics.median(p_lat) * ms, "p99": pct(p_lat, 0.99) * ms,
-            "add50": statistics.median(diff) * ms, "add99": pct(diff, 0.99) * ms,
-            "dttfb": statistics.median(d_ttfb) * ms, "pttfb": statistics.median(p_ttfb) * ms,
-            "addttfb": statistics.median([p - d for p, d in zip(p_ttfb, d_ttfb, strict=True)]
-                                         ) * ms}
+    out: dict[str, dict[str, float]] = {}
+    for c in cons:
+        x = lat[c.name]
+        out[c.name] = {"n": len(x), "errors": errors[c.name],
+                       "p50": statistics.median(x) * ms, "p99": pct(x, 0.99) * ms,
+                       "add50": statistics.median(diff[c.name]) * ms,
+                       "add99": pct(diff[c.name], 0.99) * ms,
+                       "ttfb50": statistics.median(ttfb[c.name]) * ms,
+                       "addttfb": statistics.median(dttfb[c.name]) * ms}
+    out["direct"] = {"p50": statistics.median(lat["direct"]) * ms,
+                     "p99": pct(lat["direct"], 0.99) * ms,
+                     "ttfb50": statistics.median(ttfb["direct"]) * ms}
+    return out
 
 
 async def run_load(url: str, make: Make, *, n: int, conc: int, stream: bool,
@@ -267,6 +297,62 @@ async def run_load(url: str, make: Make, *, n: int, conc: int, stream: bool,
 
 
 # --------------------------------------------------------------------------- contenders
+
+
+class BareProxy:
+    """The floor of this architecture (``--bare``): the same server (uvicorn, uvloop,
+    httptools) and the same upstream client as the gateway, forwarding bytes and
+    nothing else: no routing, counting, budget or recording."""
+
+    def __init__(self) -> None:
+        from ctxbudget.serve.gateway._client import Origin
+
+        self.origin = Origin.parse(os.environ["BENCH_BARE_UPSTREAM"])
+        self.client: Any = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    from ctxbudget.serve.gateway._client import UpstreamClient
+
+                    self.client = UpstreamClient()
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        parts = []
+        while True:
+            m = await receive()
+            parts.append(m.get("body", b""))
+            if not m.get("more_body"):
+                break
+        lines = [k + b": " + v + b"\r\n" for k, v in scope["headers"]
+                 if k not in (b"host", b"content-length", b"connection")]
+        async with await self.client.request(self.origin, scope["method"], scope["raw_path"],
+                                             lines, b"".join(parts)) as r:
+            await send({"type": "http.response.start", "status": r.status, "headers": [
+                (k.lower(), v) for k, v in r.raw_headers
+                if k.lower() not in (b"connection", b"transfer-encoding", b"keep-alive")]})
+            while chunk := await r.read_chunk():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+
+def start_bare(up: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'bench'}",
+           "BENCH_BARE_UPSTREAM": up}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench_gateway:BareProxy",
+           "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http",
+           "httptools", "--log-level", "warning", "--no-access-log", "--no-server-header",
+           "--no-date-header"]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, p, "/healthz")
+    return p, f"http://127.0.0.1:{port}"
 
 
 def start_gateway(up: str, tmp: Path, server: str, src: Path
@@ -323,75 +409,78 @@ class Counter:
         self.i = 0
 
     def take(self, n: int) -> int:
-        self.i += n + 20
-        return self.i - n - 20
+        self.i += n
+        return self.i - n
 
 
-def measure(name: str, url: str, direct: str, pid: int, make: Make, args: argparse.Namespace,
-            ids: Counter, slow: bool = False) -> dict[str, Any]:
+def measure(direct: Contender, cons: list[Contender], make: Make, args: argparse.Namespace,
+            ids: Counter) -> None:
+    """Fill each contender's ``out``: the interleaved latency phase, then throughput
+    (``--repeat`` rounds over all contenders in turn, best kept), CPU from /proc."""
     q = 0.25 if args.quick else 1.0
     scale = 0.25 if args.big else 1.0  # 400 KB bodies: fewer requests
-    if slow:  # LiteLLM: ~100x the CPU per request; its per-request CPU is stable anyway
-        scale *= args.litellm_scale
-    repeat = 1 if slow else args.repeat
-    out: dict[str, Any] = {"name": name}
-    reqs = 0
-    cpu_all = tree_cpu(pid)
-    if url != direct:
-        npair = max(20, int(args.pairs * q * scale))
-        c0 = tree_cpu(pid)
-        out["pair"] = asyncio.run(paired(direct, url, make, n=npair, stream=False,
-                                         start=ids.take(2 * npair + 20)))
-        c1 = tree_cpu(pid)
-        out["cpu_ms_c1"] = (c1 - c0) * 1000 / (npair + 10)
-        nspair = max(10, int(args.pairs * q * scale / 2))
-        out["spair"] = asyncio.run(paired(direct, url, make, n=nspair, stream=True,
-                                          start=ids.take(2 * nspair + 20)))
-        reqs += npair + nspair + 20
-        out["errors"] = out["pair"]["errors"] + out["spair"]["errors"]
-    else:
-        out["errors"] = 0
-    for conc in (1, 16, 64):
-        for stream in (False, True):
-            if conc == 1 and stream:
+    everyone = [direct, *cons]
+    for stream in (False, True):
+        n = max(20, int(args.pairs * q * scale / (2 if stream else 1)))
+        before = {c.name: tree_cpu(c.pid) for c in cons}
+        res = asyncio.run(interleaved(direct.url, cons, make, n=n, stream=stream, ids=ids))
+        direct.out["s" if stream else "l"] = res["direct"]
+        for c in cons:
+            cpu = tree_cpu(c.pid) - before[c.name]
+            nreq = len(range(-10, n, c.every))
+            c.reqs += nreq
+            c.cpu += cpu
+            c.out["s" if stream else "l"] = res[c.name]
+            c.out["errors"] = c.out.get("errors", 0) + res[c.name]["errors"]
+            if not stream:
+                c.out["cpu_ms_c1"] = cpu * 1000 / nreq
+    for rep in range(args.repeat):
+        for c in everyone:
+            if c.slow and rep:
                 continue
-            n = max(conc, int((400 if conc == 1 else 1500 if not stream else 600) * q * scale))
-            best = 0.0
-            for _ in range(repeat):
-                r = asyncio.run(run_load(url, make, n=n, conc=conc, stream=stream,
-                                         start=ids.take(n)))
-                best = max(best, r["rps"])
-                out["errors"] += r["errors"]
-                reqs += n
-            out[f"{'s' if stream else ''}rps{conc}"] = best
-    cpu = tree_cpu(pid) - cpu_all
-    out["cpu_s"] = cpu
-    out["reqs"] = reqs
-    out["req_per_cpu_s"] = reqs / cpu if cpu > 0 else float("inf")
-    return out
+            sc = scale * (args.litellm_scale if c.slow else 1.0)
+            c0 = tree_cpu(c.pid)
+            for conc in (1, 16, 64):
+                for stream in (False, True):
+                    if conc == 1 and stream:
+                        continue
+                    n = max(conc, int((400 if conc == 1 else 1500 if not stream else 600)
+                                      * q * sc))
+                    r = asyncio.run(run_load(c.url, make, n=n, conc=conc, stream=stream,
+                                             start=ids.take(n)))
+                    key = f"{'s' if stream else ''}rps{conc}"
+                    c.out[key] = max(c.out.get(key, 0.0), r["rps"])
+                    c.out["errors"] = c.out.get("errors", 0) + r["errors"]
+                    c.reqs += n
+            c.cpu += tree_cpu(c.pid) - c0
+    for c in everyone:
+        c.out["req_per_cpu_s"] = c.reqs / c.cpu if c.cpu > 0 else float("inf")
 
 
-def report(rows: list[dict[str, Any]]) -> None:
-    print("\nAdded latency at concurrency 1 (paired with direct requests; ms):\n")
-    print("| contender | direct p50 / p99 | proxy p50 / p99 | added p50 | added p99 | "
-          "stream TTFB direct / proxy (added p50) | proxy CPU ms per request |")
+def report(direct: Contender, cons: list[Contender]) -> None:
+    d = direct.out
+    print("\nAdded latency at concurrency 1 (interleaved with direct requests, round by "
+          "round; ms):\n")
+    print("| contender | p50 | p99 | added p50 | added p99 | stream TTFB p50 (added) | "
+          "CPU ms per request |")
     print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        if "pair" not in r:
-            continue
-        p, s = r["pair"], r["spair"]
-        print(f"| {r['name']} | {p['d50']:.2f} / {p['d99']:.2f} | {p['p50']:.2f} / "
-              f"{p['p99']:.2f} | {p['add50']:+.2f} | {p['add99']:+.2f} | {s['dttfb']:.2f} / "
-              f"{s['pttfb']:.2f} ({s['addttfb']:+.2f}) | {r['cpu_ms_c1']:.3f} |")
-    print("\nThroughput (best of repeats) and CPU:\n")
-    print("| contender | req/s c=1 | c=16 | c=64 | streams/s c=16 | c=64 | req per CPU-s | "
-          "errors |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        what = " (the fake upstream)" if "pair" not in r else ""
-        print(f"| {r['name']} | {r['rps1']:.0f} | {r['rps16']:.0f} | {r['rps64']:.0f} | "
-              f"{r['srps16']:.0f} | {r['srps64']:.0f} | {r['req_per_cpu_s']:,.0f}{what} | "
-              f"{r['errors']} |")
+    print(f"| direct | {d['l']['p50']:.2f} | {d['l']['p99']:.2f} | | | "
+          f"{d['s']['ttfb50']:.2f} | |")
+    for c in cons:
+        la, st = c.out["l"], c.out["s"]
+        print(f"| {c.name} | {la['p50']:.2f} | {la['p99']:.2f} | {la['add50']:+.2f} | "
+              f"{la['add99']:+.2f} | {st['ttfb50']:.2f} ({st['addttfb']:+.2f}) | "
+              f"{c.out['cpu_ms_c1']:.3f} |")
+    print("\nThroughput (best of repeats) and CPU over all requests:\n")
+    print("| contender | req/s c=1 | c=16 | c=64 | streams/s c=16 | c=64 | requests | "
+          "req per CPU-s | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for c in (direct, *cons):
+        r = c.out
+        what = " (the fake upstream, its own requests)" if c is direct else ""
+        print(f"| {c.name} | {r['rps1']:.0f} | {r['rps16']:.0f} | {r['rps64']:.0f} | "
+              f"{r['srps16']:.0f} | {r['srps64']:.0f} | {c.reqs:,} | "
+              f"{r['req_per_cpu_s']:,.0f}{what} | {r.get('errors', 0)} |")
 
 
 def main() -> None:
@@ -399,10 +488,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a quarter of the requests")
     ap.add_argument("--server", choices=("uvicorn", "granian", "both"), default="uvicorn")
     ap.add_argument("--no-litellm", action="store_true")
+    ap.add_argument("--bare", action="store_true",
+                    help="also run a bare pass-through on the same server and client (the "
+                         "floor: what the gateway adds over it is its own work)")
     ap.add_argument("--body", choices=("small", "400k", "both"), default="both")
     ap.add_argument("--big-kb", type=int, default=400, help="size of the big body (KB)")
     ap.add_argument("--pairs", type=int, default=1000,
-                    help="direct/proxy pairs at concurrency 1 (small body; a quarter for 400k)")
+                    help="interleaved rounds at concurrency 1 (small body; a quarter for "
+                         "400k; half of that streamed)")
     ap.add_argument("--repeat", type=int, default=2, help="throughput runs (best is kept)")
     ap.add_argument("--src", type=Path, action="append",
                     help="run the gateway from this source tree (repeat to compare "
@@ -423,6 +516,10 @@ def main() -> None:
         wait_port(up_port, fake)
         servers = ("uvicorn", "granian") if args.server == "both" else (args.server,)
         gws = []
+        if args.bare:
+            bp, bp_url = start_bare(up)
+            procs.append(bp)
+            gws.append(("bare pass-through", bp, bp_url))
         srcs = args.src or [ROOT / "src"]
         for k, src in enumerate(srcs):
             for server in servers:
@@ -451,21 +548,23 @@ def main() -> None:
                       f"{turn_bytes() / 1024:.1f} KB on average)")
             else:
                 make = small_body
-                print(f"\n## {label} Messages body")
-            rows = [measure("direct", up, up, fake.pid, make, args, ids)]
-            rows += [measure(f"ctxbudget gateway ({server})", gw_url, up, gw.pid, make, args,
-                             ids) for server, gw, gw_url in gws]
+                print("\n## small Messages body")
+            direct = Contender("direct", up, fake.pid)
+            cons = [Contender(name if name.startswith("bare") else f"ctxbudget gateway ({name})",
+                              url, proc.pid) for name, proc, url in gws]
             if ll is not None and ll_url is not None:
-                rows.append(measure("LiteLLM proxy", ll_url, up, ll.pid, make, args, ids,
-                                    slow=True))
-            report(rows)
-            if ll is not None:
-                lt = rows[-1]
-                for g in rows[1:-1]:
-                    print(f"\n{g['name']} / LiteLLM: requests per CPU-second "
-                          f"{g['req_per_cpu_s'] / lt['req_per_cpu_s']:.1f}x; throughput c=64 "
-                          f"{g['rps64'] / lt['rps64']:.1f}x; streams/s c=64 "
-                          f"{g['srps64'] / lt['srps64']:.1f}x")
+                cons.append(Contender("LiteLLM proxy", ll_url, ll.pid,
+                                      every=max(1, round(1 / args.litellm_scale)), slow=True))
+            measure(direct, cons, make, args, ids)
+            report(direct, cons)
+            lt = cons[-1] if ll is not None else None
+            if lt is not None:
+                for g in cons[:-1]:
+                    print(f"\n{g.name} / LiteLLM: requests per CPU-second "
+                          f"{g.out['req_per_cpu_s'] / lt.out['req_per_cpu_s']:.1f}x; CPU per "
+                          f"request at c=1 {lt.out['cpu_ms_c1'] / g.out['cpu_ms_c1']:.1f}x less; "
+                          f"throughput c=64 {g.out['rps64'] / lt.out['rps64']:.1f}x; streams/s "
+                          f"c=64 {g.out['srps64'] / lt.out['srps64']:.1f}x")
             print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if ll_error:
             print(f"\nLiteLLM proxy not measured: {ll_error}")

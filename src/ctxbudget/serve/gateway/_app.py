@@ -8,8 +8,10 @@ builds its own.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fnmatch
+import functools
 import logging
 import re
 import time
@@ -60,6 +62,8 @@ _DROP_REQ = frozenset({b"host", b"connection", b"keep-alive", b"proxy-authorizat
 _DROP_RESP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
                         b"proxy-connection", b"trailer", b"upgrade", b"date", b"server"})
 _SESSION_RE = re.compile(r"session_([0-9a-fA-F-]{8,})")
+#: Longest a finished request's settle / record waits for the loop to be idle (seconds).
+_LATER_S = 0.002
 
 
 @dataclass(slots=True)
@@ -108,6 +112,10 @@ class Gateway:
         self._key_cache: dict[str, tuple[str, tuple[str | None, str | None, str | None]]] = {}
         self._closing = False
         self._alert_tasks: set[asyncio.Task[Any]] = set()
+        self._later: collections.deque[Callable[[], None]] = collections.deque()
+        """Settling and recording of finished requests, run off the critical path: while
+        the next request waits for its upstream, or ``_LATER_S`` after the response."""
+        self._later_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -146,6 +154,7 @@ class Gateway:
         pending = [t for t in self._in_flight if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=grace)
+        self._run_later()
         if self._alert_tasks:
             await asyncio.wait(list(self._alert_tasks), timeout=5)
         if self._client is not None:
@@ -482,6 +491,8 @@ class Gateway:
 
         try:
             assert self._client is not None
+            if self._later:  # settle / record earlier requests while this one waits
+                asyncio.get_running_loop().call_soon(self._run_later)
             try:
                 up = await self._client.request(origin, scope["method"], target, lines, body)
             except (TimeoutError, OSError) as exc:
@@ -523,10 +534,10 @@ class Gateway:
                         parser = StreamUsage(api, upstream.provider)
                     else:
                         copy = []
-                if streaming:
-                    watcher = asyncio.ensure_future(watch())
                 await send({"type": "http.response.start", "status": status,
                             "headers": out_headers})
+                if streaming:  # notice a client that goes away
+                    watcher = asyncio.ensure_future(watch())
                 n = up.content_length
                 if not streaming and n is not None and n <= 8 * 1024 * 1024:
                     # a sized JSON body: one read, one write (the client cannot use part
@@ -548,11 +559,12 @@ class Gateway:
                         break
                     if ttft is None:
                         ttft = time.perf_counter() - t0
+                    # the chunk goes out first; reading it for usage waits
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     if parser is not None:
                         parser.feed(chunk)
                     elif copy is not None:
                         copy.append(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     if gone:
                         break
                 if gone:
@@ -573,12 +585,34 @@ class Gateway:
             self.metrics.requests[(upstream.name, up_path, status)] += 1
             if metered:
                 assert api is not None and est is not None
-                self._finish(upstream, api, est, who, ts, status, elapsed, ttft, parser, copy,
-                             aborted, error, resp_id, res if reached else None)
+                self._defer(functools.partial(
+                    self._finish, upstream, api, est, who, ts, status, elapsed, ttft, parser,
+                    copy, aborted, error, resp_id, res if reached else None))
                 if res is not None and not reached:
                     self._release(res)
 
     # -- recording and settling ----------------------------------------------------------
+    def _defer(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (a finished request's settle + record) once the response is out and
+        the loop has a moment: when the next request has been sent upstream, or after
+        ``_LATER_S`` (a client sending its next request at once does not wait for it)."""
+        self._later.append(fn)
+        if self._later_timer is None:
+            self._later_timer = asyncio.get_running_loop().call_later(_LATER_S,
+                                                                       self._run_later)
+
+    def _run_later(self) -> None:
+        if self._later_timer is not None:
+            self._later_timer.cancel()
+            self._later_timer = None
+        later = self._later
+        while later:
+            fn = later.popleft()
+            try:
+                fn()
+            except Exception:  # settling / recording never breaks the proxy
+                log.exception("ctxbudget gateway: settling a finished request failed")
+
     def _release(self, res: Any) -> None:
         try:
             self.ledger.release(res)

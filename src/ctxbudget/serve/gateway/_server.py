@@ -17,8 +17,16 @@ CONFIG_ENV = "CTXBUDGET_GATEWAY_CONFIG"
 
 def app_from_env() -> Any:
     """ASGI factory for ``uvicorn --factory`` / worker processes: reads the config file
-    named by ``$CTXBUDGET_GATEWAY_CONFIG``."""
+    named by ``$CTXBUDGET_GATEWAY_CONFIG``.
+
+    Also shortens this process's GIL switch interval to 0.5 ms (from 5 ms): the spool
+    writer thread serializes records in batches, and a request arriving meanwhile would
+    otherwise wait up to 5 ms for the event loop to get the GIL back."""
+    import sys
+
     from ._app import build_app
+
+    sys.setswitchinterval(0.0005)
 
     path = os.environ.get(CONFIG_ENV)
     if not path:
