@@ -96,7 +96,9 @@ class BudgetExceeded(CtxBudgetError):
     ``spent`` is what the task had consumed (in the limit's unit) when the check
     fired, ``limit`` the cap, ``metric`` one of ``cost_usd``, ``input_tokens``,
     ``calls``; ``projected`` is the spend the blocked call would have led to
-    (pre-call checks) or ``None`` (post-call checks).
+    (pre-call checks) or ``None`` (post-call checks). ``cap`` is the keyword of
+    ``ctxbudget.task`` that set the limit (``max_cost_usd``, ``max_input_tokens``,
+    ``max_calls``).
     """
 
     def __init__(
@@ -119,3 +121,11 @@ class BudgetExceeded(CtxBudgetError):
         super().__init__(
             f"task {task_id!r} {metric} budget {limit} reached ({phase}): spent {spent}{extra}"
         )
+
+    @property
+    def cap(self) -> str:
+        """The cap's keyword: ``max_cost_usd``, ``max_input_tokens`` or ``max_calls``."""
+        return _CAPS.get(self.metric, self.metric)
+
+
+_CAPS = {"cost_usd": "max_cost_usd", "input_tokens": "max_input_tokens", "calls": "max_calls"}

@@ -72,7 +72,8 @@ DETAIL_FIELDS: tuple[str, ...] = (*(f for f, _, _ in MODALITY_FIELDS),
                                   *(f for f, _ in TOOL_FIELDS))
 _CORE_FIELDS: tuple[str, ...] = (*BUCKETS, "reasoning_tokens")
 
-Outcome = Literal["success", "partial", "failure"]
+Outcome = Literal["success", "partial", "failure", "blocked"]
+"""``blocked``: a budget cap stopped the task (see :attr:`Task.blocked_by`)."""
 
 # -- sane ranges: what a record read from a file or the spool may hold ---------------
 #: Largest token count accepted in one bucket (a million times a 1M-token window).
@@ -352,6 +353,10 @@ class Task:
     session_id: str | None = None
     parent_id: str | None = None
     calls: tuple[Call, ...] = field(default=())
+    blocked_by: Mapping[str, Any] | None = None
+    """With outcome ``blocked``: the cap that blocked a call of the task — ``cap``
+    (``max_cost_usd``, ``max_input_tokens``, ``max_calls``), ``limit`` (a decimal
+    string), ``task_id`` (the capped task: this one or an ancestor) and ``phase``."""
 
     @property
     def usage(self) -> Usage:

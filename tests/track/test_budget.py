@@ -50,9 +50,13 @@ def test_pre_call_estimate_blocks_before_sending(api: FakeAPI, spool: Path) -> N
     assert (e.task_id, e.metric, e.phase) == ("cap", "cost_usd", "pre-call")
     assert e.spent == 0 and e.limit == est.cost_usd / 2 and e.projected == est.cost_usd
     assert api.requests == []  # nothing was sent
-    assert t.calls == 0 and t.outcome == "success"  # the app handled the BudgetExceeded
+    # the app caught the BudgetExceeded: the task still ran blocked, and says by what
+    assert t.calls == 0 and t.outcome == "blocked"
+    assert t.blocked_by == {"cap": "max_cost_usd", "limit": str(est.cost_usd / 2),
+                            "task_id": "cap", "phase": "pre-call"}
     calls, tasks = recorded(spool)
     assert calls == [] and [x.task_id for x in tasks] == ["cap"]
+    assert tasks[0].outcome == "blocked" and tasks[0].blocked_by == t.blocked_by
 
 
 def test_overrun_recorded_then_next_call_blocked(api: FakeAPI, spool: Path) -> None:

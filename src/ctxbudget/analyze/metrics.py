@@ -52,8 +52,13 @@ class GroupRow:
     success_tasks: int
     failure_tasks: int
     partial_tasks: int
+    blocked_tasks: int = 0
+    """Tasks a budget cap blocked (outcome ``blocked``)."""
     task_type: str | None = None
     outcome: str | None = None
+    blocked_by: dict[str, Any] | None = None
+    """``--by task``, outcome ``blocked``: the cap that blocked the task (``cap``,
+    ``limit``, ``task_id`` of the capped task, ``phase``)."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -123,7 +128,8 @@ class GroupRow:
             "error_calls": self.error_calls,
             "first_ts": self.first_ts, "last_ts": self.last_ts, "duration_s": self.duration_s,
             "success_tasks": self.success_tasks, "failure_tasks": self.failure_tasks,
-            "partial_tasks": self.partial_tasks, "failed_cost_usd": self.failed_cost_usd,
+            "partial_tasks": self.partial_tasks, "blocked_tasks": self.blocked_tasks,
+            "failed_cost_usd": self.failed_cost_usd,
             "failed_spend_share": self.failed_spend_share,
             "cost_per_task_usd": self.cost_per_task_usd,
             "cost_per_success_usd": self.cost_per_success_usd,
@@ -131,6 +137,8 @@ class GroupRow:
         if self.task_type is not None or self.outcome is not None:
             d["task_type"] = self.task_type
             d["outcome"] = self.outcome
+        if self.blocked_by is not None:
+            d["blocked_by"] = self.blocked_by
         return d
 
 
@@ -153,6 +161,8 @@ class TypeStats:
     partials: int
     failed_cost_usd: Decimal | None
     success_cost_usd: Decimal | None
+    blocked: int = 0
+    """Tasks a budget cap blocked (outcome ``blocked``)."""
 
     @property
     def failed_spend_share(self) -> float | None:
@@ -171,7 +181,7 @@ class TypeStats:
             "p95_cost_usd": self.p95_cost_usd, "max_cost_usd": self.max_cost_usd,
             "cost_usd": self.cost_usd, "p50_tokens": self.p50_tokens,
             "p95_tokens": self.p95_tokens, "successes": self.successes,
-            "failures": self.failures, "partials": self.partials,
+            "failures": self.failures, "partials": self.partials, "blocked": self.blocked,
             "failed_cost_usd": self.failed_cost_usd,
             "failed_spend_share": self.failed_spend_share,
             "cost_per_success_usd": self.cost_per_success_usd,
@@ -270,14 +280,27 @@ def _group_row(d: dict[str, Any]) -> GroupRow:
     ints = ("calls", "tasks", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
             "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "unpriced_calls",
             "wasted_write_tokens", "error_calls", "success_tasks", "failure_tasks",
-            "partial_tasks")
-    kw = {k: int(d[k] or 0) for k in ints}
+            "partial_tasks", "blocked_tasks")
+    kw = {k: int(d.get(k) or 0) for k in ints}
     return GroupRow(
         key=str(d["key"]), **kw, cost_usd=_dec(d["cost_usd"]), first_ts=_utc(d["first_ts"]),
         last_ts=_utc(d["last_ts"]),
         failed_cost_usd=_dec(d["failed_cost_usd"]), task_type=d.get("task_type"),
-        outcome=d.get("outcome"),
+        outcome=d.get("outcome"), blocked_by=_blocked_by(d.get("blocked_by")),
     )
+
+
+def _blocked_by(v: Any) -> dict[str, Any] | None:
+    """The tasks table's ``blocked_by`` (JSON text) as a dict; ``None`` when absent."""
+    if v is None or isinstance(v, dict):
+        return v
+    import json
+
+    try:
+        out = json.loads(v)
+    except ValueError:
+        return {"cap": str(v)}
+    return out if isinstance(out, dict) else {"cap": str(v)}
 
 
 def _utc(v: datetime | None) -> datetime | None:
@@ -345,20 +368,21 @@ SELECT ttype, COUNT(*), COUNT(cost), CAST(SUM(calls) AS BIGINT),
   COUNT(CASE WHEN outcome = 'failure' THEN 1 END),
   COUNT(CASE WHEN outcome = 'partial' THEN 1 END),
   SUM(CASE WHEN outcome = 'failure' THEN cost END),
-  SUM(CASE WHEN outcome = 'success' THEN cost END)
+  SUM(CASE WHEN outcome = 'success' THEN cost END),
+  COUNT(CASE WHEN outcome = 'blocked' THEN 1 END)
 FROM b GROUP BY ttype"""
 
 
 def _type_stats(rows: list[tuple[Any, ...]]) -> tuple[TypeStats, ...]:
     out = []
     for (name, n, priced, calls, p50, p95, maxc, cost, t50, t95, ok, bad, part, fail_c,
-         ok_c) in sorted(rows, key=lambda r: r[0]):
+         ok_c, blocked) in sorted(rows, key=lambda r: r[0]):
         out.append(TypeStats(
             task_type=name, tasks=int(n), priced_tasks=int(priced), calls=int(calls or 0),
             p50_cost_usd=p50, p95_cost_usd=p95, max_cost_usd=maxc, cost_usd=cost,
             p50_tokens=t50, p95_tokens=t95,
             successes=int(ok), failures=int(bad), partials=int(part),
-            failed_cost_usd=fail_c, success_cost_usd=ok_c,
+            failed_cost_usd=fail_c, success_cost_usd=ok_c, blocked=int(blocked),
         ))
     return tuple(out)
 
@@ -366,7 +390,7 @@ def _type_stats(rows: list[tuple[Any, ...]]) -> tuple[TypeStats, ...]:
 _TOTAL_SUMS = ("calls", "tasks", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
                "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "unpriced_calls",
                "wasted_write_tokens", "error_calls", "success_tasks", "failure_tasks",
-               "partial_tasks", "cost_usd", "failed_cost_usd")
+               "partial_tasks", "blocked_tasks", "cost_usd", "failed_cost_usd")
 
 
 def _total_sql(source: str) -> str:

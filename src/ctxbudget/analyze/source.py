@@ -2,7 +2,8 @@
 
 Either way the engine sees two relations with the store's names and columns:
 ``calls`` (:data:`ctxbudget.store.schema.CALL_COLUMNS`) and ``tasks``
-(task_id, task_type, outcome, started_at, ended_at, session_id, parent_id, source).
+(task_id, task_type, outcome, started_at, ended_at, session_id, parent_id, source,
+blocked_by).
 A Parquet input ``calls.parquet`` may have a sibling ``calls.tasks.parquet``; without
 it the task outcomes are unknown (``NULL``), never invented.
 """
@@ -31,6 +32,7 @@ TASK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("session_id", "VARCHAR"),
     ("parent_id", "VARCHAR"),
     ("source", "VARCHAR"),
+    ("blocked_by", "VARCHAR"),
 )
 
 
@@ -185,8 +187,12 @@ def open_source(
         tp: Path | None = tasks_file if tasks_file is not None else tasks_sibling(p)
         if tp is not None and tp.exists():
             tq = str(tp).replace("'", "''")
-            tcols = ", ".join(f"CAST({n} AS {t}) AS {n}" for n, t in TASK_COLUMNS)
             try:
+                thave = {r[0] for r in con.execute(
+                    f"SELECT name FROM parquet_schema('{tq}')").fetchall()}
+                # columns added since the file was written (blocked_by) read as NULL
+                tcols = ", ".join(f"CAST({n if n in thave else 'NULL'} AS {t}) AS {n}"
+                                  for n, t in TASK_COLUMNS)
                 con.execute(f"CREATE VIEW tasks AS SELECT {tcols} FROM read_parquet('{tq}')")
             except duckdb.Error as exc:
                 raise StoreError(f"{tp}: not a tasks Parquet file ({exc})") from None

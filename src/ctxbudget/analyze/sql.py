@@ -59,9 +59,10 @@ class Filters:
     """IANA time zone for the ``day`` bucket."""
     task_type: str | None = None
 
-    def where(self, alias: str = "") -> str:
-        """The ``ts`` bounds as a SQL condition (on ``alias.ts`` when given)."""
-        ts = f"{alias}.ts" if alias else "ts"
+    def where(self, alias: str = "", column: str = "ts") -> str:
+        """The ``ts`` bounds as a SQL condition (on ``alias.ts`` when given; ``column``:
+        another timestamp column)."""
+        ts = f"{alias}.{column}" if alias else column
         parts = ["1 = 1"]
         if self.since is not None:
             parts.append(f"{ts} >= CAST('{_ts(self.since)}' AS TIMESTAMP)")
@@ -356,7 +357,9 @@ _GROUP_COLS = f"""{_SUMS},
   COUNT(DISTINCT CASE WHEN pc.outcome = 'success' THEN pc.task_key END) AS success_tasks,
   COUNT(DISTINCT CASE WHEN pc.outcome = 'failure' THEN pc.task_key END) AS failure_tasks,
   COUNT(DISTINCT CASE WHEN pc.outcome = 'partial' THEN pc.task_key END) AS partial_tasks,
-  CAST(NULL AS VARCHAR) AS task_type, CAST(NULL AS VARCHAR) AS outcome"""
+  COUNT(DISTINCT CASE WHEN pc.outcome = 'blocked' THEN pc.task_key END) AS blocked_tasks,
+  CAST(NULL AS VARCHAR) AS task_type, CAST(NULL AS VARCHAR) AS outcome,
+  CAST(NULL AS VARCHAR) AS blocked_by"""
 
 
 def group_sql(by: str, f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
@@ -394,8 +397,10 @@ FROM pc GROUP BY GROUPING SETS (({ka}), ({kb}), ({ka}, {kb}), ())"""
 
 
 def _task_group_sql(f: Filters, dialect: str, *, wasted: bool) -> str:
-    """``group_sql('task')``: group the calls by task first, then join the tasks table."""
+    """``group_sql('task')``: group the calls by task first, then join the tasks table;
+    then the tasks blocked before their first call (:func:`_blocked_idle_sql`)."""
     cols = ", ".join(f"g.{b} AS {b}" for b in _BUCKET_COLS)
+    zeros = ", ".join(f"CAST(0 AS BIGINT) AS {b}" for b in _BUCKET_COLS)
     return f"""{_task_ctes(f, dialect, wasted=wasted)}
 SELECT g.task_key AS key, g.tid AS tid, g.ctype AS ctype, g.calls AS calls, {cols},
   g.cost_usd AS cost_usd, g.unpriced_calls AS unpriced_calls,
@@ -406,12 +411,37 @@ SELECT g.task_key AS key, g.tid AS tid, g.ctype AS ctype, g.calls AS calls, {col
   CASE WHEN t.outcome = 'success' THEN 1 ELSE 0 END AS success_tasks,
   CASE WHEN t.outcome = 'failure' THEN 1 ELSE 0 END AS failure_tasks,
   CASE WHEN t.outcome = 'partial' THEN 1 ELSE 0 END AS partial_tasks,
-  COALESCE(g.ctype, t.task_type) AS task_type, t.outcome AS outcome
-FROM g LEFT JOIN tasks t ON t.task_id = g.tid LEFT JOIN ww ON ww.task_key = g.task_key"""
+  CASE WHEN t.outcome = 'blocked' THEN 1 ELSE 0 END AS blocked_tasks,
+  COALESCE(g.ctype, t.task_type) AS task_type, t.outcome AS outcome,
+  t.blocked_by AS blocked_by
+FROM g LEFT JOIN tasks t ON t.task_id = g.tid LEFT JOIN ww ON ww.task_key = g.task_key
+UNION ALL
+SELECT b.task_id AS key, b.task_id AS tid, b.task_type AS ctype, CAST(0 AS BIGINT) AS calls,
+  {zeros}, {_ZERO_USD} AS cost_usd, CAST(0 AS BIGINT) AS unpriced_calls,
+  CAST(0 AS BIGINT) AS wasted_write_tokens, CAST(0 AS BIGINT) AS error_calls,
+  b.started_at AS first_ts, b.started_at AS last_ts,
+  CAST(NULL AS DECIMAL(18, 9)) AS failed_cost_usd, 1 AS tasks, 0 AS success_tasks,
+  0 AS failure_tasks, 0 AS partial_tasks, 1 AS blocked_tasks, b.task_type AS task_type,
+  b.outcome AS outcome, b.blocked_by AS blocked_by
+FROM ({_blocked_idle_sql(f)}) b"""
+
+
+#: The exact cost of a task that made no call.
+_ZERO_USD = "CAST(0 AS DECIMAL(18, 9))"
+
+
+def _blocked_idle_sql(f: Filters) -> str:
+    """The tasks a budget cap blocked before their first call (outcome ``blocked``, no call
+    stored), started in the range: they cost nothing but belong in the per-task report."""
+    type_filter = "" if f.task_type is None else f" AND t.task_type = {_lit(f.task_type)}"
+    return f"""SELECT t.task_id, t.task_type, t.outcome, t.started_at, t.blocked_by
+  FROM tasks t WHERE t.outcome = 'blocked' AND ({f.where("t", "started_at")}){type_filter}
+   AND NOT EXISTS (SELECT 1 FROM calls x WHERE x.task_id = t.task_id)"""
 
 
 def task_sql(f: Filters, dialect: str = "duckdb") -> str:
-    """One row per task: type, outcome, calls, tokens, cost (NULL if any call is unpriced)."""
+    """One row per task: type, outcome, calls, tokens, cost (NULL if any call is unpriced);
+    the tasks blocked before their first call with no calls and cost 0."""
     return f"""{_task_ctes(f, dialect, wasted=False)}
 SELECT g.task_key AS task_key, COALESCE(g.ctype, t.task_type) AS task_type,
   t.outcome AS outcome, g.calls AS calls, g.max_turn AS max_turn,
@@ -420,7 +450,14 @@ SELECT g.task_key AS task_key, COALESCE(g.ctype, t.task_type) AS task_type,
   g.output_tokens AS output_tokens, g.cache_read_tokens AS cache_read_tokens,
   CASE WHEN g.unpriced_calls > 0 THEN NULL ELSE g.cost_usd END AS cost_usd,
   g.first_ts AS first_ts, {_day_expr(f.tz, dialect, "g.first_ts")} AS day
-FROM g LEFT JOIN tasks t ON t.task_id = g.tid"""
+FROM g LEFT JOIN tasks t ON t.task_id = g.tid
+UNION ALL
+SELECT b.task_id AS task_key, b.task_type AS task_type, b.outcome AS outcome,
+  CAST(0 AS BIGINT) AS calls, CAST(NULL AS INTEGER) AS max_turn,
+  CAST(0 AS BIGINT) AS prompt_tokens, CAST(0 AS BIGINT) AS output_tokens,
+  CAST(0 AS BIGINT) AS cache_read_tokens, {_ZERO_USD} AS cost_usd,
+  b.started_at AS first_ts, {_day_expr(f.tz, dialect, "b.started_at")} AS day
+FROM ({_blocked_idle_sql(f)}) b"""
 
 
 def to_dialect(sql: str, dialect: str) -> str:

@@ -18,8 +18,8 @@ from ..analyze.signals import Signal
 from .formats import Column, Grid
 
 __all__ = ["CheckView", "ReportView", "SignalsView", "check_csv_rows", "check_markdown",
-           "check_rows", "fmt_metric", "fmt_pct", "fmt_usd", "render_text", "report_grids",
-           "signals_csv_rows", "signals_markdown"]
+           "check_rows", "fmt_metric", "fmt_outcome", "fmt_pct", "fmt_usd", "render_text",
+           "report_grids", "signals_csv_rows", "signals_markdown"]
 
 
 def fmt_usd(v: Decimal | float | None, places: int = 4, missing: str = "unpriced") -> str:
@@ -35,7 +35,8 @@ def _no_success(row: object) -> str:
     if getattr(row, "cost_usd", 1) is None:
         return "unpriced"
     outcomes = sum(int(getattr(row, a, 0) or 0) for a in (
-        "success_tasks", "failure_tasks", "partial_tasks", "successes", "failures", "partials"))
+        "success_tasks", "failure_tasks", "partial_tasks", "blocked_tasks", "successes",
+        "failures", "partials", "blocked"))
     return "no outcomes recorded" if outcomes == 0 else "no successes"
 
 
@@ -76,7 +77,9 @@ def report_grids(r: Report, limit: int | None = 50) -> list[Grid]:
         names.insert(names.index("cost") + 1, "unpriced")
 
     def cells(g: Any, key: str) -> tuple[str, ...]:
-        out = ([key, g.task_type or "-", g.outcome or "-", _int(g.calls)] if task
+        out = ([key, g.task_type or "-", fmt_outcome(g.outcome, g.blocked_by, key),
+                _int(g.calls)]
+               if task
                else [key, _int(g.calls), _int(g.tasks)])
         out += [_tok(g.prompt_tokens), _tok(g.output_tokens), fmt_usd(g.cost_usd)]
         if unpriced:
@@ -97,18 +100,35 @@ def report_grids(r: Report, limit: int | None = 50) -> list[Grid]:
                   columns=tuple(Column(c, "left" if c in (r.by, "type", "outcome") else "right")
                                 for c in names))]
     if r.types:
-        tcols = ("type", "tasks", "p50", "p95", "max", "p95 tok", "ok", "failed", "fail$",
-                 "$/succ")
+        blocked = any(s.blocked for s in r.types)
+        tcols = ("type", "tasks", "p50", "p95", "max", "p95 tok", "ok", "failed",
+                 *(("blocked",) if blocked else ()), "fail$", "$/succ")
         grids.append(Grid(
             title="cost per task by type",
             columns=tuple(Column(c, "left" if c == "type" else "right") for c in tcols),
             rows=[(s.task_type, _int(s.tasks), fmt_usd(s.p50_cost_usd),
                    fmt_usd(s.p95_cost_usd), fmt_usd(s.max_cost_usd),
                    "-" if s.p95_tokens is None else _tok(s.p95_tokens),
-                   _int(s.successes), _int(s.failures), fmt_pct(s.failed_spend_share),
+                   _int(s.successes), _int(s.failures),
+                   *((_int(s.blocked),) if blocked else ()), fmt_pct(s.failed_spend_share),
                    fmt_usd(s.cost_per_success_usd, missing=_no_success(s)))
                   for s in r.types]))
     return grids
+
+
+def fmt_outcome(outcome: str | None, blocked_by: dict[str, Any] | None = None,
+                task: str | None = None) -> str:
+    """A task's outcome; ``blocked`` names the cap (``blocked: max_cost_usd 0.50``, and
+    ``of TASK`` when the cap of another task, an ancestor of ``task``, blocked it)."""
+    if outcome is None:
+        return "-"
+    if outcome != "blocked" or not blocked_by:
+        return outcome
+    text = f"blocked: {blocked_by.get('cap', '?')} {blocked_by.get('limit', '')}".rstrip()
+    owner = blocked_by.get("task_id")
+    if task is not None and owner and owner != task:
+        text += f" of {owner}"
+    return text
 
 
 def report_notes(r: Report, limit: int | None = 50) -> list[str]:

@@ -45,6 +45,7 @@ class TaskLine(msgspec.Struct, tag_field="k", tag="t", gc=False):
     ended_at: str | None = None
     session_id: str | None = None
     parent_id: str | None = None
+    blocked_by: dict[str, str] | None = None
 
 
 DECODER = msgspec.json.Decoder(CallLine | TaskLine)

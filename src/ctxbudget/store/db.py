@@ -228,13 +228,15 @@ class Store:
             "session_id": pa.array([t.session_id for t in vals], pa.string()),
             "parent_id": pa.array([t.parent_id for t in vals], pa.string()),
             "source": pa.array([source] * len(vals), pa.string()),
+            "blocked_by": pa.array([_json(dict(t.blocked_by)) if t.blocked_by else None
+                                    for t in vals], pa.string()),
         })
         self.con.register("_incoming_tasks", table)
         try:
             with self.transaction():
                 self.con.execute("DELETE FROM tasks WHERE task_id IN "
                                  "(SELECT task_id FROM _incoming_tasks)")
-                self.con.execute("INSERT INTO tasks SELECT * FROM _incoming_tasks")
+                self.con.execute("INSERT INTO tasks BY NAME SELECT * FROM _incoming_tasks")
         finally:
             with suppress(Exception):  # fails in an aborted transaction
                 self.con.unregister("_incoming_tasks")

@@ -128,6 +128,12 @@ def _m5_import_offsets(con: Any) -> None:
     con.execute("ALTER TABLE imports ADD COLUMN state VARCHAR")
 
 
+def _m7_task_blocked_by(con: Any) -> None:
+    # A task a budget cap blocked (outcome 'blocked') names the cap: JSON object
+    # {"cap", "limit", "task_id", "phase"} (see ctxbudget.usage.Task.blocked_by).
+    con.execute("ALTER TABLE tasks ADD COLUMN blocked_by VARCHAR")
+
+
 #: Ordered migrations. Never edit a released one: append a new function.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (1, "initial calls/tasks/imports tables", _m1_initial),
@@ -135,6 +141,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (3, "calls: no PRIMARY KEY index (writers keep call_key unique)", _m3_calls_without_pk),
     (4, "quarantine: records kept aside with their file and line", _m4_quarantine),
     (5, "imports: tail fingerprint and reader state (append-aware imports)", _m5_import_offsets),
+    (7, "tasks: blocked_by, the budget cap that blocked a task", _m7_task_blocked_by),
 )
 
 

@@ -282,7 +282,7 @@ def _parse_fast(chunk: bytes, first_line: int) -> _Chunk | None:
                     started_at=None if r.started_at is None else datetime.fromisoformat(
                         r.started_at),
                     ended_at=None if r.ended_at is None else datetime.fromisoformat(r.ended_at),
-                    session_id=r.session_id, parent_id=r.parent_id)
+                    session_id=r.session_id, parent_id=r.parent_id, blocked_by=r.blocked_by)
                 continue
             u = r.u
             if u[5] > u[4]:
@@ -366,7 +366,7 @@ def _task(d: dict[str, Any]) -> Task:
     return task_from_line(d)
 
 
-_OUTCOMES = ("success", "partial", "failure")
+_OUTCOMES = ("success", "partial", "failure", "blocked")
 
 
 def read_spool(spool: Path | str | None = None) -> tuple[list[Call], list[Task], SpoolReport]:

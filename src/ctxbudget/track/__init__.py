@@ -110,7 +110,8 @@ def _record_task(ctx: TaskContext) -> None:
     try:
         t = Task(task_id=ctx.task_id, task_type=ctx.task_type, outcome=ctx.outcome,
                  started_at=ctx.started_at, ended_at=ctx.ended_at, session_id=ctx.session_id,
-                 parent_id=ctx.parent.task_id if ctx.parent else None)
+                 parent_id=ctx.parent.task_id if ctx.parent else None,
+                 blocked_by=ctx.blocked_by)
         meta: dict[str, Any] = {"calls": ctx.calls, "input_tokens": ctx.input_tokens,
                                 "overrun": ctx.overrun}
         if ctx.cost_capped:  # priced eagerly; otherwise pricing is left to the reports

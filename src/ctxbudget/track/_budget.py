@@ -13,7 +13,9 @@ user-facing version):
   ledger (created with the root, gone with it), so one ``reserve`` checks and holds
   every cap of the chain atomically.
 * A call is **blocked** when, for some budget, ``spent + held + reservation > cap``
-  (strictly greater; ``held`` = reservations of calls still in flight).
+  (strictly greater; ``held`` = reservations of calls still in flight). The calling
+  task and its ancestors up to the capped one get outcome ``blocked`` and
+  ``blocked_by`` (the cap, its limit, the capped task), recorded with the task.
 * The reservation is what the call can be billed at most: the request body counted
   and split into the buckets it can be billed at (uncached input, and cache writes up
   to the last ``cache_control`` breakpoint, 1-hour writes priced as such), the output
@@ -293,9 +295,16 @@ def precheck(ctx: TaskContext, est: Estimate | None) -> Reservation:
         more = amount.of(charges[i].budget.metric)
         h: Decimal | int = state.held if cap == "max_cost_usd" else int(state.held)
         counters["budget_blocked"] += 1
-        raise BudgetExceeded(task_id=t.task_id, metric=_REPORTED[cap], spent=spent,
+        exc = BudgetExceeded(task_id=t.task_id, metric=_REPORTED[cap], spent=spent,
                              limit=getattr(t.limits, cap), projected=spent + h + more,
                              phase="pre-call")
+        # the calling task and every task up to the capped one are blocked by this cap
+        info = _context.blocked_info(exc)
+        for b in ctx.chain():
+            b.block(info)
+            if b is t:
+                break
+        raise exc
     if decision.soft_exceeded:
         state = decision.soft_exceeded[0]
         t = next(o for o, c in zip(owners, charges, strict=True) if c.scope == state.scope)

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, cast
 
+from ..errors import BudgetExceeded
 from ..usage import Outcome, Usage
 
 __all__ = [
@@ -44,7 +45,7 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 OnExceed = Literal["raise", "warn"]
-_OUTCOMES = ("success", "partial", "failure")
+_OUTCOMES = ("success", "partial", "failure", "blocked")
 
 _CURRENT: ContextVar[TaskContext | None] = ContextVar("ctxbudget_task", default=None)
 _LEDGER: ContextVar[Any] = ContextVar("ctxbudget_ledger", default=None)
@@ -110,6 +111,7 @@ class TaskContext:
         "_spent_usd",
         "_token",
         "_u",
+        "blocked_by",
         "calls",
         "capped",
         "cost_capped",
@@ -156,6 +158,9 @@ class TaskContext:
         self.outcome_set = False
         #: True once a call's actual spend pushed this task past one of its caps.
         self.overrun = False
+        #: The cap that blocked a call of this task (``cap``, ``limit``, ``task_id`` of the
+        #: capped task, ``phase``), ``None`` while no call was blocked.
+        self.blocked_by: dict[str, Any] | None = None
         #: Whether this task or an ancestor has any cap / a cost cap / a cap that needs a
         #: pre-call estimate (computed once, read on every call).
         self.capped: bool = self.limits.any or (parent is not None and parent.capped)
@@ -185,10 +190,13 @@ class TaskContext:
     # -- outcome -------------------------------------------------------------
     @property
     def outcome(self) -> Outcome | None:
-        """``success`` / ``partial`` / ``failure``; set it inside the block.
+        """``success`` / ``partial`` / ``failure`` / ``blocked``; set it inside the block.
 
         Left unset, a block that ends normally records ``success`` and one that
-        raises records ``failure``."""
+        raises records ``failure``. When a budget cap blocks one of its calls the
+        task becomes ``blocked`` (with :attr:`blocked_by`), whether the block then
+        raises or not; an outcome set after the blocked call wins (the code handled
+        it)."""
         return self._outcome
 
     @outcome.setter
@@ -262,10 +270,21 @@ class TaskContext:
         self._token = _CURRENT.set(self)
         return self
 
+    def block(self, info: dict[str, Any]) -> None:
+        """A budget cap blocked a call of this task: outcome ``blocked`` with ``info``
+        (the tracker calls this; the first blocking cap is kept)."""
+        if self.blocked_by is None:
+            self.blocked_by = info
+        self._outcome = "blocked"
+
     def _exit(self, exc: BaseException | None) -> None:
         self.ended_at = datetime.now(UTC)
         if exc is not None and isinstance(exc, Exception):
-            self._outcome = "failure"
+            if self.blocked_by is None:
+                info = _blocked_info(exc)
+                if info is not None:  # a budget exception raised through this task
+                    self.blocked_by = info
+            self._outcome = "blocked" if self.blocked_by is not None else "failure"
         elif self._outcome is None:
             self._outcome = "success"
         token, self._token = self._token, None
@@ -280,6 +299,17 @@ class TaskContext:
     def __repr__(self) -> str:
         return (f"TaskContext({self.task_id!r}, type={self.task_type!r}, "
                 f"outcome={self._outcome!r}, calls={self.calls}, spent_usd={self.spent_usd})")
+
+
+def blocked_info(exc: BudgetExceeded) -> dict[str, Any]:
+    """What a task records of the :class:`~ctxbudget.errors.BudgetExceeded` that blocked
+    it: the cap, its limit (a decimal string), the capped task's id and the phase."""
+    return {"cap": exc.cap, "limit": str(exc.limit), "task_id": exc.task_id,
+            "phase": exc.phase}
+
+
+def _blocked_info(exc: BaseException) -> dict[str, Any] | None:
+    return blocked_info(exc) if isinstance(exc, BudgetExceeded) else None
 
 
 class TaskSpec:

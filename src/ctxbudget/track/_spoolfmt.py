@@ -8,7 +8,8 @@ One JSON object per line, ``\\n``-terminated, UTF-8. ``"k"`` says what it is:
     even when two calls carry the same provider request id. ``u`` holds the Usage
     buckets in :data:`USAGE_ORDER`.
 ``{"k": "t", "task_id": ..., ...}``
-    a finished task.
+    a finished task; ``blocked_by`` (with outcome ``blocked``) names the budget cap
+    that blocked it.
 
 Prompt text never appears here: only counts, ids, fingerprints and the meta the
 caller supplied.
@@ -61,6 +62,8 @@ def task_to_line(t: Task, meta: dict[str, Any] | None = None) -> str:
         "ended_at": t.ended_at.isoformat() if t.ended_at else None,
         "session_id": t.session_id, "parent_id": t.parent_id,
     }
+    if t.blocked_by:
+        d["blocked_by"] = dict(t.blocked_by)
     if meta:
         d["meta"] = meta
     return _dumps(d) + "\n"
@@ -104,4 +107,14 @@ def task_from_line(d: dict[str, Any]) -> Task:
         task_id=str(d["task_id"]), task_type=d.get("task_type"), outcome=d.get("outcome"),
         started_at=ts(d.get("started_at")), ended_at=ts(d.get("ended_at")),
         session_id=d.get("session_id"), parent_id=d.get("parent_id"),
+        blocked_by=_blocked_by(d.get("blocked_by")),
     )
+
+
+def _blocked_by(v: Any) -> dict[str, Any] | None:
+    """A task line's ``blocked_by``: an object of strings (``cap``, ``limit``, ...)."""
+    if v is None:
+        return None
+    if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+        raise ValueError("blocked_by must be an object of strings")
+    return v
