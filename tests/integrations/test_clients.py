@@ -23,6 +23,7 @@ from ctxbudget.adapters import (
     from_bedrock_anthropic,
     from_deepseek,
     from_gemini,
+    from_openai_chat,
     from_xai,
 )
 
@@ -306,3 +307,41 @@ def test_openai_sdk_provider_from_base_url_and_model(api: FakeAPI, spool: Path) 
                            model="deepseek-chat")
     assert calls[0].usage.cache_read_tokens == 1024
     assert all(c.task_id == "compat" for c in calls)
+
+
+def test_openai_compatible_async_stream(api: FakeAPI, spool: Path) -> None:
+    """AsyncOpenAI at a local proxy, streamed: the provider resolved from the model, and its
+    own adapter reads the usage chunk (DeepSeek's cache-hit fields)."""
+    openai = pytest.importorskip("openai")
+    body = api.recorded("openai-chat")[0]
+    ds_body = {**body, "model": "deepseek-chat", "usage": {
+        "prompt_tokens": body["usage"]["prompt_tokens"],
+        "completion_tokens": body["usage"]["completion_tokens"],
+        "prompt_cache_hit_tokens": 1024,
+        "prompt_cache_miss_tokens": body["usage"]["prompt_tokens"] - 1024}}
+    api.respond_next("openai-chat", ds_body)
+    api.respond_next("openai-chat", {**body, "model": "gemini-2.5-flash"})
+
+    async def run() -> None:
+        client = ctxbudget.track(openai.AsyncOpenAI(base_url=api.url + "/v1", api_key="t",
+                                                    max_retries=0))
+        with ctxbudget.task("compat-async", type="chat"):
+            for model in ("deepseek-chat", "gemini-2.5-flash"):
+                stream = await client.chat.completions.create(
+                    model=model, messages=[{"role": "user", "content": "hi"}], stream=True,
+                    stream_options={"include_usage": True})
+                async for _ in stream:
+                    pass
+        await client.close()
+
+    asyncio.run(run())
+    calls, _ = recorded(spool)
+    assert [c.provider for c in calls] == ["deepseek", "google"]
+    assert_same_as_adapter(calls[0], from_deepseek(ds_body), provider="deepseek",
+                           model="deepseek-chat")
+    assert calls[0].usage.cache_read_tokens == 1024
+    assert_same_as_adapter(calls[1], from_openai_chat({**body, "model": "gemini-2.5-flash"}),
+                           provider="google", model="gemini-2.5-flash")
+    for c in calls:
+        assert (c.task_id, c.task_type) == ("compat-async", "chat")
+        assert c.meta == {"stream": True}

@@ -1,5 +1,5 @@
 """The LangChain callback handler with the real langchain-openai ChatOpenAI (sync, stream,
-async) and a LangGraph graph against the local fake API."""
+async, async stream) and a LangGraph graph against the local fake API."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _handler() -> Any:
 def test_invoke_stream_and_ainvoke(api: FakeAPI, spool: Path) -> None:
     llm, body = _llm(api, stream_usage=True)
     h = _handler()
-    for _ in range(3):
+    for _ in range(4):
         api.respond_next("openai-chat", body)
     with ctxbudget.task("lc-1", type="qa"):
         llm.invoke("hi", config={"callbacks": [h]})
@@ -42,10 +42,15 @@ def test_invoke_stream_and_ainvoke(api: FakeAPI, spool: Path) -> None:
 
         async def run() -> None:
             await llm.ainvoke("hi", config={"callbacks": [h]})
+            async for _ in llm.astream("hi", config={"callbacks": [h]}):
+                pass
 
         asyncio.run(run())
     calls, _ = recorded(spool)
-    assert len(calls) == 3
+    assert len(calls) == 4
+    # both streams asked for usage (stream_usage=True)
+    assert [b.get("stream_options") for _, _, b in api.requests] == [
+        None, {"include_usage": True}, None, {"include_usage": True}]
     want = from_openai_chat(body)
     for c in calls:
         assert_same_as_adapter(c, want, provider="openai", model=body["model"])

@@ -107,6 +107,28 @@ def test_acompletion(litellm: Any, api: FakeAPI, spool: Path) -> None:
     assert calls[0].task_id == "ll-async"
 
 
+def test_acompletion_stream(litellm: Any, api: FakeAPI, spool: Path) -> None:
+    body = api.recorded("openai-chat")[0]
+
+    async def run() -> list[Call]:
+        with ctxbudget.task("ll-astream", type="chat"):
+            stream = await litellm.acompletion(
+                model="openai/" + body["model"], api_base=api.url + "/v1", api_key="test",
+                messages=MSG, stream=True, stream_options={"include_usage": True})
+            async for _ in stream:
+                pass
+        deadline = time.monotonic() + 30
+        while not (calls := recorded(spool)[0]) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return calls
+
+    calls = asyncio.run(run())
+    assert len(calls) == 1
+    assert_same_as_adapter(calls[0], from_openai_chat(body), provider="openai",
+                           model=body["model"])
+    assert (calls[0].task_id, calls[0].task_type) == ("ll-astream", "chat")
+
+
 def test_failure_is_recorded(litellm: Any, api: FakeAPI, spool: Path) -> None:
     api.fail_next("openai-chat", 400, "bad request")
     with pytest.raises(litellm.BadRequestError), ctxbudget.task("ll-err"):

@@ -100,6 +100,44 @@ def test_chat_model_and_trace_as_task(processor: Any, api: FakeAPI, spool: Path)
     assert c.task_type == "Support workflow"
 
 
+def test_chat_model_streamed_run(processor: Any, api: FakeAPI, spool: Path) -> None:
+    """A Chat Completions model, streamed: with ModelSettings(include_usage=True) the SDK
+    asks for the usage chunk and its generation span carries it; without it the span holds
+    zeros, recorded as usage_missing (not as a $0 call)."""
+    from agents import Agent, ModelSettings, Runner
+    from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
+
+    body = api.recorded("openai-chat")[0]
+    api.respond_next("openai-chat", body)
+    api.respond_next("openai-chat", body)
+    client = _client(api)
+    model = OpenAIChatCompletionsModel(body["model"], client)
+    with_usage = Agent(name="helper", model=model,
+                       model_settings=ModelSettings(include_usage=True))
+    without = Agent(name="helper", model=model)
+
+    async def run() -> None:
+        with ctxbudget.task("ag-chat-stream", type="qa"):
+            for agent in (with_usage, without):
+                streamed = Runner.run_streamed(agent, "hi")
+                async for _ in streamed.stream_events():
+                    pass
+        await client.close()
+
+    asyncio.run(run())
+    calls, _ = recorded(spool)
+    assert [b.get("stream_options") for _, _, b in api.requests] == [
+        {"include_usage": True}, None]
+    assert len(calls) == 2
+    assert_same_as_adapter(calls[0], from_openai_chat(body), provider="openai",
+                           model=body["model"])
+    assert calls[0].meta == {"span": "generation"}
+    assert calls[1].meta == {"span": "generation", "usage_missing": True}
+    assert calls[1].usage.total_tokens == 0
+    for c in calls:
+        assert (c.task_id, c.task_type) == ("ag-chat-stream", "qa")
+
+
 def close_sync_loop() -> None:
     """run_sync leaves the event loop it set for the thread open: close it here, so it is
     not collected (with a ResourceWarning) during some later test."""

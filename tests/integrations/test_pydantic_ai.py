@@ -95,6 +95,34 @@ def test_run_sync_run_and_stream(api: FakeAPI, spool: Path) -> None:
     assert calls[0].request_id == body["id"]
 
 
+def test_run_stream_sync_and_run_stream_events(api: FakeAPI, spool: Path) -> None:
+    """The other streaming entry points go through the tracked run_stream / run."""
+    agent, body = _openai_agent(api)
+    for _ in range(2):
+        api.respond_next("openai-chat", body)
+    with ctxbudget.task("pa-streams"):
+        # recorded when the stream is closed, as pydantic-ai documents its use
+        with agent.run_stream_sync("hi") as s:
+            assert "".join(s.stream_text(delta=True))
+
+        async def run() -> int:
+            n = 0
+            async with agent.run_stream_events("hi") as events:
+                async for _ in events:
+                    n += 1
+            return n
+
+        assert asyncio.run(run()) > 0
+    calls, _ = recorded(spool)
+    assert len(calls) == 2
+    for c in calls:
+        _check(c, from_openai_chat(body), "openai", body["model"])
+        assert c.task_id == "pa-streams"
+    # the streamed requests asked for usage (pydantic-ai sets include_usage)
+    assert all(b["stream_options"] == {"include_usage": True}
+               for _, _, b in api.requests)
+
+
 def test_run_is_the_task_without_one(api: FakeAPI, spool: Path) -> None:
     agent, body = _openai_agent(api, name="support-agent")
     api.respond_next("openai-chat", body)
@@ -126,6 +154,36 @@ def test_anthropic_cache_buckets(api: FakeAPI, spool: Path) -> None:
         _check(c, from_anthropic(b), "anthropic", b["model"])
     assert sum(c.usage.cache_write_5m_tokens for c in calls) > 0
     assert sum(c.usage.cache_read_tokens for c in calls) > 0
+
+
+def test_anthropic_run_stream_cache_buckets(api: FakeAPI, spool: Path) -> None:
+    """Streamed: pydantic-ai merges message_start (input, cache) and message_delta (output)
+    usage; the recorded buckets equal our adapter's on the whole response."""
+    from pydantic_ai import Agent
+    from pydantic_ai.models.anthropic import AnthropicModel
+    from pydantic_ai.providers.anthropic import AnthropicProvider
+
+    from ctxbudget.integrations.pydantic_ai import track_agent
+
+    bodies = api.recorded("anthropic")
+    model = AnthropicModel(bodies[0]["model"], provider=AnthropicProvider(
+        base_url=api.url, api_key="test", http_client=no_pool()))
+    agent = track_agent(Agent(model, name="streamer"))
+
+    async def run() -> None:
+        for _ in bodies:
+            async with agent.run_stream("hi") as s:
+                async for _ in s.stream_text():
+                    pass
+
+    with ctxbudget.task("pa-anthropic-stream"):
+        asyncio.run(run())
+    calls, _ = recorded(spool)
+    assert len(calls) == len(bodies)
+    for c, b in zip(calls, bodies, strict=True):
+        _check(c, from_anthropic(b), "anthropic", b["model"])
+        assert c.task_id == "pa-anthropic-stream"
+    assert calls[1].usage.cache_write_5m_tokens == 418
 
 
 def close_sync_loop() -> None:

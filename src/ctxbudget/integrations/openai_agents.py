@@ -12,7 +12,10 @@ the whole ``Response``, converted by :func:`ctxbudget.adapters.from_openai_respo
 — ``input_tokens`` includes ``input_tokens_details.cached_tokens`` and
 ``cache_write_tokens``, ``output_tokens`` includes ``reasoning_tokens``) and
 ``generation`` spans (Chat Completions and other models: the SDK stores the same
-Responses-shaped usage dict on the span). Model from the response / span; provider
+Responses-shaped usage dict on the span). A streamed Chat Completions call gets usage
+only when the agent's ``ModelSettings(include_usage=True)`` asks for it; without it the
+SDK stores zeros, recorded as ``meta.usage_missing`` (never as $0). Model from the
+response / span; provider
 ``provider=`` if given, else resolved from the model name; latency from the span's
 start and end; ``status="error"`` when the span carries an error.
 
@@ -83,7 +86,10 @@ class _Processor:
             else:
                 model = str(getattr(data, "model", None) or "")
                 usage = getattr(data, "usage", None)
-                if isinstance(usage, dict) and "input_tokens" in usage:
+                # all zeros: the SDK's placeholder when the API sent no usage (a streamed
+                # Chat Completions call without ModelSettings(include_usage=True))
+                if isinstance(usage, dict) and "input_tokens" in usage \
+                        and (usage.get("input_tokens") or usage.get("output_tokens")):
                     body = {"usage": {k: v for k, v in usage.items()
                                       if k not in ("requests",)}, "model": model or None}
             trace_id = str(getattr(span, "trace_id", "") or "")
