@@ -46,12 +46,23 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
+from msgspec import UnsetType
 
 from ..errors import InputFormatError, PricingError
 from ..prices import PriceBook, default_pricebook
 from ..tokens._counters import cached_units, get_counter
 from ..tokens._framing import Layout, _blocks, framing_for, layout_messages, tool_text
 from ..usage import Usage
+from ._prefix import (
+    _WS,
+    HEAD,
+    MIN_BYTES,
+    TAIL_DECODER,
+    PrefixCache,
+    Prev,
+    locate,
+    walk_messages,
+)
 from ._types import Amount
 
 __all__ = ["API", "DEFAULT_OUTPUT_TOKENS", "RequestEstimate", "RequestPricer"]
@@ -143,6 +154,44 @@ _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
+#: The Anthropic body fields the estimate reads (besides ``messages``), and their
+#: values when absent (after :meth:`RequestPricer._fields`).
+_DEFAULTS: dict[str, Any] = {"model": "", "max_tokens": None, "stream": None,
+                             "metadata": None, "cache_control": None, "system": None,
+                             "tools": []}
+_FIELD_NAMES = tuple(_DEFAULTS)
+
+
+@dataclass(slots=True)
+class _Parts:
+    """An Anthropic body, counted: its fields, each message's (tokens, ttl, digest) and
+    the running sums the cache-write split needs."""
+
+    fields: dict[str, Any]
+    vals: list[tuple[int, str, str]]
+    cum: list[int]
+    last1h: list[int]
+    lastany: list[int]
+    resolved: tuple[Any, str, Any, int]
+
+
+def _extend(cum: list[int], l1: list[int], la: list[int],
+            vals: list[tuple[int, str, str]], start: int) -> None:
+    """Append the running token sum and the last 1h / any breakpoint index of ``vals``
+    (messages ``start``, ``start + 1``...)."""
+    c, a1, aa = cum[-1], l1[-1], la[-1]
+    for k, v in enumerate(vals, start):
+        c += v[0]
+        t = v[1]
+        if t:
+            aa = k
+            if t == "1h":
+                a1 = k
+        cum.append(c)
+        l1.append(a1)
+        la.append(aa)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestEstimate:
     """What a request body may cost, and the fields of it the gateway needs."""
@@ -227,7 +276,7 @@ class RequestPricer:
 
     def __init__(self, pricebook: PriceBook | None = None, *,
                  default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
-                 cache_blocks: int = 65_536) -> None:
+                 cache_blocks: int = 65_536, prefix_bytes: int = 64 * 1024 * 1024) -> None:
         self._pricebook = pricebook
         self.default_output_tokens = default_output_tokens
         self.cache = _BlockCache(cache_blocks)
@@ -237,6 +286,9 @@ class RequestPricer:
         """(counter key, calibration, family) -> a small int (the block cache's key part:
         hashing an int is cheaper than hashing the calibration dataclass per block)."""
         self._lock = threading.Lock()
+        self.prefix: PrefixCache | None = PrefixCache(prefix_bytes) if prefix_bytes else None
+        """Recent long Anthropic bodies, for the prefix fast path (``_prefix.py``);
+        ``prefix_bytes=0`` turns it off."""
 
     @property
     def pricebook(self) -> PriceBook:
@@ -251,6 +303,10 @@ class RequestPricer:
 
         Raises :class:`~ctxbudget.errors.InputFormatError` for a body that is not a JSON
         object of that API's shape."""
+        if api == "anthropic" and self.prefix is not None and len(body) >= MIN_BYTES:
+            fast = self._anthropic_prefix(body, provider)
+            if fast is not None:
+                return self._anthropic_estimate(fast, provider, at)
         dec = _DECODERS.get(api)
         if dec is None:
             raise InputFormatError(f"unknown API {api!r}; expected one of {', '.join(_DECODERS)}")
@@ -269,11 +325,9 @@ class RequestPricer:
         include_usage = False
         user: str | None = None
         if isinstance(req, _Anthropic):
-            w1, w5, inp = self._anthropic(req, counter, framing, family, ck, fp)
-            out = req.max_tokens if req.max_tokens is not None else self.default_output_tokens
-            md = req.metadata or {}
-            user = md.get("user_id") if isinstance(md.get("user_id"), str) else None
-        elif isinstance(req, _OpenAIEmbeddings):
+            return self._anthropic_estimate(self._anthropic_full(req, body, resolved),
+                                            provider, at)
+        if isinstance(req, _OpenAIEmbeddings):
             w1 = w5 = 0
             inp = self._embeddings(req, counter)
             out = 0
@@ -381,35 +435,143 @@ class RequestPricer:
         ttl = _cache_ttl(obj) if b'"cache_control"' in data else ""
         return tokens, ttl, hashlib.blake2b(data, digest_size=8).hexdigest()
 
-    def _anthropic(self, req: _Anthropic, counter: Any, framing: Any, family: str,
-                   ck: int, fp: list[str]) -> tuple[int, int, int]:
-        """(1h writes, 5m writes, uncached input) for an Anthropic body."""
-        parts: list[tuple[int, str]] = [(framing.request_base, "")]
-        if req.tools:
-            parts.append((framing.tools_base, ""))
-            parts += [v[:2] for v in self._blocks("t", req.tools, counter, framing, family,
-                                                  ck, fp)]
-        if _given(req.system):
-            parts += [v[:2] for v in self._blocks("s", [req.system], counter, framing, family,
-                                                  ck, fp)]
-        blocks = self._blocks("m", req.messages, counter, framing, family, ck, fp)
-        total = sum(p[0] for p in parts) + sum(v[0] for v in blocks)
-        if req.messages:
-            total += framing.reply_priming
-        if _given(req.cache_control):
-            auto = _cache_ttl({"cache_control": msgspec.json.decode(bytes(req.cache_control))})
-            return (total, 0, 0) if auto == "1h" else (0, total, 0)
-        # the prefix up to the last breakpoint is written (1h up to the last 1h marker)
-        parts += [v[:2] for v in blocks]
-        last_1h = last_any = -1
-        for i, (_, ttl) in enumerate(parts):
-            if ttl:
-                last_any = i
-                if ttl == "1h":
-                    last_1h = i
-        w1 = sum(p[0] for p in parts[: last_1h + 1])
-        w5 = sum(p[0] for p in parts[last_1h + 1: last_any + 1])
-        return w1, w5, total - w1 - w5
+    # -- Anthropic -------------------------------------------------------------------
+    def _anthropic_full(self, req: _Anthropic, body: bytes, resolved: tuple[Any, str, Any, int]
+                        ) -> _Parts:
+        """The parts of a whole decoded body; a long one is kept for the prefix path."""
+        counter, family, framing, ck = resolved
+        f = self._fields(req, _FIELD_NAMES, counter, framing, family, ck)
+        vals = self._blocks("m", req.messages, counter, framing, family, ck, [])
+        cum, l1, la = [0], [-1], [-1]
+        _extend(cum, l1, la, vals, 0)
+        prefix = self.prefix
+        if prefix is not None and len(body) >= MIN_BYTES and req.messages:
+            loc = locate(body, req.messages[0])
+            ends = walk_messages(body, loc[1], req.messages) if loc is not None else None
+            if loc is not None and ends is not None:
+                before = {k: f[k] for k in loc[0] if k in f}
+                prefix.put(Prev(body, ck, ends, vals, cum, l1, la, before))
+        return _Parts(f, vals, cum, l1, la, resolved)
+
+    def _anthropic_prefix(self, body: bytes, provider: str | None) -> _Parts | None:
+        """The parts of ``body`` from a kept body it extends (None: decode it whole)."""
+        assert self.prefix is not None
+        hit = self.prefix.find(body)
+        if hit is None:
+            return None
+        prev, j = hit
+        e = prev.ends[j - 1]
+        m = _WS.match(body, e).end()  # type: ignore[union-attr]
+        c = body[m:m + 1]
+        if c == b",":
+            p = m + 1
+        elif c == b"]":
+            p = m
+        else:
+            return None
+        tail_bytes = HEAD + body[p:]
+        try:
+            tail = TAIL_DECODER.decode(tail_bytes)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None  # the whole decode says what is wrong
+        assert not isinstance(tail.messages, UnsetType)
+        new_raws = tail.messages
+        new_ends = walk_messages(tail_bytes, len(HEAD) - 1, new_raws)
+        if new_ends is None:  # e.g. a second "messages" key after the array
+            return None
+        model = tail.model if not isinstance(tail.model, UnsetType) else prev.before.get("model")
+        if not model:
+            return None
+        resolved = self._counters.get((model, provider)) or self._resolve(model, provider)
+        counter, family, framing, ck = resolved
+        if ck != prev.ck:
+            return None
+        f = dict(_DEFAULTS)
+        f.update(prev.before)
+        f.update(self._fields(tail, [n for n in _FIELD_NAMES
+                                     if not isinstance(getattr(tail, n), UnsetType)],
+                              counter, framing, family, ck))
+        new_vals = self._blocks("m", new_raws, counter, framing, family, ck, [])
+        self.cache.hits += j
+        vals = prev.vals[:j] + new_vals
+        cum, l1, la = prev.cum[:j + 1], prev.last1h[:j + 1], prev.lastany[:j + 1]
+        _extend(cum, l1, la, new_vals, j)
+        shift = p - len(HEAD)
+        ends = prev.ends[:j] + [x + shift for x in new_ends]
+        self.prefix.put(Prev(body, ck, ends, vals, cum, l1, la, prev.before),
+                        replaces=prev if j >= len(prev.ends) - 2 else None)
+        return _Parts(f, vals, cum, l1, la, resolved)
+
+    def _fields(self, src: Any, names: Any, counter: Any, framing: Any, family: str,
+                ck: int) -> dict[str, Any]:
+        """The estimate's fields of ``src`` (a whole body or a tail) for ``names``:
+        scalars as decoded; ``cache_control`` -> None or the top-level breakpoint's ttl;
+        ``system`` -> its block value or None; ``tools`` -> their block values."""
+        out: dict[str, Any] = {}
+        for n in names:
+            v = getattr(src, n)
+            if n == "system":
+                out[n] = self._blocks("s", [v], counter, framing, family, ck, [])[0] \
+                    if _given(v) else None
+            elif n == "tools":
+                out[n] = self._blocks("t", v, counter, framing, family, ck, []) if v else []
+            elif n == "cache_control":
+                out[n] = _cache_ttl({"cache_control": msgspec.json.decode(bytes(v))}) \
+                    if _given(v) else None
+            else:
+                out[n] = v
+        return out
+
+    def _anthropic_estimate(self, parts: _Parts, provider: str | None,
+                            at: datetime | None) -> RequestEstimate:
+        f = parts.fields
+        counter, _, framing, _ = parts.resolved
+        model = f["model"]
+        if not model:
+            raise InputFormatError("request body: no model")
+        tools: list[tuple[int, str, str]] = f["tools"]
+        system: tuple[int, str, str] | None = f["system"]
+        pre: list[tuple[int, str]] = [(framing.request_base, "")]
+        if tools:
+            pre.append((framing.tools_base, ""))
+            pre += [(v[0], v[1]) for v in tools]
+        if system is not None:
+            pre.append((system[0], system[1]))
+        cum = parts.cum
+        n = len(cum) - 1
+        pre_total = sum(x[0] for x in pre)
+        total = pre_total + cum[n] + (framing.reply_priming if n else 0)
+        cc = f["cache_control"]
+        if cc is not None:  # automatic caching: the whole prompt is written
+            w1, w5 = (total, 0) if cc == "1h" else (0, total)
+        else:
+            # the prefix up to the last breakpoint is written (1h up to the last 1h one)
+            npre = len(pre)
+            m1, ma = parts.last1h[n], parts.lastany[n]
+            last_1h = npre + m1 if m1 >= 0 else max(
+                (i for i, x in enumerate(pre) if x[1] == "1h"), default=-1)
+            last_any = npre + ma if ma >= 0 else max(
+                (i for i, x in enumerate(pre) if x[1]), default=-1)
+
+            def upto(k: int) -> int:  # tokens of the first k parts
+                return sum(x[0] for x in pre[:k]) if k <= npre else pre_total + cum[k - npre]
+
+            w1 = upto(last_1h + 1)
+            w5 = upto(last_any + 1) - w1 if last_any > last_1h else 0
+        out = f["max_tokens"] if f["max_tokens"] is not None else self.default_output_tokens
+        md = f["metadata"] or {}
+        user = md.get("user_id") if isinstance(md.get("user_id"), str) else None
+        usage = Usage(input_tokens=total - w1 - w5, cache_write_5m_tokens=w5,
+                      cache_write_1h_tokens=w1, output_tokens=max(0, out))
+        fp = [v[2] for v in tools]
+        if system is not None:
+            fp.append(system[2])
+        fp += [v[2] for v in parts.vals]
+        return RequestEstimate(
+            api="anthropic", model=model, usage=usage,
+            cost_usd=self.price(usage, model, provider, at),
+            exact=bool(counter.exact), stream=bool(f["stream"]), include_usage=False,
+            user=user, fingerprint=tuple(fp))
 
     def _openai(self, req: _OpenAIChat | _OpenAIResponses, counter: Any, framing: Any,
                 family: str, ck: int, fp: list[str]) -> int:
