@@ -91,6 +91,10 @@ def resolve_fixed(loaded: LoadedSpec, model: str, provider: str | None) -> list[
             except json.JSONDecodeError as exc:
                 raise loaded.error(("fixed", name, "tools_file"),
                                    f"{f}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+            except (OSError, ValueError, RecursionError) as exc:  # not UTF-8, int limit, nesting
+                msg = str(exc).splitlines()[0] if str(exc) else "nested too deeply"
+                raise loaded.error(("fixed", name, "tools_file"),
+                                   f"{f}: cannot read ({msg[:200]})") from None
             tools = doc.get("tools") if isinstance(doc, dict) else doc
             if not isinstance(tools, list):
                 raise loaded.error(("fixed", name, "tools_file"),

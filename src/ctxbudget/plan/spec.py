@@ -21,9 +21,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveInt,
     ValidationError,
     model_validator,
 )
@@ -59,6 +56,19 @@ ALLOCATION_BUCKETS: tuple[str, ...] = (
 )
 
 
+#: Largest token count a spec may give (the bound imported records have, usage.MAX_TOKENS).
+MAX_SPEC_TOKENS = 10**12
+#: Most turns a session may have: the plan has a row per turn, and a typo of 10^20 turns
+#: would never finish.
+MAX_TURNS = 10_000
+#: Most calls per turn, instances of a fixed component, or retrieved chunks per call.
+MAX_COUNT = 1_000_000
+
+Tokens = Annotated[int, Field(ge=0, le=MAX_SPEC_TOKENS)]
+Turns = Annotated[int, Field(ge=1, le=MAX_TURNS)]
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+
+
 class _Model(BaseModel):
     # NaN / inf are never a size, a rate or a share: refused with the field's line
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -72,8 +82,8 @@ class FixedComponent(_Model):
     tool definitions, counted per tool). ``count`` multiplies ``tokens`` (8 tools x 200).
     """
 
-    tokens: NonNegativeInt | None = Field(None, description="Tokens of one instance.")
-    count: PositiveInt = Field(1, description="How many instances (e.g. 8 tools).")
+    tokens: Tokens | None = Field(None, description="Tokens of one instance.")
+    count: Count = Field(1, description="How many instances (e.g. 8 tools).")
     files: list[str] | None = Field(
         None, description="Globs relative to the spec's folder; contents are counted.")
     tools_file: str | None = Field(
@@ -101,9 +111,9 @@ class HistorySpec(_Model):
       and produced (all calls of the turn).
     """
 
-    tokens_per_turn: NonNegativeInt | None = None
-    reaches: NonNegativeInt | None = None
-    at_turn: Annotated[int, Field(ge=2)] | None = None
+    tokens_per_turn: Tokens | None = None
+    reaches: Tokens | None = None
+    at_turn: Annotated[int, Field(ge=2, le=MAX_TURNS)] | None = None
     accumulate: list[Literal["user_message", "output", "tool_outputs", "retrieved"]] | None = None
 
     @model_validator(mode="after")
@@ -120,9 +130,9 @@ class HistorySpec(_Model):
 class RetrievedSpec(_Model):
     """Retrieved context per call: ``chunks`` x ``chunk_tokens`` (or ``tokens`` in total)."""
 
-    chunks: NonNegativeInt = 0
-    chunk_tokens: NonNegativeInt = 0
-    tokens: NonNegativeInt | None = None
+    chunks: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
+    chunk_tokens: Tokens = 0
+    tokens: Tokens | None = None
 
     @property
     def total(self) -> int:
@@ -132,7 +142,7 @@ class RetrievedSpec(_Model):
 class Size(_Model):
     """A per-call size in tokens."""
 
-    tokens: NonNegativeInt = 0
+    tokens: Tokens = 0
 
 
 class VariableSpec(_Model):
@@ -147,15 +157,15 @@ class VariableSpec(_Model):
 
 class FixedTurns(_Model):
     distribution: Literal["fixed"]
-    turns: PositiveInt
+    turns: Turns
 
 
 class UniformTurns(_Model):
     """Every whole number of turns in [min, max] equally likely."""
 
     distribution: Literal["uniform"]
-    min: PositiveInt
-    max: PositiveInt
+    min: Turns
+    max: Turns
 
     @model_validator(mode="after")
     def _order(self) -> UniformTurns:
@@ -168,10 +178,10 @@ class NormalTurns(_Model):
     """round(N(mean, sd)), clipped to [min, max] (default max: mean + 4 sd)."""
 
     distribution: Literal["normal"]
-    mean: Annotated[float, Field(gt=0)]
-    sd: NonNegativeFloat
-    min: PositiveInt = 1
-    max: PositiveInt | None = None
+    mean: Annotated[float, Field(gt=0, le=MAX_TURNS)]
+    sd: Annotated[float, Field(ge=0, le=MAX_TURNS)]
+    min: Turns = 1
+    max: Turns | None = None
 
     @model_validator(mode="after")
     def _order(self) -> NormalTurns:
@@ -185,8 +195,8 @@ class EmpiricalTurns(_Model):
     """Observed turn counts, each equally likely (or weighted by ``weights``)."""
 
     distribution: Literal["empirical"]
-    values: Annotated[list[PositiveInt], Field(min_length=1)]
-    weights: list[NonNegativeFloat] | None = None
+    values: Annotated[list[Turns], Field(min_length=1)]
+    weights: list[Annotated[float, Field(ge=0, le=1e12)]] | None = None
 
     @model_validator(mode="after")
     def _weights(self) -> EmpiricalTurns:
@@ -207,16 +217,16 @@ TurnsSpec = Annotated[
 class SessionSpec(_Model):
     """Session shape and volume. One task is one session."""
 
-    turns: PositiveInt | TurnsSpec = 1
-    calls_per_turn: PositiveInt = Field(
+    turns: Turns | TurnsSpec = 1
+    calls_per_turn: Count = Field(
         1, description="API calls per turn; each repeats the turn's context (a tool loop).")
-    seconds_between_calls: NonNegativeFloat = Field(
+    seconds_between_calls: Annotated[float, Field(ge=0, le=1e9)] = Field(
         30.0, description="Gap between consecutive calls of a turn (drives cache TTL).")
-    seconds_between_turns: NonNegativeFloat | None = Field(
+    seconds_between_turns: Annotated[float, Field(ge=0, le=1e9)] | None = Field(
         None, description="Gap between a turn's last call and the next turn's first "
                           "(default: seconds_between_calls).")
-    tasks_per_day: NonNegativeFloat = 0.0
-    days_per_month: Annotated[float, Field(gt=0)] = 30.0
+    tasks_per_day: Annotated[float, Field(ge=0, le=1e12)] = 0.0
+    days_per_month: Annotated[float, Field(gt=0, le=31)] = 30.0
 
 
 class CachingSpec(_Model):
@@ -235,15 +245,15 @@ class CachingSpec(_Model):
         None, description="Fixed components before the breakpoint (default: all fixed).")
     history: bool = False
     ttl: Literal["5m", "1h"] = "5m"
-    min_cacheable_tokens: NonNegativeInt | None = Field(
+    min_cacheable_tokens: Tokens | None = Field(
         None, description="Override the provider's minimum cacheable prefix length.")
 
 
 class SlidingWindow(_Model):
     """Keep the last ``turns`` turns, or the most recent whole turns within ``tokens``."""
 
-    turns: PositiveInt | None = None
-    tokens: PositiveInt | None = None
+    turns: Turns | None = None
+    tokens: Annotated[int, Field(ge=1, le=MAX_SPEC_TOKENS)] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> SlidingWindow:
@@ -255,8 +265,8 @@ class SlidingWindow(_Model):
 class Summarize(_Model):
     """When history would exceed ``at_tokens``, replace it by a ``to_tokens`` summary."""
 
-    at_tokens: PositiveInt
-    to_tokens: NonNegativeInt
+    at_tokens: Annotated[int, Field(ge=1, le=MAX_SPEC_TOKENS)]
+    to_tokens: Tokens
     charge_summary_call: bool = Field(
         True, description="Bill the summarization call (history in, summary out).")
 
@@ -308,9 +318,9 @@ class BudgetSpec(_Model):
 
     name: str | None = None
     description: str | None = None
-    window: PositiveInt | None = Field(
+    window: Annotated[int, Field(ge=1, le=MAX_SPEC_TOKENS)] | None = Field(
         None, description="Context window in tokens (default: the first model's).")
-    output_reserve: NonNegativeInt | None = Field(
+    output_reserve: Tokens | None = Field(
         None, description="Tokens kept free for the output (default: variable.output).")
     prices: str | list[str] | None = Field(
         None, description="Price overrides file(s), relative to the spec's folder.")
@@ -322,7 +332,7 @@ class BudgetSpec(_Model):
     history_policies: Annotated[list[PolicySpec], Field(min_length=1)] = Field(
         default_factory=_default_policies)
     allocation: AllocationSpec | None = None
-    task_types: dict[str, Annotated[float, Field(gt=0)]] | None = Field(
+    task_types: dict[str, Annotated[float, Field(gt=0, le=1e12)]] | None = Field(
         None, description="Task type -> share of tasks (used by simulate).")
 
     def model_specs(self) -> list[ModelSpec]:
