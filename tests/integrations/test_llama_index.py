@@ -117,13 +117,34 @@ def test_litellm_include_usage_breaks_its_stream(handler: Any, api: FakeAPI,
                   temperature=1.0, additional_kwargs={"stream_options": {"include_usage": True}})
     api.respond_next("openai-chat", body)
     try:
-        for _ in llm.stream_chat([ChatMessage(role="user", content="hi")]):
-            pass
+        with ctxbudget.task("li-include-usage"):
+            for _ in llm.stream_chat([ChatMessage(role="user", content="hi")]):
+                pass
     except IndexError:
         assert api.requests[-1][2]["stream_options"] == {"include_usage": True}
+        # the failed stream is still recorded (from its ExceptionEvent): answered, unpriced
+        (c,), _ = recorded(spool)
+        assert c.status == "error" and c.task_id == "li-include-usage"
+        assert c.meta == {"error": "IndexError", "usage_missing": True}
         return
     (c,), _ = recorded(spool)
     assert_same_as_adapter(c, from_openai_chat(body), provider="openai", model=body["model"])
+
+
+def test_failed_call_is_recorded(handler: Any, api: FakeAPI, spool: Path) -> None:
+    """A call that raises ends its span with a SpanDropEvent: recorded as an error."""
+    from llama_index.core.llms import ChatMessage
+
+    llm, _body = _llm(api)
+    llm.max_retries = 0
+    api.fail_next("openai-chat", 400, "bad request")
+    with pytest.raises(Exception, match="bad request"), ctxbudget.task("li-err"):
+        llm.chat([ChatMessage(role="user", content="hi")])
+    (c,), _ = recorded(spool)
+    assert c.status == "error" and c.task_id == "li-err"
+    assert c.meta is not None and c.meta["error"] == "LLMCallFailed"
+    assert c.usage.total_tokens == 0 and "usage_missing" not in c.meta
+    assert not handler.__dict__.get("_ctxb_pending")  # nothing left pending
 
 
 B_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"

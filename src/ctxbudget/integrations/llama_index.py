@@ -28,8 +28,12 @@ Model from the response, else the LLM's metadata; provider from the LLM
 class (``Anthropic`` -> ``anthropic``, ``OpenAI`` -> ``openai``, ``Gemini`` /
 ``GoogleGenAI`` -> ``google``, ``Bedrock*`` -> ``aws``; ``LiteLLM``: the
 ``provider/`` prefix of its model id), else from the model name.
-Task: the ``ctxbudget.task(...)`` active when the call started. LLM errors are not
-events in LlamaIndex's instrumentation: a failed call leaves no record.
+Task: the ``ctxbudget.task(...)`` active when the call started.
+
+Failures: a call that raises is recorded with ``status="error"`` from LlamaIndex's
+``SpanDropEvent`` of the call's span (only the message survives: ``meta.error`` is
+``LLMCallFailed``); a stream that fails midway from its ``ExceptionEvent`` (the
+exception's type in ``meta.error``; the provider answered, so ``meta.usage_missing``).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from ..track._context import _CURRENT
 from ..track._core import PendingCall, finish_call, internal_error
 from ..track._providers import provider_for_model
 
-__all__ = ["CtxbudgetEventHandler", "adapt_raw"]  # noqa: F822 (lazy class)
+__all__ = ["CtxbudgetEventHandler", "LLMCallFailed", "adapt_raw"]  # noqa: F822 (lazy class)
 
 _CLASS_PROVIDERS = (("anthropic", "anthropic"), ("azure", "azure"), ("openai", "openai"),
                     ("gemini", "google"), ("google", "google"), ("vertex", "google"),
@@ -123,6 +127,10 @@ def _provider_for(model_dict: Mapping[str, Any], model: str) -> str:
     return provider_for_model(model)
 
 
+class LLMCallFailed(Exception):
+    """A LlamaIndex LLM call that raised (its span was dropped); the message is kept."""
+
+
 class _Handler:
     _lock = threading.Lock()
 
@@ -162,6 +170,19 @@ class _Handler:
                 except Exception as exc:
                     internal_error(exc, "usage adapter")
                 finish_call(p, adapted, source="llama-index")
+            elif name in ("ExceptionEvent", "SpanDropEvent"):
+                with self._lock:
+                    p = self._pending().pop(event.span_id, None)
+                if p is None:
+                    return
+                if name == "ExceptionEvent":  # raised while streaming
+                    err = getattr(event, "exception", None)
+                    finish_call(p, None, error=err if isinstance(err, BaseException)
+                                else LLMCallFailed(str(err)), responded=True,
+                                source="llama-index")
+                else:
+                    finish_call(p, None, error=LLMCallFailed(str(event.err_str)),
+                                source="llama-index")
         except Exception as exc:
             internal_error(exc, "llama-index event")
 
