@@ -97,6 +97,8 @@ class AdaptedUsage:
 
 def _as_mapping(obj: Any) -> Mapping[str, Any]:
     """Accept dicts and SDK (pydantic) objects alike."""
+    if type(obj) is dict:  # the common case, without the ABC check
+        return obj
     if obj is None:
         return {}
     if isinstance(obj, Mapping):
@@ -115,6 +117,8 @@ def _int(m: Mapping[str, Any], key: str, path: str) -> int:
     v = m.get(key)
     if v is None:
         return 0
+    if type(v) is int and v >= 0:  # the common case
+        return v
     if isinstance(v, bool) or not isinstance(v, int):
         if isinstance(v, float) and v.is_integer():
             v = int(v)

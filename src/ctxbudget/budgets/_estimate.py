@@ -175,6 +175,14 @@ class _Parts:
     resolved: tuple[Any, str, Any, int]
 
 
+def _upto(pre: list[tuple[int, str]], pre_total: int, cum: list[int], npre: int,
+          k: int) -> int:
+    """Tokens of the first ``k`` parts (``pre``, then the messages)."""
+    if k <= npre:
+        return sum(x[0] for x in pre[:k])
+    return pre_total + cum[k - npre]
+
+
 def _extend(cum: list[int], l1: list[int], la: list[int],
             vals: list[tuple[int, str, str]], start: int) -> None:
     """Append the running token sum and the last 1h / any breakpoint index of ``vals``
@@ -531,6 +539,7 @@ class RequestPricer:
             raise InputFormatError("request body: no model")
         tools: list[tuple[int, str, str]] = f["tools"]
         system: tuple[int, str, str] | None = f["system"]
+        # the parts before the messages, in prompt order: (tokens, breakpoint ttl)
         pre: list[tuple[int, str]] = [(framing.request_base, "")]
         if tools:
             pre.append((framing.tools_base, ""))
@@ -539,25 +548,29 @@ class RequestPricer:
             pre.append((system[0], system[1]))
         cum = parts.cum
         n = len(cum) - 1
-        pre_total = sum(x[0] for x in pre)
+        pre_total = 0
+        pre_1h = pre_any = -1
+        for i, (tok, ttl) in enumerate(pre):
+            pre_total += tok
+            if ttl:
+                pre_any = i
+                if ttl == "1h":
+                    pre_1h = i
         total = pre_total + cum[n] + (framing.reply_priming if n else 0)
         cc = f["cache_control"]
         if cc is not None:  # automatic caching: the whole prompt is written
             w1, w5 = (total, 0) if cc == "1h" else (0, total)
         else:
-            # the prefix up to the last breakpoint is written (1h up to the last 1h one)
+            # the prefix up to the last breakpoint is written (1h up to the last 1h one);
+            # parts are numbered pre first, then messages
             npre = len(pre)
             m1, ma = parts.last1h[n], parts.lastany[n]
-            last_1h = npre + m1 if m1 >= 0 else max(
-                (i for i, x in enumerate(pre) if x[1] == "1h"), default=-1)
-            last_any = npre + ma if ma >= 0 else max(
-                (i for i, x in enumerate(pre) if x[1]), default=-1)
-
-            def upto(k: int) -> int:  # tokens of the first k parts
-                return sum(x[0] for x in pre[:k]) if k <= npre else pre_total + cum[k - npre]
-
-            w1 = upto(last_1h + 1)
-            w5 = upto(last_any + 1) - w1 if last_any > last_1h else 0
+            last_1h = npre + m1 if m1 >= 0 else pre_1h
+            last_any = npre + ma if ma >= 0 else pre_any
+            w1 = w5 = 0
+            if last_any >= 0:
+                w1 = _upto(pre, pre_total, cum, npre, last_1h + 1)
+                w5 = _upto(pre, pre_total, cum, npre, last_any + 1) - w1
         out = f["max_tokens"] if f["max_tokens"] is not None else self.default_output_tokens
         md = f["metadata"] or {}
         user = md.get("user_id") if isinstance(md.get("user_id"), str) else None

@@ -35,9 +35,9 @@ WindowKind = Literal["task", "total", "rolling", "day", "week", "month"]
 #: A rolling window is kept as this many equal slots.
 ROLLING_SLOTS = 60
 
-#: Calendar buckets already computed: window -> (start, reset, bucket id), valid while
-#: start <= now < reset (one computation per window per day / week / month).
-_BUCKETS: dict[Window, tuple[datetime, datetime, str]] = {}
+#: Calendar buckets already computed: (kind, timezone) -> (start, reset, bucket id), valid
+#: while start <= now < reset (one computation per window per day / week / month).
+_BUCKETS: dict[tuple[str, str], tuple[datetime, datetime, str]] = {}
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -82,13 +82,14 @@ class Window:
             return "", None
         if self.kind == "rolling":
             return "r", None
-        hit = _BUCKETS.get(self)
+        key = (self.kind, self.timezone)  # hashing the dataclass costs a Python call
+        hit = _BUCKETS.get(key)
         if hit is not None and hit[0] <= now < hit[1]:
             return hit[2], hit[1]
         bid, start, reset = self._calendar_bucket(now)
         if len(_BUCKETS) > 1024:
             _BUCKETS.clear()
-        _BUCKETS[self] = (start, reset, bid)
+        _BUCKETS[key] = (start, reset, bid)
         return bid, reset
 
     def _calendar_bucket(self, now: datetime) -> tuple[str, datetime, datetime]:

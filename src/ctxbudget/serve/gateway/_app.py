@@ -106,6 +106,7 @@ class Gateway:
         self.metrics = Metrics()
         self._client: UpstreamClient | None = None
         self._origins: dict[str, Origin] = {}
+        self._routes: dict[str, tuple[Upstream, str, str | None]] = {}
         self._charge_cache: dict[tuple[Any, ...], list[Charge]] = {}
         self._iso: dict[datetime, bytes] = {}
         self._in_flight: set[asyncio.Task[Any]] = set()
@@ -214,7 +215,11 @@ class Gateway:
             await self._simple(send, 200, self.metrics.render().encode(),
                                b"text/plain; version=0.0.4")
             return
-        route = self.config.route(path)
+        route = self._routes.get(path)
+        if route is None:
+            route = self.config.route(path)
+            if route is not None and len(self._routes) < 4096:
+                self._routes[path] = route
         if route is None:
             await self._simple(send, 404, _error_body(
                 "openai", 404, "not_found_error",
