@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from ..prices import PriceBook
 from ..store.schema import CALL_COLUMNS
+from ._results import Rows
 from .pricing import PRICE_COLUMNS, PriceTable, build_price_table
 from .source import TASK_COLUMNS, DataSource
 from .sql import Filters, price_keys_sql, to_dialect
@@ -21,29 +22,6 @@ _SPARK_TYPES = {"VARCHAR": "STRING", "BIGINT": "BIGINT", "INTEGER": "INT", "DOUB
                 "BOOLEAN": "BOOLEAN", "TIMESTAMPTZ": "TIMESTAMP", "DATE": "DATE"}
 
 __all__ = ["DuckDBEngine", "Engine", "Rows", "SparkEngine", "price_data"]
-
-
-@dataclass(frozen=True, slots=True)
-class Rows:
-    """Column names and row tuples of one result."""
-
-    columns: tuple[str, ...]
-    rows: list[tuple[Any, ...]]
-
-    def dicts(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
-
-    # the few pyarrow Table members a Report reads, so a small result needs no pyarrow
-    @property
-    def num_rows(self) -> int:
-        return len(self.rows)
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self.columns)
-
-    def slice(self, offset: int, length: int) -> Rows:
-        return Rows(self.columns, self.rows[offset:offset + length])
 
 
 class Engine(Protocol):

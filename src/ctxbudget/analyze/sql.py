@@ -29,9 +29,7 @@ session, model ORDER BY ts, call_key ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLL
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
+from ._results import Filters
 from .pricing import call_cost_sql, group_cost_sql
 
 __all__ = ["DIMENSIONS", "Filters", "base_cte", "group_sql", "grouping_sets_sql",
@@ -45,38 +43,6 @@ DIMENSIONS: dict[str, str] = {
     "day": "CAST(pc.day AS VARCHAR)",
     "session": "COALESCE(pc.session_id, '(none)')",
 }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Filters:
-    """Which calls a query sees, and how days are bucketed."""
-
-    since: datetime | None = None
-    """Inclusive lower bound on ``ts`` (UTC)."""
-    until: datetime | None = None
-    """Exclusive upper bound on ``ts`` (UTC)."""
-    tz: str = "UTC"
-    """IANA time zone for the ``day`` bucket."""
-    task_type: str | None = None
-
-    def where(self, alias: str = "", column: str = "ts") -> str:
-        """The ``ts`` bounds as a SQL condition (on ``alias.ts`` when given; ``column``:
-        another timestamp column)."""
-        ts = f"{alias}.{column}" if alias else column
-        parts = ["1 = 1"]
-        if self.since is not None:
-            parts.append(f"{ts} >= CAST('{_ts(self.since)}' AS TIMESTAMP)")
-        if self.until is not None:
-            parts.append(f"{ts} < CAST('{_ts(self.until)}' AS TIMESTAMP)")
-        return " AND ".join(parts)
-
-
-def _ts(d: datetime) -> str:
-    from datetime import UTC
-
-    if d.tzinfo is not None:
-        d = d.astimezone(UTC).replace(tzinfo=None)
-    return d.isoformat(sep=" ")
 
 
 def _lit(s: str) -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +13,10 @@ from typing import Any, TypeVar
 import typer
 
 from ..errors import BudgetExceeded, CtxBudgetError
+from ._console import PIPE_WIDTH as PIPE_WIDTH
+from ._console import console as console
+from ._console import dumps as dumps
+from ._console import print_json as print_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,34 +50,6 @@ def _flags_without_placeholder() -> None:
 _flags_without_placeholder()
 
 
-def _default(o: Any) -> Any:
-    if isinstance(o, Decimal):
-        return str(o)
-    if isinstance(o, datetime | date):
-        return o.isoformat()
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, set | frozenset | tuple):
-        return list(o)
-    as_dict = getattr(o, "as_dict", None)
-    if callable(as_dict):
-        return as_dict()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-def dumps(obj: Any) -> str:
-    """JSON with Decimals as strings (exact money), dates as ISO strings."""
-    return json.dumps(obj, default=_default, indent=2, ensure_ascii=False)
-
-
-def print_json(obj: Any) -> None:
-    sys.stdout.write(dumps(obj) + "\n")
-
-
-#: Width of the console when stdout is not a terminal (a pipe, a file, a CI log):
-#: tables are drawn at their natural width, never folded to 80 columns.
-PIPE_WIDTH = 100_000
-
 #: ``--format`` values of the reading commands (``--json`` is ``--format json``).
 FORMATS = ("table", "json", "csv", "markdown")
 FORMAT_HELP = "Output: table (terminal), json, csv or markdown."
@@ -98,21 +72,6 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def console() -> Any:
-    """stdout console: the terminal's width on a terminal; otherwise as wide as the
-    content, so a number is never split and no column dropped (``| cat``, ``> file``).
-
-    No automatic highlighting (``highlight=False``): rich's regex highlighter is
-    quadratic on long cells (a 200 kB model name from a bad log took minutes), and
-    our tables style their own cells."""
-    from rich.console import Console
-
-    c = Console(highlight=False)
-    if c.is_terminal:
-        return c
-    return Console(width=PIPE_WIDTH, soft_wrap=False, highlight=False)
 
 
 def output_format(fmt: str, as_json: bool = False) -> str:

@@ -9,7 +9,8 @@ through the ``ctxbudget.commands`` entry-point group).
 their dependencies. Help, an unknown name or a plugin's command builds the whole app
 (as does ``from ctxbudget.cli.main import app``). ``ctxbudget --version`` imports
 neither typer nor any command module (tests/test_startup.py checks what each light
-command imports).
+command imports); nor does ``ctxbudget report --by day`` answered from the day summary
+(:mod:`ctxbudget.cli._daily`).
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:  # no CLI framework to print a string
         sys.stdout.write(_version() + "\n")
         return
+    if sys.argv[1:2] == ["report"]:
+        # the daily run (report --by day [--from claude-code]): from the day summary when
+        # it can answer, before typer, DuckDB or the price catalog are imported
+        from ._daily import fast_main
+
+        if fast_main(sys.argv[1:]):
+            return
     build_app(modules_for(sys.argv[1:]))()
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from . import _daily
 from ._common import (
     EXIT_CHECK_FAILED,
     EXIT_SIDE_EFFECT_FAILED,
@@ -22,6 +23,7 @@ from ._common import (
     print_json,
     write_private,
 )
+from ._logs import FROM_FORMATS, default_log_paths
 
 _DB = typer.Option(None, "--db", help="Usage store (default: $CTXBUDGET_HOME/usage.duckdb).")
 _DATA = typer.Option(None, "--data", help="Read calls from a Parquet file instead of a store "
@@ -107,36 +109,8 @@ def _book(prices: list[Path] | None) -> Any:
     return PriceBook(overrides=tuple(prices)) if prices else default_pricebook()
 
 
-#: ``report --from FORMAT``: where each format's logs are by default.
-FROM_FORMATS = ("claude-code", "codex")
-
-
-def default_log_paths(fmt: str) -> list[Path]:
-    """The folders ``report --from FORMAT`` reads without a PATH: for claude-code
-    ``$CLAUDE_CONFIG_DIR`` (comma-separated folders allowed) else those of
-    ``~/.config/claude`` and ``~/.claude`` that exist (ccusage's defaults); for codex
-    ``$CODEX_HOME/sessions`` else ``~/.codex/sessions``."""
-    import os
-
-    if fmt == "claude-code":
-        env = os.environ.get("CLAUDE_CONFIG_DIR", "").strip()
-        if env:
-            return [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
-        home = Path.home()
-        found = [p for p in (home / ".config" / "claude", home / ".claude") if p.is_dir()]
-        return found or [home / ".claude"]
-    codex_home = os.environ.get("CODEX_HOME", "").strip()
-    return [(Path(codex_home).expanduser() if codex_home else Path.home() / ".codex")
-            / "sessions"]
-
-
-def _import_new(fmt: str, path: Path | None, db: Path | None, quiet: bool) -> Any:
-    """Open the store and import what is new under ``path`` (or the format's default
-    folders) into it; return the open store (the report reads the same connection)."""
-    from ..errors import InputFormatError
-    from ..sources import get_importer, import_paths
-    from ..store import open_store
-
+def _log_paths(fmt: str, path: Path | None) -> list[Path]:
+    """The logs ``report --from FORMAT [PATH]`` reads (exit 2 when one is missing)."""
     if fmt not in FROM_FORMATS:
         fail(f"--from: {fmt!r} is not one of {', '.join(FROM_FORMATS)}")
     paths = [path] if path is not None else default_log_paths(fmt)
@@ -146,6 +120,16 @@ def _import_new(fmt: str, path: Path | None, db: Path | None, quiet: bool) -> An
                                             if fmt == "claude-code"
                                             else " (set CODEX_HOME or give PATH)")
         fail(f"{missing[0]}: no such folder{hint}")
+    return paths
+
+
+def _import_new(fmt: str, paths: list[Path], db: Path | None, quiet: bool) -> Any:
+    """Open the store and import what is new under ``paths`` into it; return the open
+    store (the report reads the same connection)."""
+    from ..errors import InputFormatError
+    from ..sources import get_importer, import_paths
+    from ..store import open_store
+
     store = open_store(db)
     try:
         stats = import_paths(get_importer(fmt), paths, store)
@@ -188,43 +172,58 @@ def report(
     if limit < 0:
         fail(f"--limit: {limit} is negative (0 shows all rows)")
     f = _filters(since, until, tz)
-    book = _book(prices)
-    every = out in ("json", "csv")
-    store = None
+    logs = None
     if from_ is not None:
         if data is not None or engine != "duckdb":
             fail("--from imports into the store: it does not combine with --data or "
                  "--engine spark")
-        store = _import_new(from_, path, db, quiet=out != "table")
+        logs = _log_paths(from_, path)
     elif path is not None:
         fail(f"{path}: a PATH argument needs --from FORMAT (e.g. --from claude-code)")
+    summary = _daily.eligible(by=by, since=since, until=until, tz=tz, data=data, engine=engine,
+                              prices=prices, html=html, from_=from_)
+    if summary and _daily.run(db=db, logs=logs, out=out, limit=limit, wasted=waste):
+        return
+    book = _book(prices)
+    every = out in ("json", "csv")
+    store = None
+    if from_ is not None:
+        assert logs is not None
+        store = _import_new(from_, logs, db, quiet=out != "table")
     with _open(db, data, engine, spark_master, store) as eng:
         # the table shows the first --limit rows: the others stay in the engine
         rep = compute_report(eng, by, f, book, source=eng.source.label, wasted=waste,
                              rows_limit=None if every or not limit else limit)
         if html is not None:
             _write_html(eng, f, book, html)
-    if out == "json":
-        from ..report.json import to_jsonable
-
-        print_json(to_jsonable(rep))
-    elif out == "csv":
-        from ..report.formats import write_csv
-
-        write_csv([r.as_dict() for r in rep.rows], sys.stdout)
-    elif out == "markdown":
-        from ..report.formats import grids_markdown, plain
-        from ..report.terminal import report_grids, report_notes
-
-        sys.stdout.write(grids_markdown(report_grids(rep, limit or None)))
-        for n in report_notes(rep, limit or None):
-            sys.stdout.write(plain(n) + "\n")
-    else:
-        from ..report.terminal import ReportView
-
-        console().print(ReportView(rep, limit=limit or None))
+        if summary:
+            _write_summary(eng, book)
+    _daily.render(rep, out, limit)
     if html is not None:
         sys.stderr.write(f"HTML report: {html}\n")
+
+
+def _write_summary(eng: Any, book: Any) -> None:
+    """Write the day summary of the store the report just read (see analyze.summary);
+    a store it cannot represent, or a failure, just leaves none."""
+    import logging
+
+    from ..analyze._summary_build import build_summary
+    from ..analyze.metrics import usage_missing_calls
+    from ..analyze.summary import enabled
+    from ..store.pending import pending_path
+
+    store = eng.source._owned
+    if store is None or not enabled() or pending_path(store.path).exists():
+        return
+    try:
+        spool = {str(r[0]): int(r[1]) for r in eng.source.con.execute(
+            'SELECT file, "offset" FROM spool_offsets WHERE NOT done').fetchall()}
+        build_summary(eng.source.con, store.path, book, spool=spool,
+                      quarantined=store.quarantined(),
+                      usage_missing=usage_missing_calls(eng, _filters(None, None, "UTC")))
+    except Exception as exc:  # a cache: the report stands without it
+        logging.getLogger(__name__).debug("no day summary: %s", exc)
 
 
 def _write_html(eng: Any, f: Any, book: Any, path: Path) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..analyze.metrics import Report
-from ..analyze.rules import CheckResult
-from ..analyze.signals import Signal
 from .formats import Column, Grid
+
+if TYPE_CHECKING:  # annotations only: a report's table needs no rules or signals code
+    from ..analyze._results import Report
+    from ..analyze.rules import CheckResult
+    from ..analyze.signals import Signal
 
 __all__ = ["CheckView", "ReportView", "SignalsView", "check_csv_rows", "check_markdown",
            "check_rows", "fmt_metric", "fmt_outcome", "fmt_pct", "fmt_usd", "render_text",

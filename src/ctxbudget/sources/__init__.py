@@ -22,31 +22,43 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputFormatError
-from ._base import (
-    STDIN,
-    Importer,
-    ImportStats,
-    Record,
-    Rejection,
-    Skip,
-    csv_records,
-    json_records,
-    jsonl_records,
-    parse_ts,
-)
-from ._runner import (
-    Imported,
-    StrictStop,
-    file_signature,
-    import_files,
-    imported_signatures,
-    resume_offset,
-)
+
+if TYPE_CHECKING:
+    from ._base import (
+        STDIN,
+        Importer,
+        ImportStats,
+        Record,
+        Rejection,
+        Skip,
+        csv_records,
+        json_records,
+        jsonl_records,
+        parse_ts,
+    )
+    from ._runner import Imported, StrictStop
+
+#: Names re-exported from the private modules, imported on first use: importing one
+#: submodule (the Claude Code scanner of the daily report) does not load them all.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("STDIN", "Importer", "ImportStats", "Record", "Rejection", "Skip",
+                     "csv_records", "json_records", "jsonl_records", "parse_ts"), "._base"),
+    "StrictStop": "._runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BUILTIN_MODULES",
@@ -121,6 +133,8 @@ def registry() -> Registry:
         reg = Registry()
         for mod in BUILTIN_MODULES:
             importlib.import_module(mod).register(reg)
+        from importlib.metadata import entry_points
+
         for ep in entry_points(group="ctxbudget.importers"):
             hook: Callable[[Registry], None] = ep.load()
             hook(reg)
@@ -162,6 +176,9 @@ def import_paths(
     read line by line. ``on_total`` receives the number of bytes to read once the
     files are known (for a progress bar); ``progress`` the bytes read.
     """
+    from ._base import STDIN, ImportStats
+    from ._runner import file_signature, import_files, imported_signatures, resume_offset
+
     stats = ImportStats(format=importer.name)
     files: list[Path] = []
     seen: set[Path] = set()

@@ -38,7 +38,8 @@ import msgspec
 
 from ..usage import MAX_TOKENS
 
-__all__ = ["COLUMNS", "PLAIN_TIERS", "Chunk", "file_size", "parse_files", "plain_tier"]
+__all__ = ["COLUMNS", "PLAIN_TIERS", "Chunk", "discover", "file_size", "parse_files",
+           "plain_tier"]
 
 
 class _CacheSplit(msgspec.Struct, gc=False):
@@ -212,6 +213,19 @@ def parse_files(paths: list[str], first: int = 0, *, mapped: bool = False,
     return out
 
 
+def discover(path: Path) -> list[Path] | None:
+    """The logs under ``path``: the file itself, else the ``*.jsonl`` files under its
+    ``projects`` folder when it has one (a config folder), else under it (recursive,
+    sorted); ``None`` when ``path`` does not exist."""
+    if path.is_file():
+        return [path]
+    if not path.exists():
+        return None
+    if path.is_dir() and (path / "projects").is_dir():
+        path = path / "projects"
+    return sorted({p for p in path.rglob("*.jsonl") if p.is_file()})
+
+
 def file_size(path: str) -> int:
     """Bytes of ``path`` (0 when it cannot be read)."""
     try:
@@ -246,7 +260,9 @@ def _decode(path: str, mapped: bool,
 
 def _count_lines(buf: Any) -> int:
     """Lines in ``buf`` (a last line without a newline counts)."""
-    import numpy as np  # (imported only when a file is read: not on an unchanged folder)
+    if isinstance(buf, bytes):  # a file read into memory: no numpy import
+        return buf.count(b"\n") + (1 if buf and buf[-1] != 10 else 0)
+    import numpy as np  # (a memory map, in a worker process)
 
     view = np.frombuffer(buf, np.uint8)
     if not len(view):

@@ -61,7 +61,7 @@ from . import _claude_scan
 from ._base import STDIN, Importer, ImportStats, Record, Skip, parse_ts
 from ._runner import FileRead, Imported, record_imports
 
-__all__ = ["BATCH_ROWS", "CHUNK_BYTES", "ClaudeCodeImporter", "register"]
+__all__ = ["BATCH_ROWS", "CHUNK_BYTES", "ClaudeCodeImporter", "insert_rows", "register"]
 
 #: Input bytes parsed by one DuckDB query (bounds the fast path's working memory).
 BATCH_ROWS = 200_000
@@ -77,9 +77,12 @@ class ClaudeCodeImporter(Importer):
     appendable = True
 
     def discover(self, path: Path) -> list[Path]:
-        if path != STDIN and path.is_dir() and (path / "projects").is_dir():
-            path = path / "projects"
-        return super().discover(path)
+        if path == STDIN:
+            return [path]
+        found = _claude_scan.discover(path)  # (the day summary discovers the same way)
+        if found is None:
+            raise InputFormatError(f"{path}: no such file or folder")
+        return found
 
     def rank(self, call: Any) -> Any:
         side = bool(call.meta and call.meta.get("sidechain"))
@@ -263,10 +266,13 @@ def _parse_chunk(job: Job, mapped: bool = False) -> _claude_scan.Chunk:
 
 
 # The rank of a copy is one HUGEINT (main chain, total tokens, earliest first) so
-# arg_max compares numbers; the key's copies across the batch meet in one group.
-_RANK = ("(CASE WHEN side THEN 0 ELSE 1 END)::HUGEINT * 100000000000000000000000 "
+# arg_max compares numbers; the key's copies across the batch meet in one group. Copies
+# of equal rank are told apart (the same rule as ccusage: the first one met stays) by
+# where they come from: the stored copy (``file`` -1) first, then the lower file index
+# of this import (the day summary, analyze.summary, applies the same order).
+_RANK = ("((CASE WHEN side THEN 0 ELSE 1 END)::HUGEINT * 100000000000000000000000 "
          "+ (input + cache_read + write_5m + write_1h + output)::HUGEINT * 10000000000000 "
-         "- epoch_ms(t)")
+         "- epoch_ms(t)) * 33554432 + (16777214 - file)")
 
 # Replace by key (the calls table has no key index, see store.schema migration 3):
 # delete the batch's keys already stored, then one INSERT of unique keys.
@@ -330,11 +336,41 @@ FROM calls WHERE call_key IN (SELECT DISTINCT 'claude-code:' || key FROM _ctxb_o
 
 _ALL_COPIES = """
 SELECT key, CAST(ts AS TIMESTAMPTZ) AS t, model, sid, input, cache_read, write_5m, write_1h,
-       output, reasoning, tier, side FROM _ctxb_ok
+       output, reasoning, tier, side, file FROM _ctxb_ok
 UNION ALL
-SELECT key, t, model, sid, input, cache_read, write_5m, write_1h, output, reasoning, tier, side
+SELECT key, t, model, sid, input, cache_read, write_5m, write_1h, output, reasoning, tier, side,
+       -1 AS file
 FROM _ctxb_old
 """
+
+
+def insert_rows(con: Any, cols: dict[str, list[Any]]) -> None:
+    """Insert Claude Code call rows (``cols``: the scanner's columns without ``file``,
+    one key once or more), each key's greatest copy among them and the stored one
+    replacing the stored one, inside the caller's transaction. The store's ``.pending``
+    calls are folded in this way (:mod:`ctxbudget.store.pending`)."""
+    import numpy as np
+
+    from ..store.schema import CALL_COLUMNS
+
+    n = len(cols["key"])
+    rows = {name: (np.array(cols[name], dtype=object) if name in _claude_scan.TEXT
+                   else np.array(cols[name], dtype=np.int64))
+            for name in _claude_scan.COLUMNS if name != "file"}
+    rows["file"] = np.zeros(n, dtype=np.int64)
+    con.register("_ctxb_rows", rows)
+    try:
+        con.execute("CREATE OR REPLACE TEMP VIEW _ctxb_ok AS "
+                    "SELECT * REPLACE (side::BOOLEAN AS side) FROM _ctxb_rows")
+        con.execute(_STORED_SQL)
+        con.execute(_DELETE_SQL)
+        names = ", ".join(n for n, _ in CALL_COLUMNS)
+        con.execute(_INSERT_SQL.format(names=names,
+                                       rows=_BEST_ROWS.replace("{source}", _ALL_COPIES)))
+    finally:
+        con.execute("DROP TABLE IF EXISTS _ctxb_old")
+        con.execute("DROP VIEW IF EXISTS _ctxb_ok")
+        con.unregister("_ctxb_rows")
 
 
 def _write(pending: list[_claude_scan.Chunk], paths: list[str], prev: list[Imported | None],

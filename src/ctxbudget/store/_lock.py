@@ -30,7 +30,19 @@ from pathlib import Path
 
 from ..errors import StoreError
 
-__all__ = ["StoreLock", "holder"]
+__all__ = ["LOCK_TIMEOUT_S", "StoreLock", "holder", "lock_timeout"]
+
+#: Seconds a command waits for another one holding the store (``$CTXBUDGET_LOCK_TIMEOUT``).
+LOCK_TIMEOUT_S = 60.0
+
+
+def lock_timeout() -> float:
+    """Seconds a command waits for the store: ``$CTXBUDGET_LOCK_TIMEOUT`` or 60."""
+    v = os.environ.get("CTXBUDGET_LOCK_TIMEOUT")
+    try:
+        return max(0.0, float(v)) if v else LOCK_TIMEOUT_S
+    except ValueError:
+        return LOCK_TIMEOUT_S
 
 _POLL_S = 0.02
 

@@ -16,20 +16,14 @@ from typing import Any
 
 from ..errors import StoreError
 from ..usage import Call, Task
-from ._lock import StoreLock
+from ._lock import LOCK_TIMEOUT_S, StoreLock, lock_timeout
+from ._paths import default_db_path
+from .pending import fold_pending, pending_path
 from .schema import CALL_COLUMNS, migrate
 
 __all__ = ["LOCK_TIMEOUT_S", "Store", "call_key", "calls_to_arrow", "default_db_path",
            "lock_timeout", "open_store", "private_dir", "store_error"]
 
-#: Seconds a command waits for another one holding the store (``$CTXBUDGET_LOCK_TIMEOUT``).
-LOCK_TIMEOUT_S = 60.0
-
-
-def default_db_path() -> Path:
-    """``$CTXBUDGET_HOME/usage.duckdb`` (``~/.ctxbudget`` by default)."""
-    home = os.environ.get("CTXBUDGET_HOME") or str(Path.home() / ".ctxbudget")
-    return Path(home) / "usage.duckdb"
 
 
 def call_key(c: Call) -> str:
@@ -278,15 +272,21 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
     if read_only and not p.exists():
         raise StoreError(f"{p}: no usage store here yet (import or track something first)")
     wait = lock_timeout() if timeout is None else timeout
+    if read_only and pending_path(p).exists():
+        # calls the day summary imported past the store: folded in by a writer first
+        open_store(p, timeout=timeout).close()
     lock = StoreLock.acquire(p, exclusive=not read_only, timeout=wait)
     try:
         if not read_only and not p.exists():
             _create_atomically(p)
         con = _connect(p, read_only=read_only, deadline=time.monotonic() + wait)
+        store = Store(path=p, con=con, lock=lock)
         try:
             con.execute("SET TimeZone = 'UTC'")
             if not read_only:
                 migrate(con)
+                if pending_path(p).exists():
+                    fold_pending(store)
         except Exception as exc:
             con.close()
             if isinstance(exc, StoreError):
@@ -295,20 +295,11 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
     except BaseException:
         lock.release()
         raise
-    return Store(path=p, con=con, lock=lock)
+    return store
 
 
 _RECOVER = ("recover with: mv '{p}' '{p}.damaged' and re-run your imports and "
             "`ctxbudget ingest --redo` (the spool keeps every tracked record)")
-
-
-def lock_timeout() -> float:
-    """Seconds a command waits for the store: ``$CTXBUDGET_LOCK_TIMEOUT`` or 60."""
-    v = os.environ.get("CTXBUDGET_LOCK_TIMEOUT")
-    try:
-        return max(0.0, float(v)) if v else LOCK_TIMEOUT_S
-    except ValueError:
-        return LOCK_TIMEOUT_S
 
 
 def private_dir(d: Path) -> None:

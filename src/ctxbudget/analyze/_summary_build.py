@@ -1,0 +1,216 @@
+"""Write the day summary (:mod:`.summary`) from the store, with DuckDB.
+
+Called by ``report --by day`` after its SQL ran (the ``prices`` table is in place),
+holding the store's lock: the per-call figures come from the same ``pc`` relation the
+report sums (:func:`.sql.base_cte`: cost, wasted cache writes, outcome), the day, task
+and model aggregates from GROUP BYs over it, the arrays straight from DuckDB through
+numpy. Nothing is computed per call in Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from ..prices import PriceBook
+from ..store.pending import store_signature, write_atomically
+from ._results import Filters
+from ._summary_prices import add_price_rows
+from .sql import base_cte, price_keys_sql
+from .summary import (
+    F_ERROR,
+    F_FAILURE,
+    F_PARTIAL,
+    F_PRICED,
+    F_READ,
+    F_SIDE,
+    F_SUCCESS,
+    PRICE_DAYS_AHEAD,
+    SUMMARY_VERSION,
+    State,
+    catalog_fingerprint,
+    summary_path,
+)
+
+__all__ = ["build_summary"]
+
+_EPOCH_DAY = date(1970, 1, 1)
+
+_SESSION_KEY = "COALESCE(pc.session_id, pc.task_id, pc.call_key)"
+
+# one row per call, in (segment, time, key) order: a segment's calls are contiguous
+_CALLS_SQL = """
+CREATE OR REPLACE TEMP TABLE _ctxb_sum AS
+{base}
+SELECT row_number() OVER (ORDER BY sk, model NULLS FIRST, ts, call_key) - 1 AS i,
+  dense_rank() OVER (ORDER BY sk, model NULLS FIRST) - 1 AS seg,
+  dense_rank() OVER (ORDER BY task_key) - 1 AS task,
+  dense_rank() OVER (ORDER BY pv, mv) - 1 AS pm,
+  dense_rank() OVER (ORDER BY pv, mv, tv) - 1 AS pk,
+  *
+FROM (
+  SELECT pc.call_key, {sk} AS sk, pc.model, pc.task_key,
+    COALESCE(pc.provider, '') AS pv, COALESCE(pc.model, '') AS mv,
+    COALESCE(pc.service_tier, '') AS tv,
+    epoch_us(pc.ts) AS ts, CAST(pc.day - DATE '1970-01-01' AS BIGINT) AS day,
+    CAST((CASE WHEN pc.cache_read_tokens > 0 THEN {read} ELSE 0 END)
+      + (CASE WHEN COALESCE(pc.meta LIKE '%"sidechain":true%', false) THEN {side} ELSE 0 END)
+      + (CASE WHEN pc.cost_usd IS NOT NULL THEN {priced} ELSE 0 END)
+      + (CASE WHEN pc.status = 'ok' THEN 0 ELSE {error} END)
+      + (CASE pc.outcome WHEN 'success' THEN {succ} WHEN 'failure' THEN {fail}
+                         WHEN 'partial' THEN {part} ELSE 0 END) AS UTINYINT) AS flags,
+    pc.cache_write_5m_tokens AS w5, pc.cache_write_1h_tokens AS w1,
+    CAST(pc.wasted_write_tokens AS BIGINT) AS wasted,
+    pc.input_tokens AS inp, pc.cache_read_tokens AS cr, pc.output_tokens AS out,
+    pc.reasoning_tokens AS reas,
+    CAST(COALESCE(pc.cost_usd, 0) * 1000000000000000 AS BIGINT) AS cost,
+    starts_with(pc.call_key, 'claude-code:') AS cc,
+    pc.task_id IS NOT NULL AS has_tid, pc.task_type AS ctype, pc.outcome
+  FROM pc
+)
+"""
+
+_DAYS_SQL = """
+SELECT day, count(*), sum(inp), sum(cr), sum(w5), sum(w1), sum(out), sum(reas),
+  sum(CASE WHEN flags & 4 <> 0 THEN cost ELSE 0 END)::HUGEINT,
+  sum(CASE WHEN flags & 4 <> 0 THEN 1 ELSE 0 END), sum(wasted),
+  sum(CASE WHEN flags & 8 <> 0 THEN 1 ELSE 0 END), min(ts), max(ts),
+  sum(CASE WHEN flags & 4 <> 0 AND flags & 32 <> 0 THEN cost ELSE 0 END)::HUGEINT,
+  sum(CASE WHEN flags & 4 <> 0 AND flags & 32 <> 0 THEN 1 ELSE 0 END)
+FROM _ctxb_sum GROUP BY day
+"""
+
+_CELLS_SQL = """
+SELECT day, task, count(*), sum((flags & 16 <> 0)::INT), sum((flags & 32 <> 0)::INT),
+  sum((flags & 64 <> 0)::INT)
+FROM _ctxb_sum GROUP BY day, task
+"""
+
+# the task's type and outcome as task_sql gives them: the calls' own type, else the
+# tasks table's row of the task id (when a call has one)
+_TASKS_SQL = """
+SELECT s.task, s.task_key, s.n, s.tokens, s.cost, s.unpriced, s.succ, s.fail, s.part,
+  COALESCE(s.ctype, t.task_type), t.outcome
+FROM (
+  SELECT task, min(task_key) AS task_key, count(*) AS n,
+    sum(inp + cr + w5 + w1 + out)::HUGEINT AS tokens,
+    sum(CASE WHEN flags & 4 <> 0 THEN cost ELSE 0 END)::HUGEINT AS cost,
+    sum(CASE WHEN flags & 4 <> 0 THEN 0 ELSE 1 END) AS unpriced,
+    sum((flags & 16 <> 0)::INT) AS succ, sum((flags & 32 <> 0)::INT) AS fail,
+    sum((flags & 64 <> 0)::INT) AS part, min(ctype) AS ctype,
+    CASE WHEN bool_or(has_tid) THEN min(task_key) END AS tid
+  FROM _ctxb_sum GROUP BY task) s
+LEFT JOIN tasks t ON t.task_id = s.tid
+ORDER BY s.task
+"""
+
+
+def _ints(con: Any, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in con.execute(sql).fetchall()]
+
+
+def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
+                  quarantined: int = 0, usage_missing: int = 0) -> bool:
+    """Write ``<db>.summary`` for the store open on ``con`` (under its lock, the report's
+    ``prices`` table installed). Returns False (and writes nothing) when the store
+    holds what the summary cannot represent exactly."""
+    import msgspec
+    import numpy as np
+
+    f = Filters()
+    con.execute(_CALLS_SQL.format(
+        base=base_cte(f, "duckdb", wasted=True), sk=_SESSION_KEY, read=F_READ, side=F_SIDE,
+        priced=F_PRICED, error=F_ERROR, succ=F_SUCCESS, fail=F_FAILURE, part=F_PARTIAL))
+    try:
+        cols = con.execute(
+            "SELECT ts, seg, task, pm, pk, flags, w5, w1, wasted, inp, cr, out, reas, cost, "
+            "strlen(call_key) AS klen, cc FROM _ctxb_sum ORDER BY i").fetchnumpy()
+        n = len(cols["ts"])
+        days = {int(r[0]): [int(v) for v in r[1:]] for r in _ints(con, _DAYS_SQL)}
+        cells: dict[int, dict[int, list[int]]] = {}
+        for day, task, *vals in _ints(con, _CELLS_SQL):
+            cells.setdefault(int(day), {})[int(task)] = [int(v) for v in vals]
+        tasks: dict[int, list[int]] = {}
+        tstatic: dict[int, list[Any]] = {}
+        task_keys: list[str] = []
+        for task, key, *vals, ttype, outcome in _ints(con, _TASKS_SQL):
+            assert int(task) == len(task_keys)
+            task_keys.append(str(key))
+            tasks[int(task)] = [int(v) for v in vals]
+            tstatic[int(task)] = [ttype, outcome]
+        segs = [[r[1], r[2]] for r in con.execute(
+            "SELECT DISTINCT seg, sk, model FROM _ctxb_sum ORDER BY seg").fetchall()]
+        pms = [[r[1], r[2]] for r in con.execute(
+            "SELECT DISTINCT pm, pv, mv FROM _ctxb_sum ORDER BY pm").fetchall()]
+        pks = [[r[1], r[2], r[3]] for r in con.execute(
+            "SELECT DISTINCT pk, pv, mv, tv FROM _ctxb_sum ORDER BY pk").fetchall()]
+        models = {int(r[0]): int(r[1]) for r in con.execute(
+            "SELECT pm, count(*) FROM _ctxb_sum GROUP BY pm").fetchall()}
+        pkdays: dict[int, dict[int, int]] = {}
+        for pk, day, cnt in con.execute(
+                "SELECT pk, day, count(*) FROM _ctxb_sum GROUP BY pk, day").fetchall():
+            pkdays.setdefault(int(pk), {})[int(day)] = int(cnt)
+        keys_text = con.execute(
+            "SELECT coalesce(string_agg(call_key, '' ORDER BY i), '') FROM _ctxb_sum"
+        ).fetchall()[0][0]
+        index = con.execute(
+            "SELECT md5_number_lower(call_key) AS h, i FROM _ctxb_sum WHERE cc ORDER BY h, i"
+        ).fetchnumpy()
+        seg_counts = con.execute(
+            "SELECT seg, count(*) FROM _ctxb_sum GROUP BY seg ORDER BY seg").fetchall()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _ctxb_sum")
+    tasks_index = con.execute(
+        "SELECT DISTINCT md5_number_lower(task_id) AS h FROM tasks WHERE task_id IS NOT NULL "
+        "ORDER BY h").fetchnumpy()["h"]
+    files = {str(r[0]): [int(r[1]), float(r[2]), int(r[3] or 0), int(r[4] or 0),
+                         None if r[5] is None else int(r[5])]
+             for r in con.execute(
+                 "SELECT path, size_bytes, mtime, lines, accepted, tail_hash FROM imports "
+                 "WHERE format = 'claude-code' AND rejected = 0").fetchall()}
+
+    state = State(days=days, cells=cells, tasks=tasks, tstatic=tstatic, models=models,
+                  pkdays=pkdays, prices={}, bandsets=[], reasons=[], segs=segs,
+                  task_keys=task_keys, pms=pms, pks=pks)
+    # the price rows of every key from its first day to a week past today (or its last)
+    today = (datetime.now(UTC).date() - _EPOCH_DAY).days
+    first_last = {}
+    for prov, model, tier, d0, d1 in con.execute(price_keys_sql(f)).fetchall():
+        first_last[(prov, model, tier)] = ((d0 - _EPOCH_DAY).days, (d1 - _EPOCH_DAY).days)
+    for pk, (prov, model, tier) in enumerate(pks):
+        d0, d1 = first_last[(prov, model, tier)]
+        add_price_rows(state, book, pk, prov, model, tier, d0, max(d1, today + PRICE_DAYS_AHEAD))
+
+    seg_ptr = np.zeros(len(segs) + 1, dtype=np.int32)
+    if seg_counts:
+        seg_ptr[1:] = np.cumsum([c for _, c in seg_counts])
+    koff = np.zeros(n + 1, dtype=np.int64)
+    if n:
+        koff[1:] = np.cumsum(cols["klen"])
+    keys = keys_text.encode()
+    if len(keys) != int(koff[-1]):
+        return False  # strlen and the text disagree (should not happen): no summary
+    arrays = {
+        "ts": cols["ts"].astype(np.int64), "seg": cols["seg"].astype(np.int32),
+        "task": cols["task"].astype(np.int32), "pm": cols["pm"].astype(np.int32),
+        "pk": cols["pk"].astype(np.int32), "flags": cols["flags"].astype(np.uint8),
+        **{k: cols[k].astype(np.int64) for k in ("w5", "w1", "wasted", "inp", "cr", "out",
+                                                  "reas", "cost")},
+        "koff": koff, "kh": index["h"].astype(np.uint64), "kidx": index["i"].astype(np.int32),
+        "seg_ptr": seg_ptr, "tasks_index": tasks_index.astype(np.uint64),
+    }
+    # CHECKPOINT first: the signature must be the one the files keep once closed
+    with contextlib.suppress(Exception):  # read-only: nothing of its own to write
+        con.execute("CHECKPOINT")
+    doc = {"v": SUMMARY_VERSION, "id": secrets.token_hex(8), "sig": store_signature(db),
+           "catalog": catalog_fingerprint(), "tz": "UTC", "spool": spool,
+           "quarantined": quarantined, "usage_missing": usage_missing, "files": files,
+           "n": n, "keys": keys, **{k: v.tobytes() for k, v in arrays.items()},
+           "state": state.to_doc()}
+    write_atomically(Path(os.fspath(db)).with_name(summary_path(db).name),
+                     msgspec.msgpack.encode(doc))
+    return True
