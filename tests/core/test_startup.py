@@ -75,3 +75,31 @@ def test_probe_sees_heavy_imports() -> None:
     assert "duckdb" in mods
     assert "typer" in mods
     del code
+
+
+def test_daily_report_from_the_summary_imports_no_duckdb_or_cli(tmp_path: Path) -> None:
+    """``report --from claude-code --by day`` answered by the day summary (the daily
+    re-run) runs without DuckDB, Arrow, numpy, the CLI framework or the price catalog."""
+    import shutil
+
+    data = ROOT.parent / "shared" / "data" / "claude-code" / "projects"
+    if not data.is_dir():
+        pytest.skip("../shared/data is not beside the checkout")
+    shutil.copytree(data, tmp_path / "claude" / "projects")
+    args = ["report", "--from", "claude-code", str(tmp_path / "claude"), "--by", "day",
+            "--db", str(tmp_path / "u.duckdb"), "--json"]
+    code, mods = _run(args)  # the first run: SQL, then the summary is written
+    assert code == 0 and "duckdb" in mods
+    f = sorted((tmp_path / "claude").rglob("*.jsonl"))[0]
+    with f.open("a") as fh:  # a new line: the re-run imports it through the summary
+        fh.write(f.read_text().splitlines()[-1] + "\n")
+    code, mods = _run(args)
+    assert code == 0
+    heavy = mods & {*ANALYTICS, *NETWORK, "typer", "click", "pydantic", "genai_prices"} \
+        - {"msgspec"}
+    assert heavy == set(), f"the daily re-run imported {heavy}"
+    code, mods = _run(["report", "--by", "day", "--db", str(tmp_path / "u.duckdb"),
+                       "--format", "csv"])
+    assert code == 0 and "duckdb" not in mods  # the summary and its pending calls
+    code, mods = _run(["report", "--by", "model", "--db", str(tmp_path / "u.duckdb")])
+    assert code == 0 and "duckdb" in mods  # another report: the store (pending folded in)

@@ -10,14 +10,13 @@ numpy. Nothing is computed per call in Python.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from ..prices import PriceBook
-from ..store.pending import store_signature, write_atomically
+from ..store.pending import store_signature
 from ._results import Filters
 from ._summary_prices import add_price_rows
 from .sql import base_cte, price_keys_sql
@@ -34,6 +33,7 @@ from .summary import (
     State,
     catalog_fingerprint,
     summary_path,
+    write_summary_file,
 )
 
 __all__ = ["build_summary"]
@@ -118,7 +118,6 @@ def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
     """Write ``<db>.summary`` for the store open on ``con`` (under its lock, the report's
     ``prices`` table installed). Returns False (and writes nothing) when the store
     holds what the summary cannot represent exactly."""
-    import msgspec
     import numpy as np
 
     f = Filters()
@@ -206,11 +205,10 @@ def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
     # CHECKPOINT first: the signature must be the one the files keep once closed
     with contextlib.suppress(Exception):  # read-only: nothing of its own to write
         con.execute("CHECKPOINT")
-    doc = {"v": SUMMARY_VERSION, "id": secrets.token_hex(8), "sig": store_signature(db),
-           "catalog": catalog_fingerprint(), "tz": "UTC", "spool": spool,
-           "quarantined": quarantined, "usage_missing": usage_missing, "files": files,
-           "n": n, "keys": keys, **{k: v.tobytes() for k, v in arrays.items()},
-           "state": state.to_doc()}
-    write_atomically(Path(os.fspath(db)).with_name(summary_path(db).name),
-                     msgspec.msgpack.encode(doc))
+    header = {"v": SUMMARY_VERSION, "id": secrets.token_hex(8), "sig": store_signature(db),
+              "catalog": catalog_fingerprint(), "tz": "UTC", "spool": spool,
+              "quarantined": quarantined, "usage_missing": usage_missing, "files": files,
+              "n": n, "state": state.to_doc()}
+    write_summary_file(summary_path(db), header,
+                       {"keys": keys, **{k: v.tobytes() for k, v in arrays.items()}})
     return True

@@ -89,10 +89,10 @@ def _import_logs(s: Any, logs: list[Path]) -> DailyStats:
 
     stats = DailyStats()
     todo: list[tuple[str, int, list[Any] | None]] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     new_bytes = 0
     for arg in logs:
-        found = _claude_scan.discover(Path(arg).resolve())
+        found = _claude_scan.walk(Path(arg).resolve())
         if found is None:
             raise Decline(f"{arg}: no such file or folder")
         for f in found:
@@ -103,9 +103,9 @@ def _import_logs(s: Any, logs: list[Path]) -> DailyStats:
                 st = os.stat(f)
             except OSError:
                 raise Decline(f"{f}: cannot stat") from None
-            prev = s.imported(str(f))
+            prev = s.imported(f)
             if prev is None:
-                todo.append((str(f), 0, None))
+                todo.append((f, 0, None))
                 new_bytes += st.st_size
                 continue
             if st.st_size == prev[0] and st.st_mtime == prev[1]:
@@ -113,7 +113,7 @@ def _import_logs(s: Any, logs: list[Path]) -> DailyStats:
                 continue
             if prev[4] is None or st.st_size <= prev[0] or _tail(f, prev[0]) != prev[4]:
                 raise Decline(f"{f}: changed other than by an append")
-            todo.append((str(f), int(prev[0]), prev))
+            todo.append((f, int(prev[0]), prev))
             stats.appended_files += 1
             new_bytes += st.st_size - prev[0]
     if new_bytes > MAX_NEW_BYTES:
@@ -139,7 +139,7 @@ def _import_logs(s: Any, logs: list[Path]) -> DailyStats:
     return stats
 
 
-def _tail(path: Path, offset: int) -> int | None:
+def _tail(path: str, offset: int) -> int | None:
     from ..sources._runner import tail_hash
 
     try:

@@ -53,7 +53,7 @@ from typing import Any
 from ..store.pending import Pending, pending_path, read_pending, store_signature
 
 __all__ = ["SUMMARY_VERSION", "Decline", "Summary", "catalog_fingerprint", "enabled",
-           "load_summary", "md5_lower", "summary_path"]
+           "load_summary", "md5_lower", "summary_path", "write_summary_file"]
 
 #: Version of the ``.summary`` layout (another one is rebuilt by the next full report).
 SUMMARY_VERSION = 1
@@ -170,14 +170,14 @@ class _Base:
     reas: Any
     cost: Any
     koff: Any
-    keys: bytes
+    keys: Any
     kh: Any
     kidx: Any
     seg_ptr: Any
     tasks_index: Any
 
     def key(self, i: int) -> str:
-        return self.keys[self.koff[i]:self.koff[i + 1]].decode()
+        return str(self.keys[self.koff[i]:self.koff[i + 1]], "utf-8")
 
     def find(self, call_key: str) -> int | None:
         """The call holding ``call_key`` (a Claude Code key), or ``None``."""
@@ -240,19 +240,60 @@ class State:
         return cls(**{k: doc[k] for k in cls.__dataclass_fields__})
 
 
+#: The ``.summary`` file: this magic, the header's length (8 bytes, little-endian), the
+#: header (msgpack: everything but the arrays, and where each array is), the arrays.
+MAGIC = b"CTXBSUM1"
+#: Name lists a ``.pending`` state keeps as their extension past the base's.
+_NAMES = ("segs", "task_keys", "pms", "pks")
+
+
+def write_summary_file(path: Path, header: dict[str, Any], arrays: dict[str, bytes]) -> None:
+    """Write a ``.summary`` file (atomically): ``header`` plus the raw ``arrays``, each at
+    an 8-byte aligned offset recorded in the header (read back memory-mapped)."""
+    import msgspec
+
+    from ..store.pending import write_atomically
+
+    where: dict[str, list[int]] = {}
+    off = 0
+    for name, data in arrays.items():
+        where[name] = [off, len(data)]
+        off += (len(data) + 7) // 8 * 8
+    head = msgspec.msgpack.encode({**header, "arrays": where})
+    start = (len(MAGIC) + 8 + len(head) + 7) // 8 * 8
+    out = bytearray(start + off)
+    out[:len(MAGIC)] = MAGIC
+    out[len(MAGIC):len(MAGIC) + 8] = len(head).to_bytes(8, "little")
+    out[len(MAGIC) + 8:len(MAGIC) + 8 + len(head)] = head
+    for name, data in arrays.items():
+        o = start + where[name][0]
+        out[o:o + len(data)] = data
+    write_atomically(path, bytes(out))
+
+
 def load_summary(db: Path) -> Summary:
     """The current summary of the store ``db`` (with its pending calls);
     :class:`Decline` when there is none or it is stale."""
+    import mmap
+
     import msgspec
 
     path = summary_path(db)
     try:
-        data = path.read_bytes()
+        fh = open(path, "rb")  # noqa: SIM115 (the map outlives this function)
     except FileNotFoundError:
         raise Decline("no summary") from None
+    with fh:
+        try:
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):
+            raise Decline("unreadable summary") from None
     try:
-        doc = msgspec.msgpack.decode(data)
-    except msgspec.DecodeError:
+        if mm[:len(MAGIC)] != MAGIC:
+            raise Decline("another summary version")
+        n = int.from_bytes(mm[len(MAGIC):len(MAGIC) + 8], "little")
+        doc = msgspec.msgpack.decode(mm[len(MAGIC) + 8:len(MAGIC) + 8 + n])
+    except (msgspec.DecodeError, ValueError):
         raise Decline("unreadable summary") from None
     if not isinstance(doc, dict) or doc.get("v") != SUMMARY_VERSION:
         raise Decline("another summary version")
@@ -263,13 +304,22 @@ def load_summary(db: Path) -> Summary:
     pending = read_pending(db) if pending_path(db).exists() else None
     if pending is not None and (pending.base != doc["id"] or pending.sig != doc["sig"]):
         raise Decline("pending calls of another summary")
-    return Summary(db, doc, pending)
+    start = (len(MAGIC) + 8 + n + 7) // 8 * 8
+    view = memoryview(mm)
+    try:
+        arrays = {name: view[start + o:start + o + size].cast(  # type: ignore[call-overload]
+                      _ARRAYS.get(name, "B"))
+                  for name, (o, size) in doc["arrays"].items()}
+    except (KeyError, TypeError, ValueError):
+        raise Decline("unreadable summary") from None
+    return Summary(db, doc, arrays, pending)
 
 
 class Summary:
     """A loaded summary: the base arrays, the current state, the pending calls."""
 
-    def __init__(self, db: Path, doc: dict[str, Any], pending: Pending | None) -> None:
+    def __init__(self, db: Path, doc: dict[str, Any], arrays: dict[str, Any],
+                 pending: Pending | None) -> None:
         import msgspec
 
         self.db = db
@@ -280,15 +330,18 @@ class Summary:
         self.quarantined: int = doc["quarantined"]
         self.usage_missing: int = doc["usage_missing"]
         self.files: dict[str, list[Any]] = doc["files"]
-        arrays = {name: memoryview(doc[name]).cast(code)  # type: ignore[call-overload]
-                  for name, code in _ARRAYS.items()}
-        self.base = _Base(n=int(doc["n"]), keys=doc["keys"], **arrays)
+        self.base = _Base(n=int(doc["n"]), keys=arrays.pop("keys"), **arrays)
+        base_state = doc["state"]
+        self._nbase = {k: len(base_state[k]) for k in _NAMES}
         if pending is not None:
-            self.state = State.from_doc(msgspec.msgpack.decode(pending.state))
+            st = msgspec.msgpack.decode(pending.state)
+            for k in _NAMES:  # the base's names, then those the pending calls added
+                st[k] = base_state[k] + st[k]
+            self.state = State.from_doc(st)
             self.rows: dict[str, list[Any]] = pending.rows
             self.new_files: dict[str, list[Any]] = pending.files
         else:
-            self.state = State.from_doc(doc["state"])
+            self.state = State.from_doc(base_state)
             self.rows = {}
             self.new_files = {}
         self._sup = set(self.state.sup)
@@ -297,7 +350,6 @@ class Summary:
         self._pm_ids: dict[tuple[str, str], int] | None = None
         self._pk_ids: dict[tuple[str, str, str], int] | None = None
         self._jseg: dict[int, list[str]] | None = None
-        self._book: Any = None
 
     # -- the manifest ----------------------------------------------------------
     def imported(self, path: str) -> list[Any] | None:
@@ -648,8 +700,11 @@ class Summary:
         import msgspec
 
         self.new_files.update(files)
+        doc = self.state.to_doc()
+        for k in _NAMES:
+            doc[k] = doc[k][self._nbase[k]:]
         return Pending(sig=self.sig, base=self.id, rows=self.rows, files=self.new_files,
-                       state=msgspec.msgpack.encode(self.state.to_doc()))
+                       state=msgspec.msgpack.encode(doc))
 
 
 def _rank(side: bool, tokens: int, us: int) -> tuple[int, int, int]:

@@ -118,6 +118,14 @@ class Registry:
 _REGISTRY: Registry | None = None
 
 
+def entry_points(group: str) -> Any:
+    """``importlib.metadata.entry_points``, imported on first use (it reads every
+    installed package's metadata)."""
+    from importlib.metadata import entry_points as _entry_points
+
+    return _entry_points(group=group)
+
+
 #: The built-in format each of the first modules registers: ``get_importer`` of one of
 #: these imports that module only (tests check the map against what they register).
 BUILTIN_FORMATS: dict[str, str] = {
@@ -133,8 +141,6 @@ def registry() -> Registry:
         reg = Registry()
         for mod in BUILTIN_MODULES:
             importlib.import_module(mod).register(reg)
-        from importlib.metadata import entry_points
-
         for ep in entry_points(group="ctxbudget.importers"):
             hook: Callable[[Registry], None] = ep.load()
             hook(reg)

@@ -39,7 +39,7 @@ import msgspec
 from ..usage import MAX_TOKENS
 
 __all__ = ["COLUMNS", "PLAIN_TIERS", "Chunk", "discover", "file_size", "parse_files",
-           "plain_tier"]
+           "plain_tier", "walk"]
 
 
 class _CacheSplit(msgspec.Struct, gc=False):
@@ -216,14 +216,41 @@ def parse_files(paths: list[str], first: int = 0, *, mapped: bool = False,
 def discover(path: Path) -> list[Path] | None:
     """The logs under ``path``: the file itself, else the ``*.jsonl`` files under its
     ``projects`` folder when it has one (a config folder), else under it (recursive,
-    sorted); ``None`` when ``path`` does not exist."""
-    if path.is_file():
-        return [path]
-    if not path.exists():
+    sorted as paths sort); ``None`` when ``path`` does not exist."""
+    found = walk(path)
+    return None if found is None else [Path(p) for p in found]
+
+
+def walk(path: Path | str) -> list[str] | None:
+    """:func:`discover` as strings: ``os.scandir`` all the way down (no ``Path`` object
+    per file, no second ``stat``), symbolic links to folders not followed (as
+    ``Path.rglob``), ordered as the paths' parts order."""
+    root = os.fspath(path)
+    if os.path.isfile(root):
+        return [root]
+    if not os.path.exists(root):
         return None
-    if path.is_dir() and (path / "projects").is_dir():
-        path = path / "projects"
-    return sorted({p for p in path.rglob("*.jsonl") if p.is_file()})
+    sub = os.path.join(root, "projects")
+    if os.path.isdir(sub):
+        root = sub
+    out: list[str] = []
+    todo = [root]
+    while todo:
+        try:
+            it = os.scandir(todo.pop())
+        except OSError:  # unreadable folder: as rglob, skipped
+            continue
+        with it:
+            for e in it:
+                try:
+                    if e.name.endswith(".jsonl") and e.is_file():
+                        out.append(e.path)
+                    if e.is_dir() and not e.is_symlink():
+                        todo.append(e.path)
+                except OSError:
+                    continue
+    out.sort(key=lambda s: s.split(os.sep))
+    return out
 
 
 def file_size(path: str) -> int:

@@ -71,7 +71,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _open(path: Path) -> int:
-    from .db import private_dir
+    from ._paths import private_dir
 
     private_dir(path.parent)
     try:

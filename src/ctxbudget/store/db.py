@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import StoreError
 from ..usage import Call, Task
 from ._lock import LOCK_TIMEOUT_S, StoreLock, lock_timeout
-from ._paths import default_db_path
+from ._paths import default_db_path, private_dir
 from .pending import fold_pending, pending_path
 from .schema import CALL_COLUMNS, migrate
 
@@ -300,15 +300,6 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
 
 _RECOVER = ("recover with: mv '{p}' '{p}.damaged' and re-run your imports and "
             "`ctxbudget ingest --redo` (the spool keeps every tracked record)")
-
-
-def private_dir(d: Path) -> None:
-    """Create ``d`` (and missing parents) with mode 0700."""
-    if not d.is_dir():
-        try:
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise StoreError(f"{d}: cannot create the folder: {exc.strerror or exc}") from exc
 
 
 def _create_atomically(p: Path) -> None:
