@@ -275,3 +275,47 @@ def test_an_equal_copy_leaves_the_stored_call(bare: Pair) -> None:
     append(b, line("sb", "mx", "rx", t, out=41))  # more tokens: moves to session sb
     assert bare.check()["total"]["tasks"] == 1
     bare.check_stores()
+
+
+def test_tracked_tasks_and_outcomes_beside_claude_code(bare: Pair) -> None:
+    """A store that also holds tracked calls and tasks (outcomes, a failed call, a task a
+    cap blocked before its first call, one blocked after): the summary keeps their
+    figures as the SQL gives them while Claude Code calls come in."""
+    from ctxbudget import Call, Task, Usage
+
+    t = datetime(2025, 9, 3, 9, 0, tzinfo=UTC)
+    calls = [
+        Call(ts=t, provider="anthropic", model=MODEL, usage=Usage(input_tokens=10,
+             output_tokens=5, cache_write_5m_tokens=100), task_id="t1", session_id="s-app",
+             request_id="a1", source="track", task_type="triage"),
+        Call(ts=t + timedelta(minutes=2), provider="anthropic", model=MODEL,
+             usage=Usage(input_tokens=10, output_tokens=5, cache_read_tokens=100),
+             task_id="t2", session_id="s-app", request_id="a2", source="track",
+             task_type="triage", status="error"),
+        Call(ts=t + timedelta(days=1), provider="openai", model="gpt-4o",
+             usage=Usage(input_tokens=1000, output_tokens=50), task_id="t3",
+             request_id="a3", source="track", task_type="answer"),
+        Call(ts=t, provider="acme", model="no-such-model", usage=Usage(input_tokens=7),
+             task_id="t4", request_id="a4", source="track"),
+    ]
+    tasks = [Task(task_id="t1", task_type="triage", outcome="success"),
+             Task(task_id="t2", task_type="triage", outcome="failure"),
+             Task(task_id="t3", task_type="answer", outcome="blocked",
+                  blocked_by={"cap": "max_calls", "limit": "1", "task_id": "t3",
+                              "phase": "pre"}),
+             Task(task_id="t5", task_type="answer", outcome="blocked", started_at=t)]
+    for db in (bare.fast, bare.full):
+        with open_store(db) as st:
+            st.insert_calls(calls)
+            st.upsert_tasks(tasks)
+    f = bare.root / "projects" / "p" / "s1.jsonl"
+    append(f, line("s1", "m0", "r0", t, w5=100))
+    got = bare.check(engine="duckdb")
+    assert got["total"]["blocked_tasks"] == 1 and got["unpriced_models"]
+    assert {x["task_type"]: x["blocked"] for x in got["types"]} == {
+        "(none)": 0, "answer": 2, "triage": 0}
+    append(f, line("s1", "m1", "r1", t + timedelta(minutes=1), cr=100),
+           line("s1", "m2", "r2", t + timedelta(days=1), out=3))
+    bare.check()
+    bare.check(from_logs=False)
+    bare.check_stores()

@@ -21,6 +21,7 @@ from ._results import Filters
 from ._summary_prices import add_price_rows
 from .sql import base_cte, price_keys_sql
 from .summary import (
+    F_BLOCKED,
     F_ERROR,
     F_FAILURE,
     F_PARTIAL,
@@ -62,7 +63,8 @@ FROM (
       + (CASE WHEN pc.cost_usd IS NOT NULL THEN {priced} ELSE 0 END)
       + (CASE WHEN pc.status = 'ok' THEN 0 ELSE {error} END)
       + (CASE pc.outcome WHEN 'success' THEN {succ} WHEN 'failure' THEN {fail}
-                         WHEN 'partial' THEN {part} ELSE 0 END) AS UTINYINT) AS flags,
+                         WHEN 'partial' THEN {part} WHEN 'blocked' THEN {block} ELSE 0 END)
+      AS UTINYINT) AS flags,
     pc.cache_write_5m_tokens AS w5, pc.cache_write_1h_tokens AS w1,
     CAST(pc.wasted_write_tokens AS BIGINT) AS wasted,
     pc.input_tokens AS inp, pc.cache_read_tokens AS cr, pc.output_tokens AS out,
@@ -86,7 +88,7 @@ FROM _ctxb_sum GROUP BY day
 
 _CELLS_SQL = """
 SELECT day, task, count(*), sum((flags & 16 <> 0)::INT), sum((flags & 32 <> 0)::INT),
-  sum((flags & 64 <> 0)::INT)
+  sum((flags & 64 <> 0)::INT), sum((flags & 128 <> 0)::INT)
 FROM _ctxb_sum GROUP BY day, task
 """
 
@@ -94,14 +96,15 @@ FROM _ctxb_sum GROUP BY day, task
 # tasks table's row of the task id (when a call has one)
 _TASKS_SQL = """
 SELECT s.task, s.task_key, s.n, s.tokens, s.cost, s.unpriced, s.succ, s.fail, s.part,
-  COALESCE(s.ctype, t.task_type), t.outcome
+  s.block, COALESCE(s.ctype, t.task_type), t.outcome
 FROM (
   SELECT task, min(task_key) AS task_key, count(*) AS n,
     sum(inp + cr + w5 + w1 + out)::HUGEINT AS tokens,
     sum(CASE WHEN flags & 4 <> 0 THEN cost ELSE 0 END)::HUGEINT AS cost,
     sum(CASE WHEN flags & 4 <> 0 THEN 0 ELSE 1 END) AS unpriced,
     sum((flags & 16 <> 0)::INT) AS succ, sum((flags & 32 <> 0)::INT) AS fail,
-    sum((flags & 64 <> 0)::INT) AS part, min(ctype) AS ctype,
+    sum((flags & 64 <> 0)::INT) AS part, sum((flags & 128 <> 0)::INT) AS block,
+    min(ctype) AS ctype,
     CASE WHEN bool_or(has_tid) THEN min(task_key) END AS tid
   FROM _ctxb_sum GROUP BY task) s
 LEFT JOIN tasks t ON t.task_id = s.tid
@@ -123,7 +126,8 @@ def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
     f = Filters()
     con.execute(_CALLS_SQL.format(
         base=base_cte(f, "duckdb", wasted=True), sk=_SESSION_KEY, read=F_READ, side=F_SIDE,
-        priced=F_PRICED, error=F_ERROR, succ=F_SUCCESS, fail=F_FAILURE, part=F_PARTIAL))
+        priced=F_PRICED, error=F_ERROR, succ=F_SUCCESS, fail=F_FAILURE, part=F_PARTIAL,
+        block=F_BLOCKED))
     try:
         cols = con.execute(
             "SELECT ts, seg, task, pm, pk, flags, w5, w1, wasted, inp, cr, out, reas, cost, "
@@ -172,8 +176,12 @@ def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
                  "SELECT path, size_bytes, mtime, lines, accepted, tail_hash FROM imports "
                  "WHERE format = 'claude-code' AND rejected = 0").fetchall()}
 
+    # tasks a cap blocked before their first call: in the per-type stats (task_sql)
+    idle = [r[0] for r in con.execute(
+        "SELECT t.task_type FROM tasks t WHERE t.outcome = 'blocked' AND NOT EXISTS "
+        "(SELECT 1 FROM calls x WHERE x.task_id = t.task_id)").fetchall()]
     state = State(days=days, cells=cells, tasks=tasks, tstatic=tstatic, models=models,
-                  pkdays=pkdays, prices={}, bandsets=[], reasons=[], segs=segs,
+                  pkdays=pkdays, prices={}, bandsets=[], reasons=[], idle=idle, segs=segs,
                   task_keys=task_keys, pms=pms, pks=pks)
     # the price rows of every key from its first day to a week past today (or its last)
     today = (datetime.now(UTC).date() - _EPOCH_DAY).days

@@ -59,7 +59,8 @@ __all__ = ["SUMMARY_VERSION", "Decline", "Summary", "catalog_fingerprint", "enab
 SUMMARY_VERSION = 1
 
 #: Per-call flag bits.
-F_READ, F_SIDE, F_PRICED, F_ERROR, F_SUCCESS, F_FAILURE, F_PARTIAL = 1, 2, 4, 8, 16, 32, 64
+F_READ, F_SIDE, F_PRICED, F_ERROR, F_SUCCESS, F_FAILURE, F_PARTIAL, F_BLOCKED = \
+    1, 2, 4, 8, 16, 32, 64, 128
 
 US_DAY = 86_400_000_000
 TTL_5M_US = 300_000_000
@@ -80,8 +81,8 @@ _PLAIN_TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\
 D_CALLS, D_IN, D_CR, D_W5, D_W1, D_OUT, D_REAS, D_COST, D_PRICED, D_WASTED, D_ERR, \
     D_FIRST, D_LAST, D_FCOST, D_FPRICED = range(15)
 # the task row: [calls, tokens (prompt + output), cost, unpriced calls, success calls,
-#                failure calls, partial calls]
-T_CALLS, T_TOKENS, T_COST, T_UNPRICED, T_SUCC, T_FAIL, T_PART = range(7)
+#                failure calls, partial calls, blocked calls]
+T_CALLS, T_TOKENS, T_COST, T_UNPRICED, T_SUCC, T_FAIL, T_PART, T_BLOCK = range(8)
 # a pending call: the row values of store.pending.ROW_COLUMNS after the key, then
 P_TS, P_MODEL, P_SID, P_IN, P_CR, P_W5, P_W1, P_OUT, P_REAS, P_TIER, P_SIDE = range(11)
 P_US, P_SEG, P_TASK, P_PM, P_PK, P_FLAGS, P_COST, P_WASTED = range(11, 19)
@@ -210,7 +211,7 @@ class State:
 
     days: dict[int, list[int]]
     cells: dict[int, dict[int, list[int]]]
-    """day -> task -> [calls, success calls, failure calls, partial calls]."""
+    """day -> task -> [calls, success, failure, partial, blocked calls] (by outcome)."""
     tasks: dict[int, list[int]]
     tstatic: dict[int, list[Any]]
     """task -> [task type (the calls' own, else the tasks table's), outcome]."""
@@ -223,6 +224,9 @@ class State:
     bandsets: list[list[list[int]]]
     """[lo, hi (-1: none), 5 rates and the per-request fee in 1e-9 USD] per band."""
     reasons: list[str]
+    idle: list[Any]
+    """Task type of each task a budget cap blocked before its first call (no calls:
+    in the per-type stats only, at $0)."""
     segs: list[list[Any]]
     task_keys: list[str]
     pms: list[list[str]]
@@ -468,8 +472,8 @@ class Summary:
         st = self.state
         priced = 1 if flags & F_PRICED else 0
         err = 1 if flags & F_ERROR else 0
-        succ, fail, part = (1 if flags & F_SUCCESS else 0, 1 if flags & F_FAILURE else 0,
-                            1 if flags & F_PARTIAL else 0)
+        succ, fail, part, block = (1 if flags & F_SUCCESS else 0, 1 if flags & F_FAILURE else 0,
+                                   1 if flags & F_PARTIAL else 0, 1 if flags & F_BLOCKED else 0)
         d = st.days.get(day)
         if d is None:
             d = st.days[day] = [0] * 15
@@ -488,16 +492,17 @@ class Summary:
         elif (us == d[D_FIRST] or us == d[D_LAST]) and recheck is not None:
             recheck.add(day)
         cells = st.cells.setdefault(day, {})
-        c = cells.setdefault(task, [0, 0, 0, 0])
+        c = cells.setdefault(task, [0, 0, 0, 0, 0])
         c[0] += sign
         c[1] += sign * succ
         c[2] += sign * fail
         c[3] += sign * part
+        c[4] += sign * block
         if c[0] == 0:
             del cells[task]
             if not cells:
                 del st.cells[day]
-        t = st.tasks.setdefault(task, [0] * 7)
+        t = st.tasks.setdefault(task, [0] * 8)
         t[T_CALLS] += sign
         t[T_TOKENS] += sign * (inp + cr + w5 + w1 + out)
         t[T_COST] += sign * (cost if priced else 0)
@@ -505,6 +510,7 @@ class Summary:
         t[T_SUCC] += sign * succ
         t[T_FAIL] += sign * fail
         t[T_PART] += sign * part
+        t[T_BLOCK] += sign * block
         if t[T_CALLS] == 0:
             del st.tasks[task]
         n = st.models.get(pm, 0) + sign
@@ -634,9 +640,8 @@ class Summary:
             d = st.days[day]
             cells = st.cells.get(day, {})
             rows.append(_group(_day_key(day), d, len(cells),
-                               sum(1 for c in cells.values() if c[1]),
-                               sum(1 for c in cells.values() if c[2]),
-                               sum(1 for c in cells.values() if c[3]), wasted))
+                               *(sum(1 for c in cells.values() if c[k]) for k in (1, 2, 3, 4)),
+                               wasted=wasted))
         total = None
         if st.days:
             t = [0] * 15
@@ -646,9 +651,10 @@ class Summary:
             t[D_FIRST] = min(d[D_FIRST] for d in st.days.values())
             t[D_LAST] = max(d[D_LAST] for d in st.days.values())
             live = [v for v in st.tasks.values() if v[T_CALLS]]
-            total = _group("total", t, len(live), sum(1 for v in live if v[T_SUCC]),
-                           sum(1 for v in live if v[T_FAIL]), sum(1 for v in live if v[T_PART]),
-                           wasted)
+            total = _group("total", t, len(live),
+                           *(sum(1 for v in live if v[k]) for k in (T_SUCC, T_FAIL, T_PART,
+                                                                    T_BLOCK)),
+                           wasted=wasted)
         names = ("key", *(n for n in GroupRow.__dataclass_fields__ if n != "key"))
         table = Rows(names, [tuple(getattr(g, c) for c in names) for g in rows])
         rep = Report(by="day", table=table, total=total, types=self._types(),
@@ -668,6 +674,8 @@ class Summary:
             cost = None if v[T_UNPRICED] else v[T_COST]
             by.setdefault(ttype or "(none)", []).append((cost, v[T_TOKENS], v[T_CALLS],
                                                         outcome or ""))
+        for ttype in st.idle:  # blocked before the first call: no calls, $0
+            by.setdefault(ttype or "(none)", []).append((0, 0, 0, "blocked"))
         out = []
         for name in sorted(by):
             ts = by[name]
@@ -691,6 +699,7 @@ class Summary:
                 failed_cost_usd=dsum([c for c, _, _, o in ts if o == "failure" and c is not None]),
                 success_cost_usd=dsum([c for c, _, _, o in ts
                                        if o == "success" and c is not None]),
+                blocked=sum(1 for *_, o in ts if o == "blocked"),
             ))
         return tuple(out)
 
@@ -711,8 +720,8 @@ def _rank(side: bool, tokens: int, us: int) -> tuple[int, int, int]:
     return (0 if side else 1, tokens, -(us // 1000))
 
 
-def _group(key: str, d: list[int], tasks: int, succ: int, fail: int, part: int,
-           wasted: bool) -> Any:
+def _group(key: str, d: list[int], tasks: int, succ: int, fail: int, part: int, block: int,
+           *, wasted: bool) -> Any:
     from ._results import GroupRow
 
     return GroupRow(
@@ -724,5 +733,5 @@ def _group(key: str, d: list[int], tasks: int, succ: int, fail: int, part: int,
         wasted_write_tokens=d[D_WASTED] if wasted else 0, error_calls=d[D_ERR],
         first_ts=_when(d[D_FIRST]), last_ts=_when(d[D_LAST]),
         failed_cost_usd=_dec(d[D_FCOST]) if d[D_FPRICED] else None,
-        success_tasks=succ, failure_tasks=fail, partial_tasks=part,
+        success_tasks=succ, failure_tasks=fail, partial_tasks=part, blocked_tasks=block,
     )
