@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import zlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -43,38 +44,55 @@ _EPOCH_DAY = date(1970, 1, 1)
 
 _SESSION_KEY = "COALESCE(pc.session_id, pc.task_id, pc.call_key)"
 
-# one row per call, in (segment, time, key) order: a segment's calls are contiguous
+# one row per call (no ids yet)
 _CALLS_SQL = """
-CREATE OR REPLACE TEMP TABLE _ctxb_sum AS
+CREATE OR REPLACE TEMP TABLE _ctxb_p AS
 {base}
-SELECT row_number() OVER (ORDER BY sk, model NULLS FIRST, ts, call_key) - 1 AS i,
-  dense_rank() OVER (ORDER BY sk, model NULLS FIRST) - 1 AS seg,
-  dense_rank() OVER (ORDER BY task_key) - 1 AS task,
-  dense_rank() OVER (ORDER BY pv, mv) - 1 AS pm,
-  dense_rank() OVER (ORDER BY pv, mv, tv) - 1 AS pk,
-  *
-FROM (
-  SELECT pc.call_key, {sk} AS sk, pc.model, pc.task_key,
-    COALESCE(pc.provider, '') AS pv, COALESCE(pc.model, '') AS mv,
-    COALESCE(pc.service_tier, '') AS tv,
-    epoch_us(pc.ts) AS ts, CAST(pc.day - DATE '1970-01-01' AS BIGINT) AS day,
-    CAST((CASE WHEN pc.cache_read_tokens > 0 THEN {read} ELSE 0 END)
-      + (CASE WHEN COALESCE(pc.meta LIKE '%"sidechain":true%', false) THEN {side} ELSE 0 END)
-      + (CASE WHEN pc.cost_usd IS NOT NULL THEN {priced} ELSE 0 END)
-      + (CASE WHEN pc.status = 'ok' THEN 0 ELSE {error} END)
-      + (CASE pc.outcome WHEN 'success' THEN {succ} WHEN 'failure' THEN {fail}
-                         WHEN 'partial' THEN {part} WHEN 'blocked' THEN {block} ELSE 0 END)
-      AS UTINYINT) AS flags,
-    pc.cache_write_5m_tokens AS w5, pc.cache_write_1h_tokens AS w1,
-    CAST(pc.wasted_write_tokens AS BIGINT) AS wasted,
-    pc.input_tokens AS inp, pc.cache_read_tokens AS cr, pc.output_tokens AS out,
-    pc.reasoning_tokens AS reas,
-    CAST(COALESCE(pc.cost_usd, 0) * 1000000000000000 AS BIGINT) AS cost,
-    starts_with(pc.call_key, 'claude-code:') AS cc,
-    pc.task_id IS NOT NULL AS has_tid, pc.task_type AS ctype, pc.outcome
-  FROM pc
-)
+SELECT pc.call_key, {sk} AS sk, pc.model, pc.task_key,
+  COALESCE(pc.provider, '') AS pv, COALESCE(pc.model, '') AS mv,
+  COALESCE(pc.service_tier, '') AS tv,
+  epoch_us(pc.ts) AS ts, CAST(pc.day - DATE '1970-01-01' AS BIGINT) AS day,
+  CAST((CASE WHEN pc.cache_read_tokens > 0 THEN {read} ELSE 0 END)
+    + (CASE WHEN COALESCE(pc.meta LIKE '%"sidechain":true%', false) THEN {side} ELSE 0 END)
+    + (CASE WHEN pc.cost_usd IS NOT NULL THEN {priced} ELSE 0 END)
+    + (CASE WHEN pc.status = 'ok' THEN 0 ELSE {error} END)
+    + (CASE pc.outcome WHEN 'success' THEN {succ} WHEN 'failure' THEN {fail}
+                       WHEN 'partial' THEN {part} WHEN 'blocked' THEN {block} ELSE 0 END)
+    AS UTINYINT) AS flags,
+  pc.cache_write_5m_tokens AS w5, pc.cache_write_1h_tokens AS w1,
+  CAST(pc.wasted_write_tokens AS BIGINT) AS wasted,
+  pc.input_tokens AS inp, pc.cache_read_tokens AS cr, pc.output_tokens AS out,
+  pc.reasoning_tokens AS reas,
+  CAST(COALESCE(pc.cost_usd, 0) * 1000000000000000 AS BIGINT) AS cost,
+  starts_with(pc.call_key, 'claude-code:') AS cc,
+  pc.task_id IS NOT NULL AS has_tid, pc.task_type AS ctype, pc.outcome
+FROM pc
 """
+
+# the ids: a small table per name list (sorted names numbered from 0), joined back
+_DIMS = {
+    "seg": ("sk, model", "sk, model NULLS FIRST",
+            "s.sk = p.sk AND s.model IS NOT DISTINCT FROM p.model"),
+    "task": ("task_key", "task_key", "s.task_key = p.task_key"),
+    "pm": ("pv, mv", "pv, mv", "s.pv = p.pv AND s.mv = p.mv"),
+    "pk": ("pv, mv, tv", "pv, mv, tv", "s.pv = p.pv AND s.mv = p.mv AND s.tv = p.tv"),
+}
+
+
+def _dim_sql(name: str) -> str:
+    cols, order, _ = _DIMS[name]
+    return (f"CREATE OR REPLACE TEMP TABLE _ctxb_{name} AS SELECT {cols}, "
+            f"CAST(row_number() OVER (ORDER BY {order}) - 1 AS INTEGER) AS {name} "
+            f"FROM (SELECT DISTINCT {cols} FROM _ctxb_p)")
+
+
+# the calls with their ids, a segment's calls contiguous (the table keeps this order:
+# ``rowid`` is the call's index in the summary's arrays)
+_SUM_SQL = ("CREATE OR REPLACE TEMP TABLE _ctxb_sum AS SELECT "
+            + ", ".join(f"d_{n}.{n}" for n in _DIMS) + ", p.* FROM _ctxb_p p "
+            + " ".join(f"JOIN _ctxb_{n} d_{n} ON " + _DIMS[n][2].replace("s.", f"d_{n}.")
+                       for n in _DIMS)
+            + " ORDER BY d_seg.seg")
 
 _DAYS_SQL = """
 SELECT day, count(*), sum(inp), sum(cr), sum(w5), sum(w1), sum(out), sum(reas),
@@ -129,9 +147,15 @@ def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
         priced=F_PRICED, error=F_ERROR, succ=F_SUCCESS, fail=F_FAILURE, part=F_PARTIAL,
         block=F_BLOCKED))
     try:
+        names: dict[str, list[Any]] = {}
+        for name, (cols_, _, _) in _DIMS.items():
+            con.execute(_dim_sql(name))
+            names[name] = [list(r[:-1]) if len(r) > 2 else r[0] for r in con.execute(
+                f"SELECT {cols_}, {name} FROM _ctxb_{name} ORDER BY {name}").fetchall()]
+        con.execute(_SUM_SQL)
         cols = con.execute(
             "SELECT ts, seg, task, pm, pk, flags, w5, w1, wasted, inp, cr, out, reas, cost, "
-            "strlen(call_key) AS klen, cc FROM _ctxb_sum ORDER BY i").fetchnumpy()
+            "strlen(call_key) AS klen, cc FROM _ctxb_sum ORDER BY rowid").fetchnumpy()
         n = len(cols["ts"])
         days = {int(r[0]): [int(v) for v in r[1:]] for r in _ints(con, _DAYS_SQL)}
         cells: dict[int, dict[int, list[int]]] = {}
@@ -139,18 +163,9 @@ def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
             cells.setdefault(int(day), {})[int(task)] = [int(v) for v in vals]
         tasks: dict[int, list[int]] = {}
         tstatic: dict[int, list[Any]] = {}
-        task_keys: list[str] = []
-        for task, key, *vals, ttype, outcome in _ints(con, _TASKS_SQL):
-            assert int(task) == len(task_keys)
-            task_keys.append(str(key))
+        for task, _key, *vals, ttype, outcome in _ints(con, _TASKS_SQL):
             tasks[int(task)] = [int(v) for v in vals]
             tstatic[int(task)] = [ttype, outcome]
-        segs = [[r[1], r[2]] for r in con.execute(
-            "SELECT DISTINCT seg, sk, model FROM _ctxb_sum ORDER BY seg").fetchall()]
-        pms = [[r[1], r[2]] for r in con.execute(
-            "SELECT DISTINCT pm, pv, mv FROM _ctxb_sum ORDER BY pm").fetchall()]
-        pks = [[r[1], r[2], r[3]] for r in con.execute(
-            "SELECT DISTINCT pk, pv, mv, tv FROM _ctxb_sum ORDER BY pk").fetchall()]
         models = {int(r[0]): int(r[1]) for r in con.execute(
             "SELECT pm, count(*) FROM _ctxb_sum GROUP BY pm").fetchall()}
         pkdays: dict[int, dict[int, int]] = {}
@@ -158,18 +173,14 @@ def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
                 "SELECT pk, day, count(*) FROM _ctxb_sum GROUP BY pk, day").fetchall():
             pkdays.setdefault(int(pk), {})[int(day)] = int(cnt)
         keys_text = con.execute(
-            "SELECT coalesce(string_agg(call_key, '' ORDER BY i), '') FROM _ctxb_sum"
+            "SELECT coalesce(string_agg(call_key, '' ORDER BY rowid), '') FROM _ctxb_sum"
         ).fetchall()[0][0]
-        index = con.execute(
-            "SELECT md5_number_lower(call_key) AS h, i FROM _ctxb_sum WHERE cc ORDER BY h, i"
-        ).fetchnumpy()
         seg_counts = con.execute(
             "SELECT seg, count(*) FROM _ctxb_sum GROUP BY seg ORDER BY seg").fetchall()
     finally:
-        con.execute("DROP TABLE IF EXISTS _ctxb_sum")
-    tasks_index = con.execute(
-        "SELECT DISTINCT md5_number_lower(task_id) AS h FROM tasks WHERE task_id IS NOT NULL "
-        "ORDER BY h").fetchnumpy()["h"]
+        for t in ("_ctxb_sum", "_ctxb_p", *(f"_ctxb_{n}" for n in _DIMS)):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+    segs, task_keys, pms, pks = names["seg"], names["task"], names["pm"], names["pk"]
     files = {str(r[0]): [int(r[1]), float(r[2]), int(r[3] or 0), int(r[4] or 0),
                          None if r[5] is None else int(r[5])]
              for r in con.execute(
@@ -201,14 +212,24 @@ def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
     keys = keys_text.encode()
     if len(keys) != int(koff[-1]):
         return False  # strlen and the text disagree (should not happen): no summary
+    # the Claude Code keys' index: CRC-32 of the key, sorted (a lookup checks the key)
+    cc = np.flatnonzero(cols["cc"])
+    offs = koff.tolist()
+    h = np.fromiter((zlib.crc32(keys[offs[i]:offs[i + 1]]) for i in cc.tolist()),
+                    dtype=np.uint32, count=len(cc))
+    order = np.argsort(h, kind="stable")
+    kh, kidx = h[order], cc[order]
+    tasks_index = np.array(sorted({zlib.crc32(str(r[0]).encode()) for r in con.execute(
+        "SELECT DISTINCT task_id FROM tasks WHERE task_id IS NOT NULL").fetchall()}),
+        dtype=np.uint32)
     arrays = {
         "ts": cols["ts"].astype(np.int64), "seg": cols["seg"].astype(np.int32),
         "task": cols["task"].astype(np.int32), "pm": cols["pm"].astype(np.int32),
         "pk": cols["pk"].astype(np.int32), "flags": cols["flags"].astype(np.uint8),
         **{k: cols[k].astype(np.int64) for k in ("w5", "w1", "wasted", "inp", "cr", "out",
                                                   "reas", "cost")},
-        "koff": koff, "kh": index["h"].astype(np.uint64), "kidx": index["i"].astype(np.int32),
-        "seg_ptr": seg_ptr, "tasks_index": tasks_index.astype(np.uint64),
+        "koff": koff, "kh": kh.astype(np.uint32), "kidx": kidx.astype(np.int32),
+        "seg_ptr": seg_ptr, "tasks_index": tasks_index,
     }
     # CHECKPOINT first: the signature must be the one the files keep once closed
     with contextlib.suppress(Exception):  # read-only: nothing of its own to write

@@ -22,8 +22,10 @@ __all__ = ["DailyStats", "summary_day_report"]
 
 #: New log bytes above this go to the full path (which parses them in parallel).
 MAX_NEW_BYTES = 48 * 1024 * 1024
-#: Pending calls above this go to the full path (which folds them into the store).
-MAX_PENDING_CALLS = 500_000
+#: Pending calls above this, or above a quarter of the summary's calls, go to the full
+#: path (which folds them into the store and writes a new summary): the ``.pending``
+#: file, read and written whole by every run, stays small.
+MAX_PENDING_CALLS = 50_000
 
 
 @dataclass(slots=True)
@@ -133,7 +135,7 @@ def _import_logs(s: Any, logs: list[Path]) -> DailyStats:
                 calls += int(prev[3])
             files[path] = [chunk.ends[n], chunk.mtimes[n], lines, calls, chunk.tails[n]]
         stats.files = len(chunk.files)
-        if len(s.rows) > MAX_PENDING_CALLS:
+        if len(s.rows) > max(MAX_PENDING_CALLS, s.base.n // 4):
             raise Decline("many calls pending: the full path folds them into the store")
         write_pending(s.db, s.pending(files))
     return stats

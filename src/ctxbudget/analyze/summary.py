@@ -53,10 +53,10 @@ from typing import Any
 from ..store.pending import Pending, pending_path, read_pending, store_signature
 
 __all__ = ["SUMMARY_VERSION", "Decline", "Summary", "catalog_fingerprint", "enabled",
-           "load_summary", "md5_lower", "summary_path", "write_summary_file"]
+           "key_hash", "load_summary", "summary_path", "write_summary_file"]
 
 #: Version of the ``.summary`` layout (another one is rebuilt by the next full report).
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 #: Per-call flag bits.
 F_READ, F_SIDE, F_PRICED, F_ERROR, F_SUCCESS, F_FAILURE, F_PARTIAL, F_BLOCKED = \
@@ -100,11 +100,11 @@ def summary_path(db: Path) -> Path:
     return db.with_name(db.name + ".summary")
 
 
-def md5_lower(text: str) -> int:
-    """DuckDB's ``md5_number_lower(text)``: the key index's hash."""
-    import hashlib
+def key_hash(text: str) -> int:
+    """The key index's hash: CRC-32 of the UTF-8 text (a match is checked on the key)."""
+    import zlib
 
-    return int.from_bytes(hashlib.md5(text.encode()).digest()[8:], "little")
+    return zlib.crc32(text.encode())
 
 
 def catalog_fingerprint() -> list[Any]:
@@ -182,7 +182,7 @@ class _Base:
 
     def find(self, call_key: str) -> int | None:
         """The call holding ``call_key`` (a Claude Code key), or ``None``."""
-        h = md5_lower(call_key)
+        h = key_hash(call_key)
         kh = self.kh
         j = bisect.bisect_left(kh, h)
         while j < len(kh) and kh[j] == h:
@@ -194,15 +194,15 @@ class _Base:
 
     def is_task(self, task_id: str) -> bool:
         """Whether the store's ``tasks`` table may hold ``task_id`` (hash match)."""
-        h = md5_lower(task_id)
+        h = key_hash(task_id)
         j = bisect.bisect_left(self.tasks_index, h)
         return j < len(self.tasks_index) and self.tasks_index[j] == h
 
 
 _ARRAYS = {"ts": "q", "seg": "i", "task": "i", "pm": "i", "pk": "i", "flags": "B", "w5": "q",
            "w1": "q", "wasted": "q", "inp": "q", "cr": "q", "out": "q", "reas": "q",
-           "cost": "q", "koff": "q", "kh": "Q", "kidx": "i", "seg_ptr": "i",
-           "tasks_index": "Q"}
+           "cost": "q", "koff": "q", "kh": "I", "kidx": "i", "seg_ptr": "i",
+           "tasks_index": "I"}
 
 
 @dataclass

@@ -23,7 +23,6 @@ made (size, modification time and inode of the store and of its write-ahead log)
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +30,6 @@ from typing import Any
 
 __all__ = ["PENDING_VERSION", "Pending", "drop_pending", "fold_pending", "pending_path",
            "read_pending", "store_signature", "write_atomically", "write_pending"]
-
-log = logging.getLogger(__name__)
 
 #: Version of the ``.pending`` layout (another version is not folded: it is dropped and
 #: the logs are read again from the store's ``imports`` offsets).
@@ -118,8 +115,11 @@ def read_pending(db: Path) -> Pending | None:
         return Pending(sig=list(doc["sig"]), base=str(doc["base"]), rows=dict(doc["rows"]),
                        files=dict(doc["files"]), state=bytes(doc["state"]))
     except (msgspec.DecodeError, ValueError, KeyError, TypeError) as exc:
-        log.warning("%s: unreadable (%s); removed: the logs it held are read again on the "
-                    "next import", path, exc)
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: unreadable (%s); removed: the logs it held are read again on the "
+            "next import", path, exc)
         drop_pending(db)
         return None
 
