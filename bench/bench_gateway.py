@@ -10,7 +10,8 @@ its own process), with an aiohttp client in this process. For each body size:
   Also: each side's latency p50 / p99, streaming time to first byte (p50, and its added
   p50), and each proxy's CPU time per request in this phase (user + system of its
   process tree, from /proc: far less sensitive to other processes' load than
-  wall-clock figures).
+  wall-clock figures). LiteLLM gets its own interleaved phase (direct + LiteLLM, fewer
+  rounds): the work it does after each response would slow the others' next request.
 * **Throughput** (requests/s) at 1, 16 and 64 concurrent clients, non-streamed and
   streamed; ``--repeat`` rounds over all contenders in turn, best kept.
 * **Requests per CPU-second** of each proxy over all of its requests.
@@ -216,9 +217,9 @@ class Contender:
     url: str
     pid: int
     every: int = 1
-    """Takes part in every ``every``-th round of the interleaved phase (LiteLLM: its
-    requests take ~100x longer)."""
+    """Takes part in every ``every``-th round of the interleaved phase."""
     slow: bool = False
+    """LiteLLM: ~100x the CPU per request; fewer requests, its own interleaved phase."""
     out: dict[str, Any] = field(default_factory=dict)
     reqs: int = 0
     cpu: float = 0.0
@@ -420,20 +421,30 @@ def measure(direct: Contender, cons: list[Contender], make: Make, args: argparse
     q = 0.25 if args.quick else 1.0
     scale = 0.25 if args.big else 1.0  # 400 KB bodies: fewer requests
     everyone = [direct, *cons]
-    for stream in (False, True):
-        n = max(20, int(args.pairs * q * scale / (2 if stream else 1)))
-        before = {c.name: tree_cpu(c.pid) for c in cons}
-        res = asyncio.run(interleaved(direct.url, cons, make, n=n, stream=stream, ids=ids))
-        direct.out["s" if stream else "l"] = res["direct"]
-        for c in cons:
-            cpu = tree_cpu(c.pid) - before[c.name]
-            nreq = len(range(-10, n, c.every))
-            c.reqs += nreq
-            c.cpu += cpu
-            c.out["s" if stream else "l"] = res[c.name]
-            c.out["errors"] = c.out.get("errors", 0) + res[c.name]["errors"]
-            if not stream:
-                c.out["cpu_ms_c1"] = cpu * 1000 / nreq
+    # the slow contender (LiteLLM) gets its own interleaved phase: its background work
+    # after each response would otherwise slow the others' next requests
+    for group in ([c for c in cons if not c.slow], [c for c in cons if c.slow]):
+        if not group:
+            continue
+        for stream in (False, True):
+            n = max(20, int(args.pairs * q * scale / (2 if stream else 1)))
+            if group[0].slow:
+                n = max(20, int(n * args.litellm_scale))
+            before = {c.name: tree_cpu(c.pid) for c in group}
+            res = asyncio.run(interleaved(direct.url, group, make, n=n, stream=stream,
+                                          ids=ids))
+            if not group[0].slow:
+                direct.out["s" if stream else "l"] = res["direct"]
+            for c in group:
+                cpu = tree_cpu(c.pid) - before[c.name]
+                nreq = n + 10
+                c.reqs += nreq
+                c.cpu += cpu
+                c.out["s" if stream else "l"] = res[c.name]
+                c.out["direct" + ("s" if stream else "l")] = res["direct"]
+                c.out["errors"] = c.out.get("errors", 0) + res[c.name]["errors"]
+                if not stream:
+                    c.out["cpu_ms_c1"] = cpu * 1000 / nreq
     for rep in range(args.repeat):
         for c in everyone:
             if c.slow and rep:
@@ -468,6 +479,9 @@ def report(direct: Contender, cons: list[Contender]) -> None:
           f"{d['s']['ttfb50']:.2f} | |")
     for c in cons:
         la, st = c.out["l"], c.out["s"]
+        if c.slow:
+            print(f"| direct (during {c.name}'s own phase) | {c.out['directl']['p50']:.2f} | "
+                  f"{c.out['directl']['p99']:.2f} | | | {c.out['directs']['ttfb50']:.2f} | |")
         print(f"| {c.name} | {la['p50']:.2f} | {la['p99']:.2f} | {la['add50']:+.2f} | "
               f"{la['add99']:+.2f} | {st['ttfb50']:.2f} ({st['addttfb']:+.2f}) | "
               f"{c.out['cpu_ms_c1']:.3f} |")
@@ -553,8 +567,7 @@ def main() -> None:
             cons = [Contender(name if name.startswith("bare") else f"ctxbudget gateway ({name})",
                               url, proc.pid) for name, proc, url in gws]
             if ll is not None and ll_url is not None:
-                cons.append(Contender("LiteLLM proxy", ll_url, ll.pid,
-                                      every=max(1, round(1 / args.litellm_scale)), slow=True))
+                cons.append(Contender("LiteLLM proxy", ll_url, ll.pid, slow=True))
             measure(direct, cons, make, args, ids)
             report(direct, cons)
             lt = cons[-1] if ll is not None else None

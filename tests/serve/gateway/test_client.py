@@ -204,3 +204,29 @@ def test_large_body_flow_control() -> None:
             assert await r.read() == blob
 
     _run(handler, test)
+
+
+def test_bytes_on_an_idle_connection_retire_it() -> None:
+    """A server that says something unasked on a kept-alive connection (a 408 before
+    it closes it): that connection is not reused; the next request opens a new one."""
+    conns = 0
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal conns
+        conns += 1
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await w.drain()
+        await asyncio.sleep(0.05)
+        w.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        await w.drain()
+        await asyncio.sleep(1)
+
+    async def test(c: UpstreamClient, o: Origin) -> Any:
+        for _ in range(2):
+            async with await c.request(o, "GET", b"/", [], b"") as r:
+                assert r.status == 200 and await r.read() == b"ok"
+            await asyncio.sleep(0.2)
+
+    _run(handler, test)
+    assert conns == 2

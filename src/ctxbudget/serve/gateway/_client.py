@@ -245,6 +245,9 @@ class _Conn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
+        if self.resp is None:  # bytes on an idle connection (e.g. a 408 before closing)
+            self.close()
+            return
         self.last = self.loop.time()
         try:
             self.parser.feed_data(data)
