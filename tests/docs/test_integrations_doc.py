@@ -54,7 +54,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_http(url: str, alive: Callable[[], bool], what: str, timeout: float = 240) -> None:
+def _wait_http(url: str, alive: Callable[[], bool], what: str, log: Path,
+               timeout: float = 240) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -65,7 +66,8 @@ def _wait_http(url: str, alive: Callable[[], bool], what: str, timeout: float = 
         except httpx.TransportError:
             pass
         if not alive() or time.monotonic() > deadline:
-            pytest.fail(f"{what} did not start")
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            pytest.fail(f"{what} did not start:\n{tail}")
         time.sleep(0.2)
 
 
@@ -161,7 +163,8 @@ def _otlp(e: Env) -> None:
                         f"http://127.0.0.1:{port}/v1/traces"}
     for k, v in exported.items():
         e.mp.setenv(k, v)
-    _wait_http(f"http://127.0.0.1:{port}/metrics", lambda: _alive(pid), "ctxbudget otlp")
+    _wait_http(f"http://127.0.0.1:{port}/metrics", lambda: _alive(pid), "ctxbudget otlp",
+               e.home / "receiver.log")
     e.remote = True
 
 
@@ -228,7 +231,7 @@ def _litellm_proxy(e: Env) -> None:
 
     e.cleanups.append(stop)
     _wait_http(f"http://127.0.0.1:{port}/health/liveliness", lambda: proc.poll() is None,
-               "the LiteLLM proxy")
+               "the LiteLLM proxy", e.home / "proxy.log")
     e.mp.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}")
     e.mp.setenv("OPENAI_API_KEY", key)
     e.remote = True
