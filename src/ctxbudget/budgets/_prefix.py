@@ -182,10 +182,17 @@ class PrefixCache:
             return None
         best: tuple[Prev, int] | None = None
         for prev in list(got):
-            j = bisect.bisect_right(prev.ends, common_prefix(body, prev.body))
+            ends = prev.ends
+            n = len(ends)
+            if body.startswith(memoryview(prev.body)[:ends[-1]]):  # all of it (one memcmp)
+                j = n
+            elif n > 1 and body.startswith(memoryview(prev.body)[:ends[-2]]):
+                j = n - 1  # all but the last (e.g. its breakpoint moved on)
+            else:
+                j = bisect.bisect_right(ends, common_prefix(body, prev.body))
             if j and (best is None or j > best[1]):
                 best = (prev, j)
-                if j >= len(prev.ends) - 2:  # this session's latest body: look no further
+                if j >= n - 4 or j * 10 >= n * 9:  # this session's latest: look no further
                     break
         if best is not None:
             self.hits += 1
