@@ -142,7 +142,7 @@ def _import_logs(s: Any, logs: list[Path]) -> DailyStats:
 
 
 def _tail(path: str, offset: int) -> int | None:
-    from ..sources._runner import tail_hash
+    from ..sources._tail import tail_hash
 
     try:
         with open(path, "rb") as fh:

@@ -151,7 +151,7 @@ class Chunk:
     mtimes: list[float] = field(default_factory=list)
     """Modification time of each parsed file when read."""
     tails: list[int] = field(default_factory=list)
-    """Fingerprint of the bytes before :attr:`ends` (``sources._runner.tail_hash``)."""
+    """Fingerprint of the bytes before :attr:`ends` (``sources._tail.tail_hash``)."""
     nbytes: int = 0
     """Bytes read, parsed or not."""
     left: list[str] = field(default_factory=list)
@@ -269,7 +269,7 @@ def _decode(path: str, mapped: bool,
     worker processes and for whole files: a file truncated while mapped raises
     SIGBUS, which ends the worker (its chunk is then read here), never the importing
     process."""
-    from ._runner import tail_hash
+    from ._tail import tail_hash
 
     with open(path, "rb") as fh:
         st = os.fstat(fh.fileno())

@@ -19,7 +19,6 @@ whose fingerprint differs (truncated, rewritten) is read whole.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -31,12 +30,11 @@ from typing import Any
 from ..errors import InputFormatError, UsageError
 from ..usage import Call, check_sane
 from ._base import STDIN, Importer, ImportStats, Record, Rejection, Skip, decode_json_line
+from ._tail import TAIL_BYTES, tail_hash
 
 __all__ = ["FLUSH_CALLS", "TAIL_BYTES", "FileRead", "Imported", "StrictStop", "file_signature",
            "import_files", "imported_signatures", "record_imports", "resume_offset", "tail_hash"]
 
-#: Bytes before a file's offset whose fingerprint tells an append from a rewrite.
-TAIL_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,14 +219,6 @@ def _count_newlines(fh: Any, end: int) -> int:
         n += block.count(b"\n")
         left -= len(block)
     return n
-
-
-def tail_hash(fh: Any, end: int) -> int:
-    """Fingerprint (signed 64-bit) of the :data:`TAIL_BYTES` bytes of the open binary
-    file ``fh`` before offset ``end``."""
-    start = max(0, end - TAIL_BYTES)
-    data = os.pread(fh.fileno(), end - start, start)
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
 
 
 def file_signature(path: Path) -> tuple[int, float] | None:
