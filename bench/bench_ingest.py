@@ -98,7 +98,8 @@ def raw_spool(db: Path, spool: Path) -> None:
         "latency_ms, status, source, service_tier, turn, components, prefix_fingerprint, "
         "expected_cache_read_tokens, input_inclusive, meta FROM spool WHERE k = 'c'")
     con.execute(
-        "INSERT INTO tasks SELECT task_id, task_type, outcome, started_at::TIMESTAMPTZ, "
+        "INSERT INTO tasks (task_id, task_type, outcome, started_at, ended_at, session_id, "
+        "parent_id, source) SELECT task_id, task_type, outcome, started_at::TIMESTAMPTZ, "
         "ended_at::TIMESTAMPTZ, session_id, parent_id, 'track' FROM "
         "spool WHERE k = 't'")
     con.execute("COMMIT")

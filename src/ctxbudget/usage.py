@@ -26,6 +26,7 @@ did not say, never zero by omission):
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -367,17 +368,20 @@ _TEXT_FIELDS = ("provider", "model", "task_id", "session_id", "task_type", "requ
                 "status", "source", "service_tier")
 
 
-def check_sane(call: Call) -> None:
-    """Raise :class:`~ctxbudget.errors.UsageError` (a ``ValueError``, naming the field)
-    when a call read from outside holds a value no real API call has: a token count
-    outside 0..:data:`MAX_TOKENS`, a timestamp before :data:`MIN_TS` or more than
-    :data:`FUTURE_SLACK` in the future, a latency that is not a finite number in
-    0..:data:`MAX_LATENCY_MS`, a turn outside 0..:data:`MAX_TURN`, a text field that is
-    not a string of Unicode characters (a lone surrogate from a ``"\\ud800"`` escape
-    or from bytes that were not UTF-8).
+_LATEST: list[Any] = [-1.0, MIN_TS]
 
-    ``Usage`` itself only refuses negative counts; importers call this before a record
-    is stored, so nonsense is rejected with its file:line instead of priced."""
+
+def _latest_ts() -> datetime:
+    """Now + :data:`FUTURE_SLACK`, recomputed at most once a minute (``datetime.now`` per
+    record costs more than the rest of :func:`check_sane`)."""
+    t = time.monotonic()
+    if t >= _LATEST[0]:
+        _LATEST[0], _LATEST[1] = t + 60.0, datetime.now(UTC) + FUTURE_SLACK
+    latest: datetime = _LATEST[1]
+    return latest
+
+
+def _check_texts(call: Call) -> None:
     for name in _TEXT_FIELDS:
         v = getattr(call, name)
         if v is None or (type(v) is str and v.isascii()):
@@ -389,11 +393,36 @@ def check_sane(call: Call) -> None:
         except UnicodeEncodeError:
             raise UsageError(f"{name} is not valid Unicode text (a lone surrogate)",
                              field=name) from None
-    u = call.usage
-    for name in (*_CORE_FIELDS, *DETAIL_FIELDS):
-        v = getattr(u, name)
-        if v is not None and not 0 <= v <= MAX_TOKENS:
-            raise UsageError(f"{name} out of range (0..{MAX_TOKENS:.0e}): {v}", field=name)
+
+
+def check_sane(call: Call) -> None:
+    """Raise :class:`~ctxbudget.errors.UsageError` (a ``ValueError``, naming the field)
+    when a call read from outside holds a value no real API call has: a token count
+    outside 0..:data:`MAX_TOKENS`, a timestamp before :data:`MIN_TS` or more than
+    :data:`FUTURE_SLACK` in the future, a latency that is not a finite number in
+    0..:data:`MAX_LATENCY_MS`, a turn outside 0..:data:`MAX_TURN`, a text field that is
+    not a string of Unicode characters (a lone surrogate from a ``"\\ud800"`` escape
+    or from bytes that were not UTF-8).
+
+    ``Usage`` itself only refuses negative counts; importers call this before a record
+    is stored, so nonsense is rejected with its file:line instead of priced."""
+    try:  # the common case in one test: every text field ASCII
+        ascii_only = (call.provider + call.model + (call.task_id or "")
+                      + (call.session_id or "") + (call.task_type or "")
+                      + (call.request_id or "") + call.status + call.source
+                      + (call.service_tier or "")).isascii()
+    except TypeError:  # a field that is not text: named below
+        ascii_only = False
+    if not ascii_only:
+        _check_texts(call)
+    u = call.usage  # (Usage itself refuses negative counts)
+    if max(u.input_tokens, u.cache_read_tokens, u.cache_write_5m_tokens,
+           u.cache_write_1h_tokens, u.output_tokens) > MAX_TOKENS or not u._plain:
+        for name in (*_CORE_FIELDS, *DETAIL_FIELDS):
+            v = getattr(u, name)
+            if v is not None and not 0 <= v <= MAX_TOKENS:
+                raise UsageError(f"{name} out of range (0..{MAX_TOKENS:.0e}): {v}",
+                                 field=name)
     ecr = call.expected_cache_read_tokens
     if ecr is not None and (not isinstance(ecr, int) or not 0 <= ecr <= MAX_TOKENS):
         raise UsageError(f"expected_cache_read_tokens out of range (0..{MAX_TOKENS:.0e}): "
@@ -408,7 +437,7 @@ def check_sane(call: Call) -> None:
         raise UsageError(f"ts must be a datetime, got {ts!r}", field="ts")
     if ts < MIN_TS:
         raise UsageError(f"ts {ts.isoformat()} is before {MIN_TS.year}", field="ts")
-    if ts > datetime.now(UTC) + FUTURE_SLACK:
+    if ts > _latest_ts():
         raise UsageError(f"ts {ts.isoformat()} is in the future", field="ts")
     lat = call.latency_ms
     if lat is not None:
