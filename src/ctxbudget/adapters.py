@@ -374,7 +374,7 @@ def _tool_counts(u: Mapping[str, Any], body: Mapping[str, Any], *, responses: bo
     other: list[tuple[str, int]] = []
     if responses and isinstance(body.get("output"), list):
         for item in body["output"]:
-            kind = item.get("type") if isinstance(item, Mapping) else None
+            kind = item.get("type") if isinstance(item, Mapping) else getattr(item, "type", None)
             if kind in _RESPONSES_TOOL_ITEMS:
                 f = _RESPONSES_TOOL_ITEMS[kind]
                 tools[f] = tools.get(f, 0) + 1
@@ -400,9 +400,8 @@ def _tool_counts(u: Mapping[str, Any], body: Mapping[str, Any], *, responses: bo
                 tools["code_execution_requests"] = tools.get("code_execution_requests", 0) + 1
             else:
                 other.append((name, 1))
-    srcs = u.get("num_sources_used")
-    if srcs:
-        other.append(("live_search_sources", _int(u, "num_sources_used", "usage.")))
+    if u.get("num_sources_used") is not None:
+        tools["live_search_sources"] = _int(u, "num_sources_used", "usage.")
     merged: dict[str, int] = {}
     for k, n in other:
         merged[k] = merged.get(k, 0) + n
@@ -867,26 +866,43 @@ def adapt_usage(provider: str, raw: Any) -> AdaptedUsage:
 
 
 def iteration_calls(a: AdaptedUsage, base: Call) -> list[Call]:
-    """``base`` (a call built from ``a``) as one call per sampling iteration when ``a``
-    has several (Anthropic compaction / advisor), else ``[base]``.
+    """``base`` (a call built from ``a``) as the calls the store keeps: one per sampling
+    iteration when ``a`` has several (Anthropic compaction / advisor), else ``[base]``.
 
-    Each call gets its iteration's buckets and model, so the store prices it at its own
-    model and context-length tier. The last iteration keeps ``base.request_id``; the
-    others get ``<id>#<n>``; all carry ``meta.iteration`` / ``meta.iteration_type``.
-    Tool counts and ``meta.usage_detail`` stay on the last one (they are the response's)."""
+    This is how the tracker, the gateway and the importers record a response, and it
+    bills exactly what :func:`ctxbudget.priced.price_adapted` bills: each iteration call
+    gets its iteration's buckets and model (an iteration naming another model, like the
+    advisor's, is priced at that model and at the context-length tier of its own
+    prompt). The response's server-side tool counts and its other billed counters
+    (``other_tool_requests``) go on one call of the response's own model (they are priced
+    at that model), the last one; so does the reasoning count when only the top level
+    reports it. That call keeps ``base.request_id``; the others get ``<id>#<n>``; all carry
+    ``meta.iteration`` / ``meta.iteration_type``."""
+    other = dict(a.other_tool_requests) if a.other_tool_requests else None
+    if other and not base.other_tool_requests:
+        base = base.with_(other_tool_requests=other)
     if len(a.iterations) <= 1:
         return [base]
+    models = [it.model if it.model and it.model != a.model else base.model
+              for it in a.iterations]
+    home = max((i for i, m in enumerate(models) if m == base.model),
+               default=len(a.iterations) - 1)
+    usages = [it.usage for it in a.iterations]
+    tools = {f: getattr(a.usage, f) for f, _ in TOOL_FIELDS}
+    usages[home] = replace(usages[home], **tools)
+    reasoning = a.usage.reasoning_tokens
+    if reasoning and not any(u.reasoning_tokens for u in usages):
+        fits = [i for i, u in enumerate(usages) if models[i] == base.model
+                and u.output_tokens >= reasoning]
+        if fits:
+            at = home if home in fits else fits[0]
+            usages[at] = replace(usages[at], reasoning_tokens=reasoning)
     out: list[Call] = []
-    last = len(a.iterations) - 1
     for i, it in enumerate(a.iterations):
         meta = {**(base.meta or {}), "iteration": i, "iteration_type": it.type}
-        usage = it.usage
-        if i == last:
-            tools = {f: getattr(a.usage, f) for f, _ in TOOL_FIELDS}
-            usage = replace(usage, **tools)
-        else:
-            meta.pop("usage_detail", None)
-        rid = base.request_id if i == last or not base.request_id else f"{base.request_id}#{i}"
-        out.append(base.with_(usage=usage, model=it.model or base.model, request_id=rid,
-                              meta=meta))
+        rid = base.request_id if i == home or not base.request_id \
+            else f"{base.request_id}#{i}"
+        out.append(base.with_(usage=usages[i], model=models[i], request_id=rid, meta=meta,
+                              other_tool_requests=base.other_tool_requests if i == home
+                              else None))
     return out

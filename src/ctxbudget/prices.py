@@ -81,6 +81,7 @@ __all__ = [
     "cost_of",
     "cost_sql",
     "default_pricebook",
+    "tool_fees_sql",
 ]
 
 MILLION = Decimal(1_000_000)
@@ -349,6 +350,7 @@ def _formula(
 
 _BUCKET_RATE = {"input_tokens": "input_mtok", "cache_read_tokens": "cache_read_mtok",
                 "output_tokens": "output_mtok"}
+_MODALITY_BUCKET = {f: b for f, b, _ in MODALITY_FIELDS}
 
 
 def _formula_detail(
@@ -430,7 +432,9 @@ def cost_of(usage: Usage, price: Price, *, requests: int = 1) -> Cost:
                 total_usd=total, modality=mods, tool_fees=lines)
 
 
-def cost_sql(tokens: Mapping[str, str], rates: Mapping[str, str]) -> str:
+def cost_sql(tokens: Mapping[str, str], rates: Mapping[str, str],
+             modality: Mapping[str, tuple[str, str]] | None = None,
+             tools: Mapping[str, tuple[str, str]] | None = None) -> str:
     """The same formula as :func:`cost_of`, as a SQL expression.
 
     ``tokens`` maps bucket names to SQL column expressions, ``rates`` maps
@@ -438,11 +442,34 @@ def cost_sql(tokens: Mapping[str, str], rates: Mapping[str, str]) -> str:
     Uses DECIMAL arithmetic so sums stay exact: the per-million scale is a multiplication
     by the DECIMAL literal 0.000001, because DuckDB (and Spark) turn a DECIMAL division
     into DOUBLE or round it.
+
+    The detail of :func:`_formula_detail`, for the fields given: ``modality`` maps a
+    modality field (``input_audio_tokens``...) to (its token count, its modality rate
+    or NULL) -- a subset with a rate is billed at it instead of its bucket's rate, one
+    without stays at the bucket's rate; ``tools`` maps a tool (``web_search``...) to
+    (its request count, its fee per request or NULL) -- :func:`tool_fees_sql`. NULL
+    counts are 0 (not reported).
     """
     parts = [
         f"CAST({tokens[_BUCKET_OF_RATE[r]]} AS DECIMAL(38,0)) * {rates[r]}" for r in RATE_FIELDS
     ]
-    return "((" + " + ".join(parts) + ") * 0.000001)"
+    for fname, (n, rate) in (modality or {}).items():
+        b = rates[_BUCKET_RATE[_MODALITY_BUCKET[fname]]]
+        parts.append(f"CAST(COALESCE({n}, 0) AS DECIMAL(38,0)) * (COALESCE({rate}, {b}) - {b})")
+    expr = "((" + " + ".join(parts) + ") * 0.000001"
+    if tools:
+        expr += " + " + tool_fees_sql(tools)
+    return expr + ")"
+
+
+def tool_fees_sql(tools: Mapping[str, tuple[str, str]]) -> str:
+    """The priced server-side tool fees of :func:`cost_of` as a SQL expression: for each
+    tool, (request count, fee per request) column expressions; a count without a fee
+    (NULL) adds nothing -- it is an *unpriced fee*, reported apart, never $0."""
+    if not tools:
+        return "CAST(0 AS DECIMAL(18,9))"
+    return "(" + " + ".join(f"CAST(COALESCE({n}, 0) AS DECIMAL(38,0)) * COALESCE({fee}, 0)"
+                            for n, fee in tools.values()) + ")"
 
 
 # --------------------------------------------------------------------------- catalog

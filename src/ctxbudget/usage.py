@@ -19,8 +19,8 @@ did not say, never zero by omission):
   part of a bucket is what its modality subsets leave. The price formula bills a
   subset at the catalog's modality rate where it has one, else at the bucket's rate.
 * server-side tool request counts (:data:`TOOL_FIELDS`: web searches, web fetches,
-  file searches, code executions), billed per request on top of tokens (see
-  :mod:`ctxbudget.prices`, ``tool_fees``).
+  file searches, code executions, xAI Live Search sources), billed per request on top
+  of tokens (see :mod:`ctxbudget.prices`, ``tool_fees``).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ TOOL_FIELDS: tuple[tuple[str, str], ...] = (
     ("web_fetch_requests", "web_fetch"),
     ("file_search_requests", "file_search"),
     ("code_execution_requests", "code_execution"),
+    ("live_search_sources", "live_search_sources"),
 )
 
 #: Every optional detail field of :class:`Usage` (``None`` = unknown).
@@ -155,6 +156,8 @@ class Usage:
     code_execution_requests: int | None = None
     """Server-side code executions (Anthropic ``server_tool_use.code_execution_requests``,
     OpenAI ``code_interpreter_call`` items)."""
+    live_search_sources: int | None = None
+    """Sources used by xAI Live Search (``usage.num_sources_used``), billed per source."""
 
     _plain: bool = field(init=False, repr=False, compare=False, default=True)
     """True when every detail field is ``None``/0: the price formula's fast path."""
@@ -334,6 +337,10 @@ class Call:
     input_inclusive: bool | None = None
     """Whether the raw source counted input inclusively of cache tokens (provenance)."""
     meta: Mapping[str, Any] | None = None
+    other_tool_requests: Mapping[str, int] | None = None
+    """Billed server-side counters that no :class:`Usage` field holds (a new
+    ``server_tool_use`` key, an OpenAI ``*_call`` item of an unknown kind...), by the name
+    the source uses. Reports count them as unpriced fees, never as $0."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ts", _utc(self.ts))
@@ -432,6 +439,11 @@ def check_sane(call: Call) -> None:
             if not isinstance(v, int) or not 0 <= v <= MAX_TOKENS:
                 raise UsageError(f"components[{k!r}] out of range (0..{MAX_TOKENS:.0e}): "
                                  f"{v!r}", field="components")
+    if call.other_tool_requests:
+        for k, v in call.other_tool_requests.items():
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_TOKENS:
+                raise UsageError(f"other_tool_requests[{k!r}] out of range "
+                                 f"(0..{MAX_TOKENS:.0e}): {v!r}", field="other_tool_requests")
     ts = call.ts
     if not isinstance(ts, datetime):
         raise UsageError(f"ts must be a datetime, got {ts!r}", field="ts")

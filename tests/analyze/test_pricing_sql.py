@@ -12,9 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctxbudget.analyze.metrics import compute_report
-from ctxbudget.prices import RATE_FIELDS, Price, PriceBook, Rates, Tier, cost_of, cost_sql
+from ctxbudget.prices import (
+    RATE_FIELDS,
+    Price,
+    PriceBook,
+    Rates,
+    Tier,
+    ToolFee,
+    cost_of,
+    cost_sql,
+    tool_fees_sql,
+)
 from ctxbudget.store import open_store
-from ctxbudget.usage import BUCKETS, Call, Usage
+from ctxbudget.usage import BUCKETS, MODALITY_FIELDS, TOOL_FIELDS, Call, Usage
 
 RATES = st.decimals(min_value=Decimal(0), max_value=Decimal(100), places=9,
                     allow_nan=False, allow_infinity=False)
@@ -120,3 +130,121 @@ def test_price_table_bands() -> None:
     # nine days of one price collapse into one range, one row per tier band
     assert [(r[3], r[4], r[5], r[6]) for r in t.rows] == [(d0, d1, -1, 200_000),
                                                           (d0, d1, 200_000, None)]
+
+
+MOD_RATE = st.one_of(st.none(), RATES)
+FEE = st.one_of(st.none(), st.decimals(min_value=Decimal(0), max_value=Decimal(1), places=9,
+                                       allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(tokens=st.tuples(*[TOKENS] * 5), rates=st.tuples(*[RATES] * 5),
+       shares=st.tuples(*[st.floats(0, 1)] * len(MODALITY_FIELDS)),
+       mod_rates=st.tuples(*[MOD_RATE] * len(MODALITY_FIELDS)),
+       requests=st.tuples(*[st.one_of(st.none(), st.integers(0, 50))] * len(TOOL_FIELDS)),
+       fees=st.tuples(*[FEE] * len(TOOL_FIELDS)))
+def test_cost_sql_with_detail_equals_cost_of(
+        tokens: tuple[int, ...], rates: tuple[Decimal, ...], shares: tuple[float, ...],
+        mod_rates: tuple[Decimal | None, ...], requests: tuple[int | None, ...],
+        fees: tuple[Decimal | None, ...]) -> None:
+    """Modality subsets at their own rate (or their bucket's) and tool requests x fee (an
+    unknown fee adds nothing): the SQL of the report and ``cost_of`` agree exactly."""
+    buckets = dict(zip(BUCKETS, tokens, strict=True))
+    left = dict(buckets)
+    detail: dict[str, int | None] = {}
+    for (f, b, _), share in zip(MODALITY_FIELDS, shares, strict=True):
+        n = int(left[b] * share)
+        left[b] -= n
+        detail[f] = n
+    detail.update({f: n for (f, _), n in zip(TOOL_FIELDS, requests, strict=True)})
+    usage = Usage(**buckets, **detail)
+    base = Rates(**dict(zip(RATE_FIELDS, rates, strict=True)),
+                 modality_mtok=tuple((f, r) for (f, _, _), r in
+                                     zip(MODALITY_FIELDS, mod_rates, strict=True)
+                                     if r is not None))
+    price = Price(provider="p", model="m", base=base, tool_fees=tuple(
+        ToolFee(tool=t, usd_per_request=fee, source="test")
+        for (_, t), fee in zip(TOOL_FIELDS, fees, strict=True) if fee is not None))
+
+    def lit(v: Any, typ: str) -> str:
+        return f"CAST(NULL AS {typ})" if v is None else f"CAST('{v}' AS {typ})"
+
+    cols = ([f"{lit(t, 'BIGINT')} AS {b}" for b, t in buckets.items()]
+            + [f"{lit(v, 'BIGINT')} AS {f}" for f, v in detail.items()]
+            + [f"{lit(v, 'DECIMAL(18,9)')} AS {n}" for n, v in zip(RATE_FIELDS, rates,
+                                                                   strict=True)]
+            + [f"{lit(r, 'DECIMAL(18,9)')} AS r_{f}" for (f, _, _), r in
+               zip(MODALITY_FIELDS, mod_rates, strict=True)]
+            + [f"{lit(fee, 'DECIMAL(18,9)')} AS fee_{t}" for (_, t), fee in
+               zip(TOOL_FIELDS, fees, strict=True)])
+    expr = cost_sql({b: b for b in BUCKETS}, {n: n for n in RATE_FIELDS},
+                    {f: (f, f"r_{f}") for f, _, _ in MODALITY_FIELDS},
+                    {t: (f, f"fee_{t}") for f, t in TOOL_FIELDS})
+    fee_expr = tool_fees_sql({t: (f, f"fee_{t}") for f, t in TOOL_FIELDS})
+    con = duckdb.connect()
+    val, fee_val = con.execute(f"SELECT {expr}, {fee_expr} FROM (SELECT {', '.join(cols)})"
+                               ).fetchall()[0]
+    c = cost_of(usage, price)
+    assert val == c.total_usd
+    assert fee_val == sum((f.usd for f in c.tool_fees if f.usd is not None), Decimal(0))
+
+
+def test_report_prices_usage_detail_as_cost_of(tmp_path: Path, duck: Any) -> None:
+    """Tool requests and modality tokens in the store: every report path (per call by day,
+    per task from the task's sums, per call for a task spanning a price change) equals
+    the PriceBook's per-call total; a tool without a fee is an unpriced fee, not $0."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "prices:\n"
+        "  - model: acme-1\n    provider: acme\n    effective_from: 2026-01-01\n"
+        "    input_mtok: 2\n    output_mtok: 8\n    input_audio_mtok: 40\n"
+        "    output_audio_mtok: 80\n"
+        "  - model: acme-1\n    provider: acme\n    effective_from: 2026-02-01\n"
+        "    input_mtok: 1\n    output_mtok: 5\n    input_audio_mtok: 30\n"
+        "tool_fees:\n"
+        "  - provider: acme\n    tool: web_search\n    usd_per_request: 0.01\n"
+        "    effective_from: 2026-01-01\n"
+        "  - provider: acme\n    tool: web_search\n    usd_per_request: 0.025\n"
+        "    effective_from: 2026-02-01\n", encoding="utf-8")
+    book = PriceBook(overrides=[prices], use_catalog=False)
+    t0 = datetime(2026, 1, 31, 23, 50, tzinfo=UTC)
+    specs = [  # task, minutes after t0, usage
+        ("a", 0, Usage(input_tokens=1000, output_tokens=50, input_audio_tokens=400)),
+        ("a", 15, Usage(input_tokens=10, output_tokens=500, output_audio_tokens=300,
+                        web_search_requests=2)),
+        ("b", 1, Usage(input_tokens=70, output_tokens=7, web_search_requests=1)),
+        ("b", 2, Usage(input_tokens=70, output_tokens=7, web_fetch_requests=3)),
+        ("c", 30, Usage(input_tokens=5, output_tokens=5)),
+    ]
+    calls = [Call(ts=t0 + timedelta(minutes=m), provider="acme", model="acme-1", task_id=t,
+                  request_id=f"r{i}", usage=u) for i, (t, m, u) in enumerate(specs)]
+    calls.append(Call(ts=t0, provider="acme", model="acme-1", task_id="c", request_id="o",
+                      usage=Usage(input_tokens=1, output_tokens=1),
+                      other_tool_requests={"image_generation_call": 1}))
+    db = tmp_path / "u.duckdb"
+    with open_store(db) as s:
+        s.insert_calls(calls)
+    e = duck(db=db)
+
+    def want(key: Any) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for c in calls:
+            k = key(c)
+            out[k] = out.get(k, Decimal(0)) + book.cost(c.usage, c.model, c.provider,
+                                                        c.ts).total_usd
+        return out
+
+    by_task = {r.key: r for r in compute_report(e, "task", book=book).rows}
+    assert {k: r.cost_usd for k, r in by_task.items()} == want(lambda c: c.task_id)
+    # task "a" spans the 2026-02-01 price change (priced call by call), "b" does not
+    assert by_task["a"].tool_fees_usd == 2 * Decimal("0.025")
+    assert by_task["b"].tool_fees_usd == Decimal("0.01")
+    assert by_task["b"].unpriced_fee_calls == 1  # web_fetch: no fee anywhere
+    assert by_task["c"].unpriced_fee_calls == 1  # a counter with no field
+    by_day = compute_report(e, "day", book=book)
+    assert {r.key: r.cost_usd for r in by_day.rows} == want(lambda c: c.ts.date().isoformat())
+    assert by_day.total is not None
+    assert by_day.total.tool_fees_usd == Decimal("0.06")
+    assert by_day.total.unpriced_fee_calls == 2
+    assert sorted((u["tool"], u.get("requests"), u.get("names")) for u in by_day.unpriced_fees
+                  ) == [("other", None, {"image_generation_call": 1}), ("web_fetch", 3, None)]

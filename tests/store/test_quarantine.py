@@ -43,6 +43,10 @@ POISON: list[tuple[str, bytes]] = [
     ("deep nesting", b"[" * 100_000 + b"]" * 100_000),
     ("task ts without zone", json.dumps({"k": "t", "task_id": "t1",
                                          "started_at": "2026-01-02T03:04:05"}).encode()),
+    ("unknown detail field", json.dumps(_call("p", d={"web_searches": 1})).encode()),
+    ("negative tool count", json.dumps(_call("p", d={"web_search_requests": -1})).encode()),
+    ("modality over its bucket", json.dumps(_call("p", d={"input_audio_tokens": 11})).encode()),
+    ("other counters not counts", json.dumps(_call("p", o={"x": "1"})).encode()),
 ]
 
 
@@ -106,3 +110,25 @@ def test_read_commands_warn_about_quarantined_records(tmp_path: Path,
     with caplog.at_level(logging.WARNING), open_source(db=db):
         pass
     assert "1 record(s) quarantined" in caplog.text
+
+
+def test_usage_detail_lines_land_in_their_columns(tmp_path: Path) -> None:
+    """``"d"`` (Usage detail) and ``"o"`` (other billed counters) of a call line are stored
+    in the detail columns, by the fast reader and by the line-by-line one (a file with a
+    bad line) alike."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    for name, tag, extra in (("999999998-fast.jsonl", "f", b""),
+                             ("999999997-slow.jsonl", "s", POISON[0][1] + b"\n")):
+        good = [_call(f"{tag}1", d={"web_search_requests": 2, "input_audio_tokens": 4}),
+                _call(f"{tag}2", o={"image_generation_call": 1}), _call(f"{tag}3")]
+        (spool / name).write_bytes(b"".join(json.dumps(c).encode() + b"\n" for c in good)
+                                   + extra)
+    db = tmp_path / "u.duckdb"
+    rep = ingest_spool(db, spool)
+    assert rep.calls == 6 and rep.quarantined == 1
+    rows = _rows(db, "SELECT call_key, web_search_requests, input_audio_tokens, "
+                     "output_audio_tokens, other_tool_requests FROM calls ORDER BY call_key")
+    assert rows == [(f"track:{t}{n}", *v) for t in "fs" for n, v in (
+        (1, (2, 4, None, None)), (2, (None, None, None, '{"image_generation_call":1}')),
+        (3, (None, None, None, None)))]

@@ -93,7 +93,8 @@ class GroupRow:
     output_tokens: int
     reasoning_tokens: int
     cost_usd: Decimal | None
-    """Sum over priced calls, each priced at its own UTC day; NULL when none is priced."""
+    """Sum over priced calls, each priced at its own UTC day; NULL when none is priced.
+    Includes the priced server-side tool fees (``tool_fees_usd``) and modality rates."""
     unpriced_calls: int
     wasted_write_tokens: int
     error_calls: int
@@ -110,6 +111,11 @@ class GroupRow:
     blocked_by: dict[str, Any] | None = None
     """``--by task``, outcome ``blocked``: the cap that blocked the task (``cap``,
     ``limit``, ``task_id`` of the capped task, ``phase``)."""
+    tool_fees_usd: Decimal = Decimal(0)
+    """The server-side tool fees (web search, web fetch...) in ``cost_usd``."""
+    unpriced_fee_calls: int = 0
+    """Calls with a billed element no rate prices (a tool request without a fee, a
+    counter ctxbudget has no field for): their other elements are in ``cost_usd``."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -172,6 +178,7 @@ class GroupRow:
             "prompt_tokens": self.prompt_tokens,
             "total_tokens": self.prompt_tokens + self.output_tokens,
             "cost_usd": self.cost_usd, "unpriced_calls": self.unpriced_calls,
+            "tool_fees_usd": self.tool_fees_usd, "unpriced_fee_calls": self.unpriced_fee_calls,
             "cache_hit_rate": self.cache_hit_rate, "write_read_ratio": self.write_read_ratio,
             "wasted_write_tokens": self.wasted_write_tokens,
             "wasted_write_share": self.wasted_write_share,
@@ -261,6 +268,10 @@ class Report:
     """Calls recorded without usage from the provider (``meta.usage_missing``: an OpenAI
     stream without ``include_usage``, a stream cut before its usage): their tokens are
     the tracker's reservation estimate, or 0 when it made none - never a silent $0."""
+    unpriced_fees: tuple[dict[str, Any], ...] = ()
+    """``{"provider", "model", "tool", "requests"}`` for every billed server-side tool
+    request no rate prices (``tool`` ``other`` with ``calls``: counters ctxbudget has no
+    field for, named in ``names``): not in ``cost_usd``, never counted as $0."""
     count: int | None = None
     """All rows of the report when ``table`` holds only the first ones
     (``compute_report(..., rows_limit=N)``); ``None`` when it holds them all."""
@@ -293,6 +304,7 @@ class Report:
             "total": self.total.as_dict() if self.total else None,
             "types": [t.as_dict() for t in self.types],
             "unpriced_models": list(self.unpriced_models),
+            "unpriced_fees": list(self.unpriced_fees),
             "usage_missing_calls": self.usage_missing_calls,
         }
 
@@ -338,6 +350,8 @@ def _group_row(d: dict[str, Any]) -> GroupRow:
         last_ts=_utc(d["last_ts"]),
         failed_cost_usd=_dec(d["failed_cost_usd"]), task_type=d.get("task_type"),
         outcome=d.get("outcome"), blocked_by=_blocked_by(d.get("blocked_by")),
+        tool_fees_usd=_dec(d.get("tool_fees_usd")) or Decimal(0),
+        unpriced_fee_calls=int(d.get("unpriced_fee_calls") or 0),
     )
 
 

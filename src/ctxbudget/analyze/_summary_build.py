@@ -20,7 +20,8 @@ from ..prices import PriceBook
 from ..store.pending import store_signature
 from ._results import Filters
 from ._summary_prices import add_price_rows
-from .sql import base_cte, price_keys_sql
+from .engine import DETAIL_NAMES
+from .sql import base_cte, detail_present_sql, price_keys_sql
 from .summary import (
     F_BLOCKED,
     F_ERROR,
@@ -142,6 +143,8 @@ def build_summary(con: Any, db: Path, book: PriceBook, *, spool: Any = None,
     import numpy as np
 
     f = Filters()
+    if any(con.execute(detail_present_sql(f, DETAIL_NAMES)).fetchall()[0]):
+        return False  # tool fees / modality tokens: priced by the SQL only
     con.execute(_CALLS_SQL.format(
         base=base_cte(f, "duckdb", wasted=True), sk=_SESSION_KEY, read=F_READ, side=F_SIDE,
         priced=F_PRICED, error=F_ERROR, succ=F_SUCCESS, fail=F_FAILURE, part=F_PARTIAL,

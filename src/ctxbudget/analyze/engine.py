@@ -7,16 +7,16 @@ and ``prices`` and returns plain rows (Python ``Decimal`` for money).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..prices import PriceBook
-from ..store.schema import CALL_COLUMNS
+from ..store.schema import CALL_COLUMNS, DETAIL_COLUMNS
 from ._results import Rows
 from .pricing import PRICE_COLUMNS, PriceTable, build_price_table
 from .source import TASK_COLUMNS, DataSource
-from .sql import Filters, price_keys_sql, to_dialect
+from .sql import Filters, detail_present_sql, price_keys_sql, to_dialect
 
 _SPARK_TYPES = {"VARCHAR": "STRING", "BIGINT": "BIGINT", "INTEGER": "INT", "DOUBLE": "DOUBLE",
                 "BOOLEAN": "BOOLEAN", "TIMESTAMPTZ": "TIMESTAMP", "DATE": "DATE"}
@@ -185,15 +185,46 @@ def _build_session(session: Any, master: str) -> Any:
 
 
 def price_data(engine: Engine, f: Filters, book: PriceBook) -> PriceTable:
-    """Resolve the distinct price keys of the data and install the price table."""
+    """Resolve the distinct price keys of the data and install the price table; its
+    ``detail`` names the usage detail columns the calls hold values in."""
     keys: list[Any] | None = None
+    maybe = DETAIL_NAMES
     if isinstance(engine, DuckDBEngine):
         keys = parquet_price_keys(engine.source, f)
+        maybe = parquet_detail_candidates(engine.source)
     if keys is None:
         keys = [tuple(r) for r in engine.query(price_keys_sql(f)).rows]
     table = build_price_table(keys, book)
+    if maybe:
+        row = engine.query(detail_present_sql(f, maybe)).rows[0]
+        table = replace(table, detail=tuple(n for n, v in zip(maybe, row, strict=True) if v))
     engine.set_prices(table)
     return table
+
+
+#: The usage detail columns of the calls relation (store migration 6).
+DETAIL_NAMES: tuple[str, ...] = tuple(n for n, _ in DETAIL_COLUMNS)
+
+
+def parquet_detail_candidates(source: DataSource) -> tuple[str, ...]:
+    """The detail columns that may hold a value: all of them for the store; for a Parquet
+    input, those its row-group statistics do not show to be absent or all NULL (a file
+    written by ``simulate`` or an older export has none: no scan)."""
+    if source.parquet is None:
+        return DETAIL_NAMES
+    q = str(source.parquet).replace("'", "''")
+    names = ", ".join(f"'{n}'" for n in DETAIL_NAMES)
+    rows = source.con.execute(f"""
+SELECT path_in_schema, SUM(num_values), SUM(stats_null_count), COUNT(stats_null_count),
+  COUNT(*)
+FROM parquet_metadata('{q}') WHERE path_in_schema IN ({names}) GROUP BY path_in_schema
+""").fetchall()
+    out = []
+    for name, values, nulls, known, groups in rows:
+        if known == groups and nulls == values:
+            continue  # every value NULL
+        out.append(name)
+    return tuple(n for n in DETAIL_NAMES if n in out)
 
 
 _KEY_COLUMNS = ("provider", "model", "service_tier")

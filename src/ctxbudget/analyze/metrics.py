@@ -12,7 +12,8 @@ from typing import Any
 from ..prices import PriceBook, default_pricebook
 from ._results import GroupRow, Report, Rows, TypeStats, _group_row, percentile, ratio
 from .engine import Engine, price_data
-from .sql import DIMENSIONS, Filters, group_sql, grouping_sets_sql, task_sql
+from .pricing import TOOL_FEES
+from .sql import DIMENSIONS, Filters, group_sql, grouping_sets_sql, task_sql, unpriced_fees_sql
 
 __all__ = ["GroupRow", "Report", "TypeStats", "compute_report", "compute_two_reports",
            "percentile", "ratio", "type_stats_from_tasks"]
@@ -86,7 +87,8 @@ def _type_stats(rows: list[tuple[Any, ...]]) -> tuple[TypeStats, ...]:
 _TOTAL_SUMS = ("calls", "tasks", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
                "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "unpriced_calls",
                "wasted_write_tokens", "error_calls", "success_tasks", "failure_tasks",
-               "partial_tasks", "blocked_tasks", "cost_usd", "failed_cost_usd")
+               "partial_tasks", "blocked_tasks", "cost_usd", "failed_cost_usd", "tool_fees_usd",
+               "unpriced_fee_calls")
 
 
 def _total_sql(source: str) -> str:
@@ -110,14 +112,14 @@ def _total_from_tasks(table: Any) -> GroupRow | None:
 
 
 def _task_report_in_engine(engine: Any, f: Filters, wasted: bool, with_total: bool,
-                           with_types: bool, limit: int) -> tuple[Rows, int, GroupRow | None,
-                                                                  tuple[TypeStats, ...]]:
+                           with_types: bool, limit: int, detail: tuple[str, ...] = ()
+                           ) -> tuple[Rows, int, GroupRow | None, tuple[TypeStats, ...]]:
     """``--by task`` on DuckDB when only the first ``limit`` rows are wanted (the
     terminal table): the per-task rows stay in a temporary table; the total and the
     per-type stats are computed there; only ``limit`` rows reach Python (no pyarrow)."""
     con = engine.source.con
     con.execute("CREATE OR REPLACE TEMP TABLE _ctxb_tasks AS SELECT * FROM ("
-                + group_sql("task", f, engine.dialect, wasted=wasted) + ") AS r")
+                + group_sql("task", f, engine.dialect, wasted=wasted, detail=detail) + ") AS r")
     try:
         top = engine.query(f"SELECT * FROM _ctxb_tasks ORDER BY {_order('task')} LIMIT {limit}")
         row = engine.query(_total_sql("_ctxb_tasks")).rows[0]
@@ -166,13 +168,15 @@ def compute_report(
     small = by != "task" and engine.name == "duckdb"
     if by == "task" and engine.name == "duckdb" and rows_limit is not None:
         top, count, total, tstats = _task_report_in_engine(
-            engine, f, wasted, with_total, with_types, rows_limit)
+            engine, f, wasted, with_total, with_types, rows_limit, prices.detail)
         return Report(by=by, table=top, total=total, types=tstats,
                       unpriced_models=_unpriced(engine, f, prices), filters=f,
+                      unpriced_fees=unpriced_fees(engine, f, prices),
                       usage_missing_calls=usage_missing_calls(engine, f),
                       engine=engine.name, source=source, count=count)
     if small:
-        q = group_sql(by, f, engine.dialect, wasted=wasted, with_total=with_total)
+        q = group_sql(by, f, engine.dialect, wasted=wasted, with_total=with_total,
+                      detail=prices.detail)
         res = engine.query(f"SELECT * FROM ({q}) AS r ORDER BY {_order(by)}")
         if with_total:
             cols = res.columns[1:]
@@ -181,25 +185,28 @@ def compute_report(
             res = Rows(cols, [r[1:] for r in res.rows if r[0] == 0])
         table: Any = res
     else:
-        table = engine.arrow(f"SELECT * FROM ({group_sql(by, f, engine.dialect, wasted=wasted)}) "
-                             f"AS r ORDER BY {_order(by)}")
+        q = group_sql(by, f, engine.dialect, wasted=wasted, detail=prices.detail)
+        table = engine.arrow(f"SELECT * FROM ({q}) AS r ORDER BY {_order(by)}")
     if with_total and not small:
         if by == "task":
             total = _total_from_tasks(table)
         else:
-            tot = engine.query(group_sql("all", f, engine.dialect, wasted=wasted)).dicts()
+            tot = engine.query(group_sql("all", f, engine.dialect, wasted=wasted,
+                                         detail=prices.detail)).dicts()
             total = _group_row(tot[0]) if tot and tot[0]["calls"] else None
     types: tuple[TypeStats, ...] = ()
     if with_types:
         if small:
             names = ["prompt_tokens"]  # task_sql's columns
             types = _type_stats(engine.query(_type_stats_sql(
-                names, f"({task_sql(f, engine.dialect)}) AS t")).rows)
+                names, f"({task_sql(f, engine.dialect, prices.detail)}) AS t")).rows)
         else:
-            per_task = table if by == "task" else engine.arrow(task_sql(f, engine.dialect))
+            per_task = table if by == "task" else engine.arrow(
+                task_sql(f, engine.dialect, prices.detail))
             types = type_stats_from_tasks(per_task)
     return Report(by=by, table=table, total=total, types=types,
                   unpriced_models=_unpriced(engine, f, prices), filters=f,
+                  unpriced_fees=unpriced_fees(engine, f, prices),
                       usage_missing_calls=usage_missing_calls(engine, f), engine=engine.name,
                   source=source)
 
@@ -226,7 +233,7 @@ def compute_two_reports(
         raise UsageError(f"cannot group by {a!r} and {b!r} in one scan")
     f = filters or Filters()
     prices = price_data(engine, f, book or default_pricebook())
-    res = engine.query(grouping_sets_sql(a, b, f, engine.dialect))
+    res = engine.query(grouping_sets_sql(a, b, f, engine.dialect, detail=prices.detail))
     cols = res.columns[3:]
     by: dict[int, list[GroupRow]] = {0: [], 1: [], 2: [], 3: []}
     for r in res.rows:
@@ -245,10 +252,12 @@ def compute_two_reports(
         return sorted(rows, key=lambda g: (g.cost_usd is None, -(g.cost_usd or 0), g.key))
 
     unpriced = _unpriced(engine, f, prices)
+    fees = unpriced_fees(engine, f, prices)
     types: tuple[TypeStats, ...] = ()
     if "type" in (a, b):
         types = type_stats_from_tasks(tasks if tasks is not None
-                                      else engine.arrow(task_sql(f, engine.dialect)))
+                                      else engine.arrow(task_sql(f, engine.dialect,
+                                                                 prices.detail)))
     reports = []
     for grp, dim in ((1, a), (2, b)):
         rows = order(by[grp], dim)
@@ -256,7 +265,7 @@ def compute_two_reports(
         table = Rows(names, [tuple(getattr(g, c) for c in names) for g in rows])
         rep = Report(by=dim, table=table, total=total, types=types if dim == "type" else (),
                      unpriced_models=unpriced, filters=f, engine=engine.name, source=source,
-                     usage_missing_calls=usage_missing_calls(engine, f))
+                     unpriced_fees=fees, usage_missing_calls=usage_missing_calls(engine, f))
         rep._cache["rows"] = tuple(rows)
         reports.append(rep)
     return reports[0], reports[1], sorted(by[0], key=lambda g: g.key)
@@ -270,6 +279,33 @@ def usage_missing_calls(engine: Engine, f: Filters) -> int:
          "'%\"usage_missing\": true%' OR meta LIKE '%\"usage_missing\":true%') "
          f"AND {f.where()}")
     return int(engine.query(q).rows[0][0] or 0)
+
+
+def unpriced_fees(engine: Engine, f: Filters, prices: Any) -> tuple[dict[str, Any], ...]:
+    """The billed tool requests no rate prices, per (provider, model, tool): one query over
+    the calls holding tool counts, only when the data has any (``prices.detail``)."""
+    import json
+
+    detail = tuple(d for d in prices.detail if d in TOOL_FEES or d == "other_tool_requests")
+    if not detail:
+        return ()
+    out: list[dict[str, Any]] = []
+    tools = [TOOL_FEES[d].removesuffix("_usd") for d in TOOL_FEES if d in detail]
+    for row in engine.query(unpriced_fees_sql(f, detail)).rows:
+        prov, model, other, *counts = row
+        out += [{"provider": prov, "model": model, "tool": t, "requests": int(n)}
+                for t, n in zip(tools, counts, strict=True) if n]
+        if other:
+            names: dict[str, int] = {}
+            q = ("SELECT other_tool_requests FROM calls WHERE other_tool_requests IS NOT NULL "
+                 f"AND COALESCE(provider, '') = {_lit(prov)} AND COALESCE(model, '') = "
+                 f"{_lit(model)} AND {f.where()}")
+            for (text,) in engine.query(q).rows:
+                for k, v in json.loads(text).items():
+                    names[k] = names.get(k, 0) + int(v)
+            out.append({"provider": prov, "model": model, "tool": "other",
+                        "calls": int(other), "names": names})
+    return tuple(out)
 
 
 def _unpriced(engine: Engine, f: Filters, prices: Any) -> tuple[dict[str, Any], ...]:

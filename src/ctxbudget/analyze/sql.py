@@ -30,10 +30,17 @@ session, model ORDER BY ts, call_key ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLL
 from __future__ import annotations
 
 from ._results import Filters
-from .pricing import call_cost_sql, group_cost_sql
+from .pricing import (
+    TOOL_FEES,
+    call_cost_sql,
+    call_tool_fees_sql,
+    group_cost_sql,
+    group_tool_fees_sql,
+    unpriced_fee_sql,
+)
 
-__all__ = ["DIMENSIONS", "Filters", "base_cte", "group_sql", "grouping_sets_sql",
-           "price_keys_sql", "task_sql", "to_dialect"]
+__all__ = ["DIMENSIONS", "Filters", "base_cte", "detail_present_sql", "group_sql",
+           "grouping_sets_sql", "price_keys_sql", "task_sql", "to_dialect", "unpriced_fees_sql"]
 
 #: ``--by`` dimension -> SQL key expression over the priced-calls relation ``pc``.
 DIMENSIONS: dict[str, str] = {
@@ -65,6 +72,34 @@ def price_keys_sql(f: Filters) -> str:
         f"CAST(MAX(ts) AS DATE) AS last_day FROM calls WHERE {f.where()} "
         "GROUP BY COALESCE(provider, ''), COALESCE(model, ''), COALESCE(service_tier, '')"
     )
+
+
+def detail_present_sql(f: Filters, names: tuple[str, ...]) -> str:
+    """One row: for each usage detail column of ``names``, whether a call in range holds a
+    non-zero count (``other_tool_requests``: any value)."""
+    cols = ", ".join(
+        f"COUNT({n}) > 0" if n == "other_tool_requests" else f"COALESCE(MAX({n}) > 0, false)"
+        for n in names)
+    return f"SELECT {cols} FROM calls WHERE {f.where()}"
+
+
+def unpriced_fees_sql(f: Filters, detail: tuple[str, ...]) -> str:
+    """Per (provider, model): the tool requests of ``detail`` no fee prices (one column per
+    tool field, in :data:`.pricing.TOOL_FEES` order) and the calls with other counters."""
+    tools = [(n, c) for n, c in TOOL_FEES.items() if n in detail]
+    cols = "".join(
+        f", CAST(SUM(CASE WHEN p.{c} IS NULL THEN COALESCE(c.{n}, 0) ELSE 0 END) AS BIGINT)"
+        for n, c in tools)
+    other = ("COUNT(c.other_tool_requests)" if "other_tool_requests" in detail
+             else "CAST(0 AS BIGINT)")
+    return f"""WITH c AS (
+  SELECT calls.*, input_tokens + cache_read_tokens + cache_write_5m_tokens
+    + cache_write_1h_tokens AS prompt_tokens FROM calls WHERE {f.where()}
+)
+SELECT COALESCE(c.provider, '') AS provider, COALESCE(c.model, '') AS model,
+  {other}{cols}
+FROM c LEFT JOIN prices p ON {_price_on("c", "p")}
+GROUP BY COALESCE(c.provider, ''), COALESCE(c.model, '')"""
 
 
 def _price_on(w: str, p: str) -> str:
@@ -180,10 +215,12 @@ def _calls_ctes(f: Filters, dialect: str, wasted: bool) -> str:
 
 
 def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
-             join_tasks: bool = True) -> str:
+             join_tasks: bool = True, detail: tuple[str, ...] = ()) -> str:
     """``WITH ... pc AS (...)``: one row per call with cost, type, outcome and waste.
 
     ``join_tasks=False`` leaves ``outcome`` NULL and ``ttype`` the call's own type.
+    ``detail``: the usage detail columns the data holds
+    (:attr:`.pricing.PriceTable.detail`), priced into ``cost_usd`` and ``tool_fees_usd``.
     """
     type_filter = ""
     if f.task_type is not None:
@@ -196,7 +233,9 @@ def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
         task_join = ""
     return f"""{_calls_ctes(f, dialect, wasted)}, pc AS (
   SELECT w.*, {task_cols},
-    {call_cost_sql("w", "p")} AS cost_usd,
+    {call_cost_sql("w", "p", detail)} AS cost_usd,
+    {call_tool_fees_sql("w", "p", detail)} AS tool_fees_usd,
+    {unpriced_fee_sql("w", "p", detail)} AS unpriced_fee,
     {_WASTED} AS wasted_write_tokens
   FROM w
   LEFT JOIN prices p
@@ -206,7 +245,7 @@ def base_cte(f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
 )"""
 
 
-def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
+def _task_ctes(f: Filters, dialect: str, *, wasted: bool, detail: tuple[str, ...] = ()) -> str:
     """``WITH ... g AS (...)``: one row per task key with summed buckets and exact cost.
 
     One pass groups the calls by task with integer sums and the task's lowest and highest
@@ -221,10 +260,12 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
     if f.task_type is not None:
         type_join = "LEFT JOIN tasks t ON t.task_id = w.task_id"
         type_filter = f"WHERE COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
-    sums = ", ".join(f"CAST(SUM(j.{b}) AS BIGINT) AS {b}" for b in _BUCKET_COLS)
+    counts = (*_BUCKET_COLS, *(d for d in detail if d != "other_tool_requests"))
+    sums = ", ".join(f"CAST(SUM(j.{b}) AS BIGINT) AS {b}" for b in counts)
     return f"""{_calls_ctes(f, dialect, False)}, j AS (
   SELECT w.task_key, w.task_id, w.task_type, w.ts, w.turn, w.status,
-    {", ".join(f"w.{b}" for b in _BUCKET_COLS)}, p.price_id AS pid
+    {", ".join(f"w.{b}" for b in counts)}, p.price_id AS pid,
+    {unpriced_fee_sql("w", "p", detail)} AS unpriced_fee
   FROM w
   LEFT JOIN prices p
     ON {_price_on("w", "p")}
@@ -236,14 +277,16 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
     MIN(j.task_type) AS ctype, COUNT(*) AS calls, {sums},
     CAST(SUM(CASE WHEN j.status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS error_calls,
     MIN(j.ts) AS first_ts, MAX(j.ts) AS last_ts, MAX(j.turn) AS max_turn,
-    MIN(j.pid) AS pid, MAX(j.pid) AS pid_hi, COUNT(j.pid) AS priced_rows
+    MIN(j.pid) AS pid, MAX(j.pid) AS pid_hi, COUNT(j.pid) AS priced_rows,
+    CAST(SUM(j.unpriced_fee) AS BIGINT) AS unpriced_fee_calls
   FROM j GROUP BY j.task_key
 ), mx AS (
   SELECT g1.task_key FROM g1 WHERE g1.pid <> g1.pid_hi OR g1.priced_rows < g1.calls
 ), fx AS (
-  SELECT w.task_key, SUM({call_cost_sql("w", "p")}) AS cost_usd,
-    CAST(SUM(CASE WHEN {call_cost_sql("w", "p")} IS NULL THEN 1 ELSE 0 END) AS BIGINT)
-      AS unpriced_calls
+  SELECT w.task_key, SUM({call_cost_sql("w", "p", detail)}) AS cost_usd,
+    CAST(SUM(CASE WHEN {call_cost_sql("w", "p", detail)} IS NULL THEN 1 ELSE 0 END) AS BIGINT)
+      AS unpriced_calls,
+    SUM({call_tool_fees_sql("w", "p", detail)}) AS tool_fees_usd
   FROM (SELECT calls.*, COALESCE(task_id, session_id, call_key) AS task_key,
           input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens
             AS prompt_tokens
@@ -257,9 +300,12 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool) -> str:
 ), g AS (
   SELECT g1.*,
     CASE WHEN fx.task_key IS NOT NULL THEN fx.cost_usd
-         ELSE {group_cost_sql("g1", "p")} END AS cost_usd,
+         ELSE {group_cost_sql("g1", "p", detail=detail)} END AS cost_usd,
     CASE WHEN fx.task_key IS NOT NULL THEN fx.unpriced_calls
-         WHEN {group_cost_sql("g1", "p")} IS NULL THEN g1.calls ELSE 0 END AS unpriced_calls
+         WHEN {group_cost_sql("g1", "p", detail=detail)} IS NULL THEN g1.calls ELSE 0 END
+      AS unpriced_calls,
+    CASE WHEN fx.task_key IS NOT NULL THEN fx.tool_fees_usd
+         ELSE {group_tool_fees_sql("g1", "p", detail)} END AS tool_fees_usd
   FROM g1
   LEFT JOIN fx ON fx.task_key = g1.task_key
   LEFT JOIN prices p ON p.price_id = g1.pid
@@ -310,6 +356,8 @@ _SUMS = """COUNT(*) AS calls,
   CAST(SUM(pc.reasoning_tokens) AS BIGINT) AS reasoning_tokens,
   SUM(pc.cost_usd) AS cost_usd,
   CAST(SUM(CASE WHEN pc.cost_usd IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_calls,
+  SUM(pc.tool_fees_usd) AS tool_fees_usd,
+  CAST(SUM(pc.unpriced_fee) AS BIGINT) AS unpriced_fee_calls,
   CAST(SUM(pc.wasted_write_tokens) AS BIGINT) AS wasted_write_tokens,
   CAST(SUM(CASE WHEN pc.status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS error_calls,
   MIN(pc.ts) AS first_ts,
@@ -329,14 +377,15 @@ _GROUP_COLS = f"""{_SUMS},
 
 
 def group_sql(by: str, f: Filters, dialect: str = "duckdb", *, wasted: bool = True,
-              with_total: bool = False) -> str:
+              with_total: bool = False, detail: tuple[str, ...] = ()) -> str:
     """One row per ``by`` key (``all``: one total row) with summed buckets, cost, outcomes.
 
     ``with_total`` (not for ``task``): also the total row, from the same scan
     (``GROUPING SETS``), with ``is_total = 1``; the other rows have ``is_total = 0``.
+    ``detail``: see :func:`base_cte`.
     """
     if by == "task":
-        return _task_group_sql(f, dialect, wasted=wasted)
+        return _task_group_sql(f, dialect, wasted=wasted, detail=detail)
     key = "'total'" if by == "all" else DIMENSIONS[by]
     group = "" if by == "all" else f" GROUP BY {key}"
     total_col = ""
@@ -344,32 +393,34 @@ def group_sql(by: str, f: Filters, dialect: str = "duckdb", *, wasted: bool = Tr
         group = f" GROUP BY GROUPING SETS (({key}), ())"
         total_col = f"GROUPING({key}) AS is_total, "
         key = f"CASE WHEN GROUPING({key}) = 1 THEN 'total' ELSE {key} END"
-    return f"""{base_cte(f, dialect, wasted=wasted)}
+    return f"""{base_cte(f, dialect, wasted=wasted, detail=detail)}
 SELECT {total_col}{key} AS key,
   {_GROUP_COLS}
 FROM pc{group}"""
 
 
 def grouping_sets_sql(a: str, b: str, f: Filters, dialect: str = "duckdb", *,
-                      wasted: bool = True) -> str:
+                      wasted: bool = True, detail: tuple[str, ...] = ()) -> str:
     """:func:`group_sql`'s columns by ``a``, by ``b``, by (``a``, ``b``) and the total, from
     one scan of the calls. Column ``grp`` says which: 0 (a, b), 1 by ``a``, 2 by ``b``,
     3 the total (``GROUPING(a, b)``); ``key_a`` / ``key_b`` are NULL where aggregated."""
     ka, kb = DIMENSIONS[a], DIMENSIONS[b]
-    return f"""{base_cte(f, dialect, wasted=wasted)}
+    return f"""{base_cte(f, dialect, wasted=wasted, detail=detail)}
 SELECT GROUPING({ka}, {kb}) AS grp, {ka} AS key_a, {kb} AS key_b,
   {_GROUP_COLS}
 FROM pc GROUP BY GROUPING SETS (({ka}), ({kb}), ({ka}, {kb}), ())"""
 
 
-def _task_group_sql(f: Filters, dialect: str, *, wasted: bool) -> str:
+def _task_group_sql(f: Filters, dialect: str, *, wasted: bool,
+                    detail: tuple[str, ...] = ()) -> str:
     """``group_sql('task')``: group the calls by task first, then join the tasks table;
     then the tasks blocked before their first call (:func:`_blocked_idle_sql`)."""
     cols = ", ".join(f"g.{b} AS {b}" for b in _BUCKET_COLS)
     zeros = ", ".join(f"CAST(0 AS BIGINT) AS {b}" for b in _BUCKET_COLS)
-    return f"""{_task_ctes(f, dialect, wasted=wasted)}
+    return f"""{_task_ctes(f, dialect, wasted=wasted, detail=detail)}
 SELECT g.task_key AS key, g.tid AS tid, g.ctype AS ctype, g.calls AS calls, {cols},
   g.cost_usd AS cost_usd, g.unpriced_calls AS unpriced_calls,
+  g.tool_fees_usd AS tool_fees_usd, g.unpriced_fee_calls AS unpriced_fee_calls,
   COALESCE(ww.wasted_write_tokens, 0) AS wasted_write_tokens, g.error_calls AS error_calls,
   g.first_ts AS first_ts, g.last_ts AS last_ts,
   CASE WHEN t.outcome = 'failure' THEN g.cost_usd END AS failed_cost_usd,
@@ -384,6 +435,7 @@ FROM g LEFT JOIN tasks t ON t.task_id = g.tid LEFT JOIN ww ON ww.task_key = g.ta
 UNION ALL
 SELECT b.task_id AS key, b.task_id AS tid, b.task_type AS ctype, CAST(0 AS BIGINT) AS calls,
   {zeros}, {_ZERO_USD} AS cost_usd, CAST(0 AS BIGINT) AS unpriced_calls,
+  {_ZERO_USD} AS tool_fees_usd, CAST(0 AS BIGINT) AS unpriced_fee_calls,
   CAST(0 AS BIGINT) AS wasted_write_tokens, CAST(0 AS BIGINT) AS error_calls,
   b.started_at AS first_ts, b.started_at AS last_ts,
   CAST(NULL AS DECIMAL(18, 9)) AS failed_cost_usd, 1 AS tasks, 0 AS success_tasks,
@@ -405,10 +457,10 @@ def _blocked_idle_sql(f: Filters) -> str:
    AND NOT EXISTS (SELECT 1 FROM calls x WHERE x.task_id = t.task_id)"""
 
 
-def task_sql(f: Filters, dialect: str = "duckdb") -> str:
+def task_sql(f: Filters, dialect: str = "duckdb", detail: tuple[str, ...] = ()) -> str:
     """One row per task: type, outcome, calls, tokens, cost (NULL if any call is unpriced);
     the tasks blocked before their first call with no calls and cost 0."""
-    return f"""{_task_ctes(f, dialect, wasted=False)}
+    return f"""{_task_ctes(f, dialect, wasted=False, detail=detail)}
 SELECT g.task_key AS task_key, COALESCE(g.ctype, t.task_type) AS task_type,
   t.outcome AS outcome, g.calls AS calls, g.max_turn AS max_turn,
   CAST(g.input_tokens + g.cache_read_tokens + g.cache_write_5m_tokens

@@ -35,8 +35,10 @@ the store folds in. Anything the summary cannot answer exactly declines
 (:class:`Decline`) to the full path: a store written since, a log rewritten or
 truncated rather than appended, a line the scanner hands to the line-by-line reader,
 a timestamp outside the plain ISO 8601 forms, a session id that is also a tracked
-task, filters (``--since``, ``--until``, ``--tz`` other than UTC), price overrides,
-another engine. ``CTXBUDGET_NO_SUMMARY=1`` turns it off.
+task, a line with server-side tool requests or a store with any usage detail (tool fees,
+modality tokens: the SQL prices them, the summary's rows do not hold them), filters
+(``--since``, ``--until``, ``--tz`` other than UTC), price overrides, another engine.
+``CTXBUDGET_NO_SUMMARY=1`` turns it off.
 """
 
 from __future__ import annotations
@@ -380,6 +382,9 @@ class Summary:
         Chunk` columns, in file order); return the distinct call keys read."""
         st = self.state
         base = self.base
+        for name in ("web_search", "web_fetch", "code_execution"):
+            if any(v > 0 for v in cols.get(name, ())):
+                raise Decline("server-side tool requests (priced per request by the SQL)")
         touched: set[int] = set()
         recheck: set[int] = set()
         keys = cols["key"]

@@ -302,7 +302,7 @@ def _calls_chunk(d: _Draws, lo: int, hi: int, latency_rng: Any, plain: bool) -> 
     import numpy as np
     import pyarrow as pa
 
-    from ..store.schema import CALL_COLUMNS  # the column contract (pure data)
+    from ..store.schema import CALL_COLUMNS, DETAIL_COLUMNS  # the column contract (pure data)
 
     counts = d.counts[lo:hi]
     variant = d.variant[lo:hi]
@@ -357,6 +357,9 @@ def _calls_chunk(d: _Draws, lo: int, hi: int, latency_rng: Any, plain: bool) -> 
         "expected_cache_read_tokens": pa.nulls(rows, pa.int64()),
         "input_inclusive": pa.nulls(rows, pa.bool_()),
         "meta": pa.nulls(rows, pa.string()),
+        # no modality tokens nor server-side tools in a simulated call
+        **{n: pa.nulls(rows, pa.int64() if t == "BIGINT" else pa.string())
+           for n, t in DETAIL_COLUMNS},
     }
     table = pa.table({name: cols[name] for name, _ in CALL_COLUMNS})
     if plain:

@@ -147,6 +147,15 @@ def report_notes(r: Report, limit: int | None = 50) -> list[str]:
         notes.append(f"[yellow]unpriced:[/] {u['calls']:,} calls of {u['provider']}/"
                      f"{u['model']} have no price (cost shown without them; add a "
                      "--prices overrides file)")
+    if r.total is not None and r.total.tool_fees_usd:
+        notes.append(f"server-side tool fees (web search, web fetch...): "
+                     f"{fmt_usd(r.total.tool_fees_usd)} of the cost")
+    for u in r.unpriced_fees:
+        what = (f"{u['calls']:,} calls with billed counters ctxbudget cannot price "
+                f"({', '.join(sorted(u['names']))})" if u["tool"] == "other"
+                else f"{u['requests']:,} {u['tool']} requests have no fee")
+        notes.append(f"[yellow]unpriced fee:[/] {u['provider']}/{u['model']}: {what} "
+                     "(not in the cost; add tool_fees to a --prices overrides file)")
     return notes
 
 

@@ -59,6 +59,8 @@ class _Usage(msgspec.Struct, gc=False):
     cache_creation: _CacheSplit | None = None
     output_tokens_details: _Details | None = None
     service_tier: str | None = None
+    server_tool_use: dict[str, Any] | None = None
+    iterations: list[msgspec.Raw] | None = None
 
 
 class _Message(msgspec.Struct, gc=False):
@@ -119,9 +121,13 @@ def progress_call(data: Any) -> Any:
 #: The columns of :attr:`Chunk.cols`: ``file`` indexes the caller's file list;
 #: ``key`` is ``message.id:requestId`` or ``uuid:<uuid>``; ``ts`` the raw string; then
 #: the disjoint buckets as :func:`ctxbudget.adapters.from_anthropic` makes them, the
-#: service tier (``standard`` / ``default`` as none) and the sidechain flag.
+#: service tier (``standard`` / ``default`` as none), the sidechain flag and the
+#: ``server_tool_use`` counts (web search, web fetch, code execution; -1: not reported).
 COLUMNS = ("file", "key", "ts", "model", "sid", "input", "cache_read", "write_5m",
-           "write_1h", "output", "reasoning", "tier", "side")
+           "write_1h", "output", "reasoning", "tier", "side", "web_search", "web_fetch",
+           "code_execution")
+#: ``server_tool_use`` keys with a column (any other non-zero counter: the Python path).
+SERVER_TOOLS = ("web_search_requests", "web_fetch_requests", "code_execution_requests")
 #: Columns held as strings (lists of str / None); the others are int64 arrays.
 TEXT = frozenset({"key", "ts", "model", "sid", "tier"})
 
@@ -298,6 +304,20 @@ def _count_lines(buf: Any) -> int:
     return int(np.count_nonzero(view == 10)) + int(view[-1] != 10)
 
 
+_NO_TOOLS = (-1, -1, -1)
+
+
+def _server_tools(stu: dict[str, Any]) -> tuple[int, int, int] | None:
+    """The :data:`SERVER_TOOLS` counts of ``usage.server_tool_use`` (-1: absent), or
+    ``None`` when it holds what only the adapter handles (another non-zero counter, a
+    value that is not a count)."""
+    for k, v in stu.items():
+        if type(v) is not int or v < 0 or (k not in SERVER_TOOLS and v):
+            return None
+    return (stu.get("web_search_requests", -1), stu.get("web_fetch_requests", -1),
+            stu.get("code_execution_requests", -1))
+
+
 def _rows(recs: list[_Line], fi: int, stem: str,
           shared: dict[str, str]) -> tuple[list[tuple[Any, ...]], int, int] | None:
     """(call rows, call lines, usage lines) of one file's records, or ``None`` when a
@@ -337,6 +357,14 @@ def _rows(recs: list[_Line], fi: int, stem: str,
             w1 = split.ephemeral_1h_input_tokens or 0
             if cw is not None and w5 + w1 != cw:
                 return None
+        if u.iterations:
+            return None  # one call per sampling iteration: the adapter's split
+        tools = _NO_TOOLS
+        if u.server_tool_use is not None:
+            counted = _server_tools(u.server_tool_use)
+            if counted is None:
+                return None
+            tools = counted
         d = u.output_tokens_details
         think = (d.thinking_tokens or 0) if d is not None else 0
         if not model or i < 0 or o < 0 or cr < 0 or w5 < 0 or w1 < 0 or think < 0 \
@@ -353,7 +381,7 @@ def _rows(recs: list[_Line], fi: int, stem: str,
         row = (fi, key, ts, shared.setdefault(model, model), shared.setdefault(sid, sid),
                i, cr, w5, w1, o, think,
                None if tier in PLAIN_TIERS else shared.setdefault(tier, tier),
-               int(r.sidechain is True))
+               int(r.sidechain is True), *tools)
         seen = best.get(key)
         if seen is not None:
             # a streamed copy of an earlier line: drop whichever the SQL's arg_max

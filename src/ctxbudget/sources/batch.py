@@ -32,8 +32,9 @@ several providers with no hint is an error on that line, never a guess.
 iterations (server-side compaction, the advisor tool) becomes one call per iteration,
 each with its own model and buckets (so each is priced at its own model and
 context-length tier): the last keeps the message id, the others get ``<id>#<n>``; all
-carry ``meta.iteration``. Server-side tool counts and modality detail are kept in
-``meta.usage_detail`` (the store has no columns for them yet).
+carry ``meta.iteration`` (:func:`~ctxbudget.adapters.iteration_calls`, as the tracker and
+the gateway record them). Server-side tool counts and modality detail are stored with the
+call and priced in reports.
 """
 
 from __future__ import annotations
@@ -57,16 +58,6 @@ def _obj(d: Any) -> Mapping[str, Any]:
     if not isinstance(d, Mapping):
         raise InputFormatError(f"expected a JSON object, got {type(d).__name__}")
     return d
-
-
-def _detail_meta(a: AdaptedUsage) -> dict[str, Any]:
-    m: dict[str, Any] = {}
-    detail = a.usage.detail()
-    if a.other_tool_requests:
-        detail.update(dict(a.other_tool_requests))
-    if any(detail.values()):
-        m["usage_detail"] = detail
-    return m
 
 
 class OpenAIBatchImporter(Importer):
@@ -120,13 +111,12 @@ class OpenAIBatchImporter(Importer):
         created = body.get("created", body.get("created_at"))
         rid = body.get("id") or resp.get("request_id") or d.get("id")
         meta: dict[str, Any] = {"custom_id": d["custom_id"]} if d.get("custom_id") else {}
-        meta.update(_detail_meta(adapted))
-        yield Call(
+        yield from iteration_calls(adapted, Call(
             ts=parse_ts(created, "response.body.created"), provider=provider, model=model,
             usage=adapted.usage, task_id=d.get("custom_id"), request_id=rid,
             source="openai-batch", service_tier="batch", input_inclusive=True,
             meta=meta or None,
-        )
+        ))
 
 
 class AnthropicBatchImporter(Importer):
@@ -165,8 +155,7 @@ class AnthropicBatchImporter(Importer):
             usage=adapted.usage,
             task_id=d.get("custom_id"), request_id=msg.get("id") or d.get("custom_id"),
             source="anthropic-batch", service_tier="batch", input_inclusive=False,
-            meta={"custom_id": d.get("custom_id"), "ts_from": "file mtime",
-                  **_detail_meta(adapted)},
+            meta={"custom_id": d.get("custom_id"), "ts_from": "file mtime"},
         )
         yield from iteration_calls(adapted, base)
 

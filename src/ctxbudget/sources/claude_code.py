@@ -32,6 +32,13 @@ How a line becomes a :class:`~ctxbudget.usage.Call` (matching ``ccusage@20.0.24`
   split, all writes are 5-minute writes). ``service_tier: standard`` is stored as
   no tier. ccusage's ``costUSD`` field (old logs) is ignored: cost always comes
   from the :class:`~ctxbudget.prices.PriceBook`.
+* **server-side tools**: ``usage.server_tool_use`` counts (web searches, web fetches,
+  code executions) are stored with the call; reports price them per request, as
+  ``ctxbudget usage --cost`` does.
+* **iterations**: a usage with ``usage.iterations`` (server-side compaction, the
+  advisor tool) becomes one call per iteration, each at its own model
+  (:func:`ctxbudget.adapters.iteration_calls`, the tracker's and the gateway's split);
+  the fast path leaves such a file to the Python path.
 
 Fast path: files are decoded by msgspec (:mod:`._claude_scan`) in forked worker
 processes (one per core, when the input is large enough to pay for the fork), in
@@ -54,9 +61,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from ..adapters import from_anthropic
+from ..adapters import from_anthropic, iteration_calls
 from ..errors import InputFormatError
-from ..usage import FUTURE_SLACK, MIN_TS, Call
+from ..usage import DETAIL_FIELDS, FUTURE_SLACK, MIN_TS, Call
 from . import _claude_scan
 from ._base import STDIN, Importer, ImportStats, Record, Skip, parse_ts
 from ._runner import FileRead, Imported, record_imports
@@ -132,12 +139,12 @@ class ClaudeCodeImporter(Importer):
             request_id = None
         if line.get("isSidechain") is True:
             meta["sidechain"] = True
-        yield Call(
+        yield from iteration_calls(adapted, Call(
             ts=ts, provider="anthropic", model=model, usage=adapted.usage,
             task_id=session, session_id=session, request_id=request_id,
             source="claude-code", service_tier=_claude_scan.plain_tier(adapted.service_tier),
             input_inclusive=False, meta=meta or None,
-        )
+        ))
 
     # -- fast path -----------------------------------------------------------
     def import_fast(self, files: list[Path], store: Any, stats: ImportStats, *,
@@ -289,6 +296,13 @@ DELETE FROM calls WHERE call_key IN
   (SELECT DISTINCT 'claude-code:' || key FROM _ctxb_ok)
 """
 
+#: The fast path's server-tool columns -> the store's Usage detail columns (-1: NULL).
+_TOOL_COLUMNS = {"web_search_requests": "web_search", "web_fetch_requests": "web_fetch",
+                 "code_execution_requests": "code_execution"}
+_DETAIL_VALUES = ", ".join(
+    f"NULLIF(r.{_TOOL_COLUMNS[f]}, -1)" if f in _TOOL_COLUMNS else "NULL"
+    for f in DETAIL_FIELDS)
+
 _INSERT_SQL = """
 INSERT INTO calls ({names})
 SELECT 'claude-code:' || key, r.t, 'anthropic', r.model, r.sid, r.sid, NULL, key,
@@ -296,7 +310,8 @@ SELECT 'claude-code:' || key, r.t, 'anthropic', r.model, r.sid, r.sid, NULL, key
        'claude-code', r.tier, NULL, NULL, NULL, NULL, false,
        CASE WHEN r.side AND r.model = '<synthetic>' THEN '{{"sidechain":true,"synthetic":true}}'
             WHEN r.side THEN '{{"sidechain":true}}'
-            WHEN r.model = '<synthetic>' THEN '{{"synthetic":true}}' END
+            WHEN r.model = '<synthetic>' THEN '{{"synthetic":true}}' END,
+       """ + _DETAIL_VALUES + """, NULL
 FROM ({rows})
 """
 
@@ -304,7 +319,9 @@ FROM ({rows})
 _UNIQUE_ROWS = """
 SELECT key, {'t': CAST(ts AS TIMESTAMPTZ), 'model': model, 'sid': sid, 'input': input,
              'cache_read': cache_read, 'write_5m': write_5m, 'write_1h': write_1h,
-             'output': output, 'reasoning': reasoning, 'tier': tier, 'side': side} AS r
+             'output': output, 'reasoning': reasoning, 'tier': tier, 'side': side,
+             'web_search': web_search, 'web_fetch': web_fetch,
+             'code_execution': code_execution} AS r
 FROM _ctxb_ok
 """
 
@@ -314,6 +331,7 @@ SELECT key, arg_max(r, r.rank) AS r FROM (
   SELECT key, {{'t': t, 'model': model, 'sid': sid, 'input': input,
           'cache_read': cache_read, 'write_5m': write_5m, 'write_1h': write_1h,
           'output': output, 'reasoning': reasoning, 'tier': tier, 'side': side,
+          'web_search': web_search, 'web_fetch': web_fetch, 'code_execution': code_execution,
           'rank': {_RANK}}} AS r
   FROM ({{source}}))
 GROUP BY key
@@ -330,16 +348,19 @@ SELECT substr(call_key, 13) AS key, ts AS t, model, session_id AS sid,
        input_tokens AS input, cache_read_tokens AS cache_read,
        cache_write_5m_tokens AS write_5m, cache_write_1h_tokens AS write_1h,
        output_tokens AS output, reasoning_tokens AS reasoning, service_tier AS tier,
-       coalesce(meta LIKE '%"sidechain":true%', false) AS side
+       coalesce(meta LIKE '%"sidechain":true%', false) AS side,
+       coalesce(web_search_requests, -1) AS web_search,
+       coalesce(web_fetch_requests, -1) AS web_fetch,
+       coalesce(code_execution_requests, -1) AS code_execution
 FROM calls WHERE call_key IN (SELECT DISTINCT 'claude-code:' || key FROM _ctxb_ok)
 """
 
 _ALL_COPIES = """
 SELECT key, CAST(ts AS TIMESTAMPTZ) AS t, model, sid, input, cache_read, write_5m, write_1h,
-       output, reasoning, tier, side, file FROM _ctxb_ok
+       output, reasoning, tier, side, file, web_search, web_fetch, code_execution FROM _ctxb_ok
 UNION ALL
 SELECT key, t, model, sid, input, cache_read, write_5m, write_1h, output, reasoning, tier, side,
-       -1 AS file
+       -1 AS file, web_search, web_fetch, code_execution
 FROM _ctxb_old
 """
 
@@ -356,8 +377,10 @@ def insert_rows(con: Any, cols: dict[str, list[Any]]) -> None:
     n = len(cols["key"])
     rows = {name: (np.array(cols[name], dtype=object) if name in _claude_scan.TEXT
                    else np.array(cols[name], dtype=np.int64))
-            for name in _claude_scan.COLUMNS if name != "file"}
+            for name in _claude_scan.COLUMNS if name in cols}
     rows["file"] = np.zeros(n, dtype=np.int64)
+    for name in _TOOL_COLUMNS.values():  # not kept by the .pending rows: not reported
+        rows.setdefault(name, np.full(n, -1, dtype=np.int64))
     con.register("_ctxb_rows", rows)
     try:
         con.execute("CREATE OR REPLACE TEMP VIEW _ctxb_ok AS "

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..adapters import OTEL_USAGE_KEYS, from_otel, otel_provider
+from ..adapters import OTEL_USAGE_KEYS, from_otel, iteration_calls, otel_provider
 from ..errors import InputFormatError
 from ..usage import Call
 from ._base import Importer, Record, Skip, json_records, parse_ts
@@ -132,7 +132,7 @@ class OtelImporter(Importer):
         if not span_id:
             raise InputFormatError(f"{where}: spanId is missing")
         meta = {"response_id": adapted.request_id} if adapted.request_id else None
-        yield Call(
+        yield from iteration_calls(adapted, Call(
             ts=ts, provider=provider, model=model, usage=adapted.usage,
             task_id=str(attrs.get("ctxbudget.task_id") or trace or "") or None,
             session_id=attrs.get("session.id") or attrs.get("gen_ai.conversation.id"),
@@ -140,7 +140,7 @@ class OtelImporter(Importer):
             request_id=f"{trace}:{span_id}", latency_ms=latency,
             status="error" if code in (2, "STATUS_CODE_ERROR") else "ok",
             source="otel", input_inclusive=True, meta=meta,
-        )
+        ))
 
 
 def _spans(doc: Mapping[str, Any]) -> Iterator[tuple[str, Any, Any]]:

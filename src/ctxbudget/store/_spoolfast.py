@@ -35,6 +35,8 @@ class CallLine(msgspec.Struct, tag_field="k", tag="c", gc=False):
     components: dict[str, _Tok] | None = None
     prefix_fingerprint: list[Any] | None = None
     meta: dict[str, Any] | None = None
+    d: dict[str, _Tok] | None = None
+    o: dict[str, _Tok] | None = None
 
 
 class TaskLine(msgspec.Struct, tag_field="k", tag="t", gc=False):

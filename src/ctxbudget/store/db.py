@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..usage import Call, Task
+from ..usage import DETAIL_FIELDS, Call, Task
 from ._lock import LOCK_TIMEOUT_S, StoreLock, lock_timeout
 from ._paths import default_db_path, private_dir
 from .pending import fold_pending, pending_path
@@ -79,6 +79,10 @@ def calls_to_arrow(calls: Sequence[Call]) -> Any:
         cols["expected_cache_read_tokens"].append(c.expected_cache_read_tokens)
         cols["input_inclusive"].append(c.input_inclusive)
         cols["meta"].append(_json(dict(c.meta)) if c.meta else None)
+        for name in DETAIL_FIELDS:
+            cols[name].append(getattr(u, name))
+        cols["other_tool_requests"].append(
+            _json(dict(c.other_tool_requests)) if c.other_tool_requests else None)
     types = {
         "VARCHAR": pa.string(), "BIGINT": pa.int64(), "INTEGER": pa.int32(),
         "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-#: (name, DuckDB type) of the calls table, in order. Parquet files written by
-#: ``simulate`` use the same names so analytics can read either.
-CALL_COLUMNS: tuple[tuple[str, str], ...] = (
+from ..usage import DETAIL_FIELDS
+
+#: The calls table's columns as migration 1 created them (frozen: a migration never
+#: changes once released).
+_V1_CALL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("call_key", "VARCHAR"),
     ("ts", "TIMESTAMPTZ"),
     ("provider", "VARCHAR"),
@@ -41,9 +43,21 @@ CALL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("meta", "VARCHAR"),  # JSON object
 )
 
+#: Migration 6: the usage detail of :class:`~ctxbudget.usage.Usage` (modality subsets
+#: of the buckets, server-side tool request counts; NULL = the source did not say) and
+#: the billed counters no field holds (JSON object ``{name: count}``).
+DETAIL_COLUMNS: tuple[tuple[str, str], ...] = (
+    *((f, "BIGINT") for f in DETAIL_FIELDS),
+    ("other_tool_requests", "VARCHAR"),
+)
+
+#: (name, DuckDB type) of the calls table, in order. Parquet files written by
+#: ``simulate`` use the same names so analytics can read either.
+CALL_COLUMNS: tuple[tuple[str, str], ...] = (*_V1_CALL_COLUMNS, *DETAIL_COLUMNS)
+
 
 def _m1_initial(con: Any) -> None:
-    cols = ",\n  ".join(f"{n} {t}" for n, t in CALL_COLUMNS)
+    cols = ",\n  ".join(f"{n} {t}" for n, t in _V1_CALL_COLUMNS)
     con.execute(f"CREATE TABLE calls (\n  {cols},\n  PRIMARY KEY (call_key)\n)")
     con.execute(
         """CREATE TABLE tasks (
@@ -97,7 +111,7 @@ def _m3_calls_without_pk(con: Any) -> None:
     # the table is ~1.6x larger on disk (180 vs 110 bytes per call)
     cols = ",\n  ".join(
         f"{n} {t}" + (" USING COMPRESSION uncompressed" if n in ("call_key", "request_id")
-                      else "") for n, t in CALL_COLUMNS)
+                      else "") for n, t in _V1_CALL_COLUMNS)
     con.execute(f"CREATE TABLE calls_v3 (\n  {cols}\n)")
     con.execute("INSERT INTO calls_v3 SELECT * FROM calls")
     con.execute("DROP TABLE calls")
@@ -128,6 +142,14 @@ def _m5_import_offsets(con: Any) -> None:
     con.execute("ALTER TABLE imports ADD COLUMN state VARCHAR")
 
 
+def _m6_usage_detail(con: Any) -> None:
+    # Server-side tool fees and modality detail priced by reports (the same formula as
+    # ``ctxbudget usage --cost``): one nullable column per Usage detail field, plus the
+    # counters no field holds. Existing rows keep NULL (unknown, never a made-up 0).
+    for name, typ in DETAIL_COLUMNS:
+        con.execute(f"ALTER TABLE calls ADD COLUMN {name} {typ}")
+
+
 def _m7_task_blocked_by(con: Any) -> None:
     # A task a budget cap blocked (outcome 'blocked') names the cap: JSON object
     # {"cap", "limit", "task_id", "phase"} (see ctxbudget.usage.Task.blocked_by).
@@ -141,6 +163,8 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (3, "calls: no PRIMARY KEY index (writers keep call_key unique)", _m3_calls_without_pk),
     (4, "quarantine: records kept aside with their file and line", _m4_quarantine),
     (5, "imports: tail fingerprint and reader state (append-aware imports)", _m5_import_offsets),
+    (6, "calls: usage detail (tool requests, modality tokens) and other billed counters",
+     _m6_usage_detail),
     (7, "tasks: blocked_by, the budget cap that blocked a task", _m7_task_blocked_by),
 )
 

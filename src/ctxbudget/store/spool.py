@@ -30,7 +30,17 @@ from typing import Any
 from ..errors import StoreError
 from ..track._spoolfmt import call_from_line, task_from_line
 from ..track._writer import default_spool_dir
-from ..usage import FUTURE_SLACK, MAX_LATENCY_MS, MAX_TOKENS, MAX_TURN, MIN_TS, Call, Task
+from ..usage import (
+    DETAIL_FIELDS,
+    FUTURE_SLACK,
+    MAX_LATENCY_MS,
+    MAX_TOKENS,
+    MAX_TURN,
+    MIN_TS,
+    MODALITY_FIELDS,
+    Call,
+    Task,
+)
 from .db import Store, open_store
 from .schema import CALL_COLUMNS
 
@@ -120,6 +130,45 @@ def _check_text(v: Any) -> None:
 
 
 
+_NO_DETAIL = (None,) * (len(DETAIL_FIELDS) + 1)
+_DETAIL_INDEX = {n: i for i, n in enumerate(DETAIL_FIELDS)}
+#: (index in DETAIL_FIELDS, index of its bucket in ``u``) of every modality field
+_SUBSETS = tuple((_DETAIL_INDEX[f], ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
+                                     "cache_write_1h_tokens", "output_tokens").index(b))
+                 for f, b, _ in MODALITY_FIELDS)
+
+
+def _detail(detail: Any, other: Any, u: list[int]) -> tuple[Any, ...]:
+    """The detail columns of a call line (``d``: Usage detail fields, ``o``: other billed
+    counters) in :data:`~.schema.CALL_COLUMNS` order; ValueError when malformed."""
+    if detail is None and other is None:
+        return _NO_DETAIL
+    vals: list[Any] = [None] * len(DETAIL_FIELDS)
+    if detail is not None:
+        if type(detail) is not dict:
+            raise ValueError("d must be an object of usage detail counts")
+        for k, v in detail.items():
+            i = _DETAIL_INDEX.get(k)
+            if i is None:
+                raise ValueError(f"d: unknown usage detail field {k!r}")
+            if type(v) is not int or not 0 <= v <= MAX_TOKENS:
+                raise ValueError(f"d[{k!r}] must be an integer in 0..{MAX_TOKENS:.0e}, got {v!r}")
+            vals[i] = v
+        parts = [0] * 5
+        for i, b in _SUBSETS:
+            parts[b] += vals[i] or 0
+        if any(p > u[b] for b, p in enumerate(parts)):
+            raise ValueError("d: modality tokens exceed their bucket")
+    if other is not None:
+        if type(other) is not dict or not other:
+            raise ValueError("o must be a non-empty object of counts")
+        for k, v in other.items():
+            _check_text(k)
+            if type(v) is not int or not 0 <= v <= MAX_TOKENS:
+                raise ValueError(f"o[{k!r}] must be an integer in 0..{MAX_TOKENS:.0e}, got {v!r}")
+    return (*vals, _json_col(other))
+
+
 class _Columns:
     """Call rows of one chunk, validated per line, turned into the store's column layout."""
 
@@ -182,7 +231,8 @@ class _Columns:
         row = (key, ts, provider, model, texts[2], texts[3], texts[4], texts[5],
                u[0], u[1], u[2], u[3], u[4], u[5],
                None if lat is None else float(lat), status, source, texts[6], turn,
-               _json_col(comps), _json_col(fp), ecr, incl, _json_col(meta))
+               _json_col(comps), _json_col(fp), ecr, incl, _json_col(meta),
+               *_detail(g("d"), g("o"), u))
         at = self.index.get(key)
         if at is None:
             self.index[key] = len(self.rows)
@@ -299,7 +349,8 @@ def _parse_fast(chunk: bytes, first_line: int) -> _Chunk | None:
                    None if lat is None else float(lat), r.status, r.source, r.service_tier,
                    r.turn, _json_col(comps) if comps else None,
                    _json_col(fp) if fp else None, r.expected_cache_read_tokens,
-                   r.input_inclusive, _json_col(meta) if meta else None)
+                   r.input_inclusive, _json_col(meta) if meta else None,
+                   *(_NO_DETAIL if r.d is None and r.o is None else _detail(r.d, r.o, u)))
             at = index.get(key)
             if at is None:
                 index[key] = len(rows)

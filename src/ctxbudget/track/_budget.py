@@ -34,7 +34,7 @@ user-facing version):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -322,16 +322,17 @@ def release(reservation: Reservation) -> None:
 
 
 def charge(ctx: TaskContext, reservation: Reservation | None, usage: Usage,
-           cost_usd: Decimal | None, deferred: tuple[Usage, str, str, datetime] | None = None,
+           cost_usd: Decimal | None,
+           deferred: Sequence[tuple[Usage, str, str, datetime]] | None = None,
            *, calls: int = 1) -> list[str]:
     """Settle the reservation with the actual spend and add it to the task and every
     ancestor.
 
     ``cost_usd`` is the call's priced cost (``None``: unpriced model); ``deferred`` instead
-    queues the call for pricing when ``spent_usd`` is read (used when no task in the chain
-    has a cost cap). ``calls``: HTTP attempts (SDK retries count). Returns
-    ``["<task_id>:<metric>", ...]`` for every cap the actual spend now exceeds (and sets
-    ``overrun`` on those tasks)."""
+    queues the call's parts (one per sampling iteration, each at its own model) for
+    pricing when ``spent_usd`` is read (used when no task in the chain has a cost cap).
+    ``calls``: HTTP attempts (SDK retries count). Returns ``["<task_id>:<metric>", ...]``
+    for every cap the actual spend now exceeds (and sets ``overrun`` on those tasks)."""
     over: list[str] = []
     prompt = usage.prompt_tokens
     buckets = (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_5m_tokens,
@@ -353,7 +354,7 @@ def charge(ctx: TaskContext, reservation: Reservation | None, usage: Usage,
             for i in range(6):
                 u[i] += buckets[i]
             if deferred is not None:
-                t._pending_cost.append(deferred)
+                t._pending_cost.extend(deferred)
             elif cost_usd is None:
                 t.unpriced_calls += 1
             else:

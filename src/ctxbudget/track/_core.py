@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..adapters import AdaptedUsage
+from ..adapters import AdaptedUsage, iteration_calls
 from ..errors import BudgetExceeded
 from ..usage import Call, Usage
 from . import _budget
@@ -273,23 +273,11 @@ def finish_call(
                 m["usage_estimated"] = "reservation"
         if p.attempts > 1:
             m["attempts"] = p.attempts
-        ctx = p.ctx
-        if ctx is not None:
-            cost: Decimal | None = Decimal(0)
-            deferred = None
-            if usage:
-                if ctx.cost_capped:
-                    cost = _budget.price_usage(usage, model, p.provider, p.ts)
-                else:
-                    deferred = (usage, model, p.provider, p.ts)
-            over = _budget.charge(ctx, p.reservation, usage, cost, deferred,
-                                  calls=max(1, p.attempts))
-            if over:
-                m["overrun"] = over
         if p.estimate is not None:
             m["estimate"] = {"prompt_tokens": p.estimate.usage.prompt_tokens,
                              "output_tokens": p.estimate.usage.output_tokens,
                              "source": p.estimate.source}
+        ctx = p.ctx
         call = Call(
             ts=p.ts, provider=p.provider, model=model, usage=usage,
             task_id=ctx.task_id if ctx else None,
@@ -302,9 +290,30 @@ def finish_call(
             meta=m or None,
             **_ledger_fields(p.ledger),
         )
-        put_call(call)
+        # one record per sampling iteration, each at its own model (the split the
+        # importers, the gateway and `ctxbudget usage --cost` price the same way)
+        calls = iteration_calls(adapted, call) if adapted is not None else [call]
+        if ctx is not None:
+            cost: Decimal | None = Decimal(0)
+            deferred = None
+            if usage:
+                parts = [(c.usage, c.model, p.provider, p.ts) for c in calls]
+                if ctx.cost_capped:
+                    costs = [_budget.price_usage(*part) for part in parts]
+                    cost = None if None in costs else sum(filter(None, costs), Decimal(0))
+                else:
+                    deferred = parts
+            over = _budget.charge(ctx, p.reservation, usage, cost, deferred,
+                                  calls=max(1, p.attempts))
+            if over:
+                m["overrun"] = over
+                call = call.with_(meta=m)
+                calls = iteration_calls(adapted, call) if adapted is not None else [call]
+        for c in calls:
+            put_call(c)
         if _listeners:
-            _notify("call", call)
+            for c in calls:
+                _notify("call", c)
         return call
     except Exception as exc:
         internal_error(exc, "recording a call")

@@ -41,12 +41,18 @@ def _dump(obj: Any) -> Any:
 
 def gemini_body(resp: Any) -> dict[str, Any] | None:
     """The wire-shaped ``{"usageMetadata", "modelVersion", "responseId"}`` of a
-    ``GenerateContentResponse`` (``None`` when it has no usage)."""
+    ``GenerateContentResponse`` (``None`` when it has no usage), with the candidates'
+    ``groundingMetadata`` (grounded prompts are billed per request)."""
     usage = getattr(resp, "usage_metadata", None)
     if usage is None:
         return None
-    return {"usageMetadata": _dump(usage), "modelVersion": getattr(resp, "model_version", None),
+    body = {"usageMetadata": _dump(usage), "modelVersion": getattr(resp, "model_version", None),
             "responseId": getattr(resp, "response_id", None)}
+    grounding = [{"groundingMetadata": _dump(g)} for c in getattr(resp, "candidates", None) or ()
+                 if (g := getattr(c, "grounding_metadata", None)) is not None]
+    if grounding:
+        body["candidates"] = grounding
+    return body
 
 
 class GeminiObserver(Observer):

@@ -69,9 +69,13 @@ _ADAPTERS: dict[str, Callable[[Any], AdaptedUsage]] = {
 
 
 def _body(resp: Any) -> dict[str, Any]:
-    return {"usage": resp.usage, "id": getattr(resp, "id", None),
+    body = {"usage": resp.usage, "id": getattr(resp, "id", None),
             "model": getattr(resp, "model", None),
             "service_tier": getattr(resp, "service_tier", None)}
+    output = getattr(resp, "output", None)  # Responses: web / file search call items
+    if isinstance(output, list):
+        body["output"] = output
+    return body
 
 
 #: OpenAI-compatible Chat Completions whose usage differs from OpenAI's (DeepSeek's

@@ -6,7 +6,8 @@ One JSON object per line, ``\\n``-terminated, UTF-8. ``"k"`` says what it is:
     a call. ``rid`` (``<file stem>:<sequence>``) is unique per record and is the
     store's de-duplication key (``track:<rid>``), so re-ingesting a file adds nothing
     even when two calls carry the same provider request id. ``u`` holds the Usage
-    buckets in :data:`USAGE_ORDER`.
+    buckets in :data:`USAGE_ORDER`; ``d`` (when any is known) the Usage detail fields
+    (modality tokens, tool requests) by name; ``o`` the other billed counters.
 ``{"k": "t", "task_id": ..., ...}``
     a finished task; ``blocked_by`` (with outcome ``blocked``) names the budget cap
     that blocked it.
@@ -21,7 +22,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ..usage import Call, Task, Usage
+from ..usage import DETAIL_FIELDS, Call, Task, Usage
 
 __all__ = ["USAGE_ORDER", "call_from_line", "call_to_line", "task_from_line", "task_to_line"]
 
@@ -52,6 +53,11 @@ def call_to_line(c: Call, rid: str) -> str:
         d["prefix_fingerprint"] = list(c.prefix_fingerprint)
     if c.meta:
         d["meta"] = dict(c.meta)
+    detail = u.detail()
+    if detail:
+        d["d"] = detail
+    if c.other_tool_requests:
+        d["o"] = dict(c.other_tool_requests)
     return _dumps(d) + "\n"
 
 
@@ -76,11 +82,18 @@ def call_from_line(d: dict[str, Any]) -> tuple[str, Call]:
         raise ValueError("u must be a list of 6 token counts")
     comps = d.get("components")
     fp = d.get("prefix_fingerprint")
+    detail = d.get("d") or {}
+    if not isinstance(detail, dict) or not set(detail) <= set(DETAIL_FIELDS):
+        raise ValueError(f"d must be an object of {', '.join(DETAIL_FIELDS)}")
+    other = d.get("o")
+    if other is not None and not isinstance(other, dict):
+        raise ValueError("o must be an object of counts")
     call = Call(
         ts=datetime.fromisoformat(d["ts"]),
         provider=str(d["provider"]),
         model=str(d["model"]),
-        usage=Usage(**dict(zip(USAGE_ORDER, u, strict=True))),
+        usage=Usage(**dict(zip(USAGE_ORDER, u, strict=True)), **detail),
+        other_tool_requests=other or None,
         task_id=d.get("task_id"),
         session_id=d.get("session_id"),
         task_type=d.get("task_type"),

@@ -198,8 +198,12 @@ class OpenAIResponsesObserver(Observer):
         r = self.response
         if r is None or getattr(r, "usage", None) is None:
             return None
-        return {"usage": r.usage, "id": r.id, "model": r.model,
+        body = {"usage": r.usage, "id": r.id, "model": r.model,
                 "service_tier": getattr(r, "service_tier", None)}
+        output = getattr(r, "output", None)  # web / file search call items: per-call fees
+        if isinstance(output, list):
+            body["output"] = output
+        return body
 
 
 _OBSERVERS: dict[str, type[Observer]] = {

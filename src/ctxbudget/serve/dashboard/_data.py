@@ -256,9 +256,10 @@ class Dataset:
             cond = f" WHERE {calls_where}" if calls_where else ""
             self._attach(con)
             attached = True
-            base = "SELECT * FROM s.main.calls"
+            stored = _store_calls(con)
+            base = stored
             if self._spool_table(con):
-                base = ("SELECT * FROM s.main.calls UNION ALL SELECT * FROM spool_calls sc "
+                base = (f"{stored} UNION ALL SELECT * FROM spool_calls sc "
                         "WHERE sc.call_key NOT IN (SELECT call_key FROM s.main.calls)")
             con.execute(f"CREATE OR REPLACE TEMP VIEW calls AS SELECT * FROM ({base}) x{cond}")
             con.execute("CREATE OR REPLACE TEMP VIEW tasks AS SELECT * FROM s.main.tasks")
@@ -375,8 +376,9 @@ class Dataset:
                     "SELECT COUNT(*) FROM calls WHERE call_key NOT IN "
                     "(SELECT call_key FROM s.main.calls)").fetchall()[0][0])
             eng = DuckDBEngine(DataSource(con=con, label=self.label))
-            price_data(eng, f, self.book)  # type: ignore[arg-type]
-            tasks = eng.arrow(f"SELECT * FROM ({group_sql('task', f, eng.dialect)}) r")
+            detail = price_data(eng, f, self.book).detail  # type: ignore[arg-type]
+            tasks = eng.arrow(
+                f"SELECT * FROM ({group_sql('task', f, eng.dialect, detail=detail)}) r")
             # per day, per type, per (day, type) and the total: one scan, the report's sums
             by_day, by_type, cross = compute_two_reports(eng, "day", "type", f, self.book,
                                                          tasks=tasks, source=self.label)
@@ -504,8 +506,8 @@ FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
                     f"WHERE COALESCE(task_id, session_id, call_key) = {k})")
         done = False
         if rng is not None and rng[0] is not None:
-            con.execute(f"CREATE TEMP TABLE calls_sel AS SELECT * FROM s.main.calls "
-                        f"WHERE rowid BETWEEN {int(rng[0])} AND {int(rng[1])} AND {cond}")
+            con.execute("CREATE TEMP TABLE calls_sel AS " + _store_calls(
+                con, f" WHERE rowid BETWEEN {int(rng[0])} AND {int(rng[1])} AND {cond}"))
             n = con.execute("SELECT COUNT(*) FROM calls_sel").fetchall()[0][0]
             done = n == int(rng[2])
             if done and self._pending_spool(con):
@@ -541,8 +543,8 @@ FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
 
         f = Filters(tz=self.tz)
         eng = DuckDBEngine(DataSource(con=con, label=self.label))
-        price_data(eng, f, self.book)  # type: ignore[arg-type]
-        rows = eng.query(f"""{base_cte(f, eng.dialect)}
+        detail = price_data(eng, f, self.book).detail  # type: ignore[arg-type]
+        rows = eng.query(f"""{base_cte(f, eng.dialect, detail=detail)}
 SELECT pc.call_key, pc.ts, pc.model, pc.provider, pc.task_key, pc.session_id, pc.turn,
   pc.status, pc.latency_ms, pc.input_tokens, pc.cache_read_tokens, pc.cache_write_5m_tokens,
   pc.cache_write_1h_tokens, pc.output_tokens, pc.cost_usd, pc.wasted_write_tokens,
@@ -650,3 +652,18 @@ def _first_line(exc: BaseException) -> str:
 
 def env_token() -> str | None:
     return os.environ.get("CTXBUDGET_SERVE_TOKEN") or None
+
+
+def _store_calls(con: Any, where: str = "") -> str:
+    """``SELECT`` of the attached store's calls (``where``: a ``WHERE`` clause on them) with
+    every column of :data:`~ctxbudget.store.schema.CALL_COLUMNS`: NULL for those an older
+    store, attached read-only and so not migrated, lacks."""
+    from ...store.schema import CALL_COLUMNS
+
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = 's' "
+        "AND table_name = 'calls'").fetchall()}
+    if all(n in have for n, _ in CALL_COLUMNS):
+        return f"SELECT * FROM s.main.calls{where}"
+    cols = ", ".join(n if n in have else f"CAST(NULL AS {t}) AS {n}" for n, t in CALL_COLUMNS)
+    return f"SELECT {cols} FROM s.main.calls{where}"

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 
-from ...adapters import AdaptedUsage
+from ...adapters import AdaptedUsage, iteration_calls
 from ...budgets import (
     Amount,
     BudgetStoreError,
@@ -679,7 +679,27 @@ class Gateway:
                             "output_tokens": est.usage.output_tokens,
                             "usd": str(est.cost_usd) if est.cost_usd is not None else None}
         ok = 200 <= status < 300 and not (parser is not None and parser.error)
-        cost = self.pricer.price(usage, model, upstream.provider, ts) if usage else Decimal(0)
+        rid = (adapted.request_id if adapted is not None else None) or \
+            (parser.id if parser is not None else None) or resp_id
+        call = Call(ts=ts, provider=upstream.provider, model=model, usage=usage,
+                    task_id=who.task, session_id=who.session, task_type=who.task_type,
+                    request_id=rid, latency_ms=round(elapsed * 1000, 3),
+                    status="ok" if ok else "error",
+                    source="gateway",
+                    service_tier=adapted.service_tier if adapted is not None else None,
+                    prefix_fingerprint=est.fingerprint or None,
+                    input_inclusive=adapted.input_inclusive if adapted is not None else None,
+                    meta=meta)
+        # a whole response: one record per sampling iteration, each at its own model, and
+        # its tool counts (the split the tracker and the importers record, priced as
+        # `ctxbudget usage --cost` prices the body)
+        calls = iteration_calls(adapted, call) if adapted is not None and \
+            source == "response" else [call]
+        cost: Decimal | None = Decimal(0)
+        if usage:
+            costs = [self.pricer.price(c.usage, c.model, upstream.provider, ts, c.service_tier)
+                     for c in calls]
+            cost = None if None in costs else sum(filter(None, costs), Decimal(0))
         if cost:
             self.metrics.spend[(upstream.name, model)] += cost
         if res is not None:
@@ -693,20 +713,10 @@ class Gateway:
             except BudgetStoreError as exc:
                 self.metrics.store_errors += 1
                 log.error("ctxbudget gateway: settle failed: %s", exc)
-        rid = (adapted.request_id if adapted is not None else None) or \
-            (parser.id if parser is not None else None) or resp_id
-        call = Call(ts=ts, provider=upstream.provider, model=model, usage=usage,
-                    task_id=who.task, session_id=who.session, task_type=who.task_type,
-                    request_id=rid, latency_ms=round(elapsed * 1000, 3),
-                    status="ok" if ok else "error",
-                    source="gateway",
-                    service_tier=adapted.service_tier if adapted is not None else None,
-                    prefix_fingerprint=est.fingerprint or None,
-                    input_inclusive=adapted.input_inclusive if adapted is not None else None,
-                    meta=meta)
         try:
             if self.recorder is not None:
-                self.recorder(call)
+                for c in calls:
+                    self.recorder(c)
         except Exception as exc:  # recording never breaks the proxy
             log.warning("ctxbudget gateway: could not record a call: %r", exc)
 

@@ -28,9 +28,13 @@ def adapter_name(api: str, provider: str) -> str:
         return "anthropic"
     if api == "openai-responses":
         return "openai-responses"
-    if provider == "deepseek":
-        return "deepseek"
-    return "openai-chat"
+    # OpenAI-compatible Chat APIs whose usage differs from OpenAI's: their own adapter
+    # (the tracker's choice for the same provider)
+    return _CHAT_FORMATS.get(provider, "openai-chat")
+
+
+_CHAT_FORMATS = {"deepseek": "deepseek", "mistral": "mistral", "groq": "groq",
+                 "openrouter": "openrouter", "x-ai": "xai", "xai": "xai"}
 
 
 def body_usage(api: str, provider: str, body: bytes) -> AdaptedUsage | None:
