@@ -99,7 +99,8 @@ def unpriced_fees_sql(f: Filters, detail: tuple[str, ...]) -> str:
 SELECT COALESCE(c.provider, '') AS provider, COALESCE(c.model, '') AS model,
   {other}{cols}
 FROM c LEFT JOIN prices p ON {_price_on("c", "p")}
-GROUP BY COALESCE(c.provider, ''), COALESCE(c.model, '')"""
+GROUP BY COALESCE(c.provider, ''), COALESCE(c.model, '')
+ORDER BY 1, 2"""
 
 
 def _price_on(w: str, p: str) -> str:
