@@ -319,3 +319,21 @@ def test_tracked_tasks_and_outcomes_beside_claude_code(bare: Pair) -> None:
     bare.check()
     bare.check(from_logs=False)
     bare.check_stores()
+
+
+def test_server_tool_requests_go_to_the_sql(pair: Pair) -> None:
+    """A web search line appended to a summarized folder declines to the SQL path (which
+    prices the search); a store holding any tool request writes no summary, so the next
+    reports stay on the SQL path too. Both stores agree throughout."""
+    pair.check(engine="duckdb")
+    assert pair.check()["total"]["tool_fees_usd"] == "0"
+    a = _files(pair.root)[0]
+    d = _calls(a)[-1]
+    d["message"] = {**d["message"], "id": "msg_search", "usage": {
+        **d["message"]["usage"], "server_tool_use": {"web_search_requests": 2}}}
+    d["requestId"], d["uuid"] = "req_search", "u-search"
+    append(a, json.dumps(d))
+    got = pair.check(engine="duckdb")
+    assert got["total"]["tool_fees_usd"] == "0.020000000"
+    assert pair.check(engine="duckdb") == got
+    pair.check_stores()
