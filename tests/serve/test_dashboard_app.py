@@ -164,11 +164,16 @@ def test_budgets_from_a_running_gateways_metrics(store: Path) -> None:
     import http.server
     from decimal import Decimal
 
+    from ctxbudget.budgets import BudgetState
     from ctxbudget.serve.gateway._metrics import Metrics
 
     m = Metrics()
-    m.remaining[("team-daily", "key:3f9a", "usd")] = Decimal("0.2500000")
-    m.remaining[("calls-hourly", 'user:a"b', "calls")] = Decimal(7)
+    m.states[("team-daily", "key:3f9a", "usd")] = BudgetState(
+        name="team-daily", scope="key:3f9a", metric="usd", limit=Decimal("1.0000000"),
+        spent=Decimal("0.5000000"), held=Decimal("0.2500000"), resets_at=None)
+    m.states[("calls-hourly", 'user:a"b', "calls")] = BudgetState(
+        name="calls-hourly", scope='user:a"b', metric="calls", limit=Decimal(10),
+        spent=Decimal(3), held=Decimal(0), resets_at=None)
     m.blocked["team-daily"] = 3
     body = m.render().encode()
 
