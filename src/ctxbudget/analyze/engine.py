@@ -140,7 +140,11 @@ class SparkEngine:
         with warnings.catch_warnings():  # pyspark warns about pandas >= 3 on first use
             warnings.simplefilter("ignore", FutureWarning)
             df = self.spark.createDataFrame([list(r) for r in table.rows], schema=schema)
-        df.createOrReplaceTempView("prices")
+        # a few rows Spark cannot size (an RDD): broadcast, or every join with it shuffles
+        # all the calls (sort-merge join)
+        from pyspark.sql.functions import broadcast
+
+        broadcast(df).createOrReplaceTempView("prices")
 
 
 _SESSIONS: dict[str, Any] = {}
@@ -189,9 +193,10 @@ def price_data(engine: Engine, f: Filters, book: PriceBook) -> PriceTable:
     ``detail`` names the usage detail columns the calls hold values in."""
     keys: list[Any] | None = None
     maybe = DETAIL_NAMES
-    if isinstance(engine, DuckDBEngine):
-        keys = parquet_price_keys(engine.source, f)
-        maybe = parquet_detail_candidates(engine.source)
+    source = getattr(engine, "source", None)
+    if isinstance(source, DataSource):  # Parquet statistics, whatever engine runs the query
+        keys = parquet_price_keys(source, f)
+        maybe = parquet_detail_candidates(source)
     if keys is None:
         keys = [tuple(r) for r in engine.query(price_keys_sql(f)).rows]
     table = build_price_table(keys, book)

@@ -263,6 +263,9 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool, detail: tuple[str, ...
         type_filter = f"WHERE COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
     counts = (*_BUCKET_COLS, *(d for d in detail if d != "other_tool_requests"))
     sums = ", ".join(f"CAST(SUM(j.{b}) AS BIGINT) AS {b}" for b in counts)
+    if dialect == "spark":
+        return _task_ctes_spark(f, dialect, wasted, detail, type_join, type_filter, counts,
+                                sums)
     return f"""{_calls_ctes(f, dialect, False)}, j AS (
   SELECT w.task_key, w.task_id, w.task_type, w.ts, w.turn, w.status,
     {", ".join(f"w.{b}" for b in counts)}, p.price_id AS pid,
@@ -310,6 +313,38 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool, detail: tuple[str, ...
   FROM g1
   LEFT JOIN fx ON fx.task_key = g1.task_key
   LEFT JOIN prices p ON p.price_id = g1.pid
+), {_task_waste_ctes(f, dialect, wasted)}"""
+
+
+def _task_ctes_spark(f: Filters, dialect: str, wasted: bool, detail: tuple[str, ...],
+                     type_join: str, type_filter: str, counts: tuple[str, ...],
+                     sums: str) -> str:
+    """:func:`_task_ctes` for Spark: each call priced in the one pass that groups them by
+    task (the same exact DECIMAL sums). Spark inlines a CTE at every use, so the DuckDB
+    text's second look at ``g1`` (the tasks to price call by call) would read and join
+    every call twice more."""
+    return f"""{_calls_ctes(f, dialect, False)}, j AS (
+  SELECT w.task_key, w.task_id, w.task_type, w.ts, w.turn, w.status,
+    {", ".join(f"w.{b}" for b in counts)},
+    {call_cost_sql("w", "p", detail)} AS cost,
+    {call_tool_fees_sql("w", "p", detail)} AS tool_fees,
+    {unpriced_fee_sql("w", "p", detail)} AS unpriced_fee
+  FROM w
+  LEFT JOIN prices p
+    ON {_price_on("w", "p")}
+  {type_join}
+  {type_filter}
+), g AS (
+  SELECT j.task_key,
+    CASE WHEN COUNT(j.task_id) > 0 THEN j.task_key END AS tid,
+    MIN(j.task_type) AS ctype, COUNT(*) AS calls, {sums},
+    CAST(SUM(CASE WHEN j.status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS error_calls,
+    MIN(j.ts) AS first_ts, MAX(j.ts) AS last_ts, MAX(j.turn) AS max_turn,
+    CAST(SUM(j.unpriced_fee) AS BIGINT) AS unpriced_fee_calls,
+    SUM(j.cost) AS cost_usd,
+    CAST(SUM(CASE WHEN j.cost IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_calls,
+    SUM(j.tool_fees) AS tool_fees_usd
+  FROM j GROUP BY j.task_key
 ), {_task_waste_ctes(f, dialect, wasted)}"""
 
 
@@ -453,9 +488,13 @@ def _blocked_idle_sql(f: Filters) -> str:
     """The tasks a budget cap blocked before their first call (outcome ``blocked``, no call
     stored), started in the range: they cost nothing but belong in the per-task report."""
     type_filter = "" if f.task_type is None else f" AND t.task_type = {_lit(f.task_type)}"
+    # "no call has its id", asked of the calls of blocked tasks only (NOT IN over a list
+    # without NULLs is NOT EXISTS): an engine that cannot hash the few blocked tasks
+    # against the calls would otherwise move every call's task id (Spark broadcast them)
     return f"""SELECT t.task_id, t.task_type, t.outcome, t.started_at, t.blocked_by
   FROM tasks t WHERE t.outcome = 'blocked' AND ({f.where("t", "started_at")}){type_filter}
-   AND NOT EXISTS (SELECT 1 FROM calls x WHERE x.task_id = t.task_id)"""
+   AND t.task_id NOT IN (SELECT x.task_id FROM calls x WHERE x.task_id IN
+     (SELECT k.task_id FROM tasks k WHERE k.outcome = 'blocked' AND k.task_id IS NOT NULL))"""
 
 
 def task_sql(f: Filters, dialect: str = "duckdb", detail: tuple[str, ...] = ()) -> str:
