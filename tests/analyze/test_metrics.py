@@ -152,3 +152,50 @@ def test_rows_limit_keeps_rows_in_the_engine(make_store: Any, duck: Any, limit: 
     assert part.rows == full.rows[:limit]
     assert part.total == full.total and part.types == full.types
     assert part.unpriced_models == full.unpriced_models
+
+
+def _no_task_store(tmp: Path) -> Path:
+    """Two tasks, a session without a task id, and three calls outside any task (one of
+    them typed, as a gateway call with a type header but no task would be)."""
+    t0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    u = Usage(input_tokens=1000, output_tokens=100)
+    spec = [("t1", None, "support"), ("t1", None, "support"), ("t2", None, "support"),
+            (None, "s1", None), (None, None, None), (None, None, None),
+            (None, None, "support")]
+    calls = [Call(ts=t0 + timedelta(minutes=i), provider="anthropic",
+                  model="claude-sonnet-4-5", task_id=tid, session_id=sid, task_type=tt,
+                  request_id=f"r{i}", usage=u) for i, (tid, sid, tt) in enumerate(spec)]
+    p = tmp / "nt.duckdb"
+    with open_store(p) as st:
+        st.insert_calls(calls)
+    return p
+
+
+@pytest.mark.parametrize("limit", [None, 2])
+def test_calls_outside_any_task_are_one_no_task_group(tmp_path: Path, duck: Any,
+                                                      limit: int | None) -> None:
+    from ctxbudget.analyze.sql import NO_TASK
+
+    db = _no_task_store(tmp_path)
+    rep = compute_report(duck(db=db), "task", rows_limit=limit)
+    rows = {r.key: r for r in compute_report(duck(db=db), "task").rows}
+    assert set(rows) == {"t1", "t2", "s1", NO_TASK}  # not one "task" per call
+    assert (rows[NO_TASK].calls, rows[NO_TASK].tasks) == (3, 0)
+    assert rows[NO_TASK].cost_usd == rows["t2"].cost_usd * 3
+    assert rep.total is not None and rep.total.tasks == 3 and rep.total.calls == 7
+    assert len(rep) == 4
+    types = {t.task_type: t for t in rep.types}
+    assert set(types) == {"support", "(none)", NO_TASK}
+    nt = types[NO_TASK]
+    assert (nt.tasks, nt.calls, nt.priced_tasks, nt.p50_cost_usd) == (0, 3, 0, None)
+    assert nt.cost_usd == rows[NO_TASK].cost_usd
+    assert (types["support"].tasks, types["(none)"].tasks) == (2, 1)
+    by_type = {r.key: r for r in compute_report(duck(db=db), "type").rows}
+    # an untyped call outside any task is "(no task)", a typed one stays with its type
+    assert {k: (r.calls, r.tasks) for k, r in by_type.items()} == {
+        "support": (4, 2), "(none)": (1, 1), NO_TASK: (2, 0)}
+    # per-task metrics (check, signals) see the three tasks only
+    from ctxbudget.analyze.rules import task_metrics
+
+    assert sorted(t["task_key"] for t in task_metrics(duck(db=db), Filters())) == [
+        "s1", "t1", "t2"]

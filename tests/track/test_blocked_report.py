@@ -109,11 +109,17 @@ def test_report_shows_blocked_tasks_and_their_caps(api: FakeAPI, spool: Path,
     assert rows["child"]["blocked_by"]["task_id"] == "parent"
     assert rows["fine"]["outcome"] == "success" and "blocked_by" not in rows["fine"]
     assert doc["total"]["blocked_tasks"] == 4
+    # the tracked call outside any task: one "(no task)" row, not a task
+    assert (rows["(no task)"]["calls"], rows["(no task)"]["tasks"]) == (1, 0)
+    assert doc["total"]["tasks"] == 5 and doc["total"]["calls"] == 4
+    assert {t["task_type"]: t["tasks"] for t in doc["types"]} == {
+        "support": 4, "batch": 1, "(no task)": 0}
     support = next(t for t in doc["types"] if t["task_type"] == "support")
     assert support["blocked"] == 3 and support["successes"] == 1  # never-ran, stopped, child
     assert next(t for t in doc["types"] if t["task_type"] == "batch")["blocked"] == 1
 
     table = _report(db, "--by", "task")
+    assert any(ln.lstrip("│ ").startswith("(no task)") for ln in table.splitlines())
     line = next(ln for ln in table.splitlines() if ln.lstrip("│ ").startswith("never-ran"))
     assert "blocked: max_calls 0" in line
     child = next(ln for ln in table.splitlines() if ln.lstrip("│ ").startswith("child"))

@@ -13,7 +13,15 @@ from ..prices import PriceBook, default_pricebook
 from ._results import GroupRow, Report, Rows, TypeStats, _group_row, percentile, ratio
 from .engine import Engine, price_data
 from .pricing import TOOL_FEES
-from .sql import DIMENSIONS, Filters, group_sql, grouping_sets_sql, task_sql, unpriced_fees_sql
+from .sql import (
+    DIMENSIONS,
+    NO_TASK,
+    Filters,
+    group_sql,
+    grouping_sets_sql,
+    task_sql,
+    unpriced_fees_sql,
+)
 
 __all__ = ["GroupRow", "Report", "TypeStats", "compute_report", "compute_two_reports",
            "percentile", "ratio", "type_stats_from_tasks"]
@@ -47,19 +55,27 @@ def type_stats_from_tasks(tasks: Any) -> tuple[TypeStats, ...]:
 
 
 def _type_stats_sql(names: list[str], source: str) -> str:
-    """The per-type stats query over a per-task relation ``source`` with columns ``names``."""
+    """The per-type stats query over a per-task relation ``source`` with columns ``names``.
+
+    The :data:`.sql.NO_TASK` row (calls made outside any task) is a type of its own,
+    ``(no task)``, with its calls and cost but no task: 0 tasks, no percentiles."""
     if "prompt_tokens" in names:
         tokens = "prompt_tokens + output_tokens"
     else:
         tokens = ("input_tokens + cache_read_tokens + cache_write_5m_tokens "
                   "+ cache_write_1h_tokens + output_tokens")
+    key = "key" if "key" in names else "task_key"
     return f"""
-WITH b AS (
-  SELECT COALESCE(task_type, '(none)') AS ttype, COALESCE(outcome, '') AS outcome,
-    cost_usd AS cost, CAST({tokens} AS BIGINT) AS tokens, calls FROM {source}
+WITH a AS (
+  SELECT *, {key} = '{NO_TASK}' AS notask FROM {source}
+), b AS (
+  SELECT CASE WHEN notask THEN '{NO_TASK}' ELSE COALESCE(task_type, '(none)') END AS ttype,
+    COALESCE(outcome, '') AS outcome, notask, cost_usd AS total,
+    CASE WHEN notask THEN NULL ELSE cost_usd END AS cost,
+    CASE WHEN notask THEN NULL ELSE CAST({tokens} AS BIGINT) END AS tokens, calls FROM a
 )
-SELECT ttype, COUNT(*), COUNT(cost), CAST(SUM(calls) AS BIGINT),
-  QUANTILE_DISC(cost, 0.5), QUANTILE_DISC(cost, 0.95), MAX(cost), SUM(cost),
+SELECT ttype, COUNT(CASE WHEN NOT notask THEN 1 END), COUNT(cost), CAST(SUM(calls) AS BIGINT),
+  QUANTILE_DISC(cost, 0.5), QUANTILE_DISC(cost, 0.95), MAX(cost), SUM(total),
   QUANTILE_DISC(tokens, 0.5), QUANTILE_DISC(tokens, 0.95),
   COUNT(CASE WHEN outcome = 'success' THEN 1 END),
   COUNT(CASE WHEN outcome = 'failure' THEN 1 END),
@@ -199,10 +215,11 @@ def compute_report(
         if small:
             names = ["prompt_tokens"]  # task_sql's columns
             types = _type_stats(engine.query(_type_stats_sql(
-                names, f"({task_sql(f, engine.dialect, prices.detail)}) AS t")).rows)
+                names, f"({task_sql(f, engine.dialect, prices.detail, no_task=True)}) AS t"
+            )).rows)
         else:
             per_task = table if by == "task" else engine.arrow(
-                task_sql(f, engine.dialect, prices.detail))
+                task_sql(f, engine.dialect, prices.detail, no_task=True))
             types = type_stats_from_tasks(per_task)
     return Report(by=by, table=table, total=total, types=types,
                   unpriced_models=_unpriced(engine, f, prices), filters=f,
@@ -257,7 +274,8 @@ def compute_two_reports(
     if "type" in (a, b):
         types = type_stats_from_tasks(tasks if tasks is not None
                                       else engine.arrow(task_sql(f, engine.dialect,
-                                                                 prices.detail)))
+                                                                 prices.detail,
+                                                                 no_task=True)))
     reports = []
     for grp, dim in ((1, a), (2, b)):
         rows = order(by[grp], dim)

@@ -7,7 +7,8 @@ Every engine runs these texts: DuckDB as they are, Spark after :func:`to_dialect
 Definitions used throughout:
 
 - ``prompt_tokens`` = input + cache read + cache write 5m + cache write 1h.
-- ``task_key`` = ``task_id``, else ``session_id``, else the call itself.
+- ``task_key`` = ``task_id``, else ``session_id``, else :data:`NO_TASK`: the calls made
+  outside any task are one ``(no task)`` group, which is not counted as a task.
 - ``price_day`` = the call's UTC date (prices are resolved per UTC day).
 - ``day`` = the call's date in the report time zone (``--tz``, default UTC).
 - wasted cache writes: a call's 5m (1h) cache-write tokens are *wasted* when no later
@@ -39,13 +40,25 @@ from .pricing import (
     unpriced_fee_sql,
 )
 
-__all__ = ["DIMENSIONS", "Filters", "base_cte", "detail_present_sql", "group_sql",
-           "grouping_sets_sql", "price_keys_sql", "task_sql", "to_dialect", "unpriced_fees_sql"]
+__all__ = ["DIMENSIONS", "NO_TASK", "Filters", "base_cte", "detail_present_sql", "group_sql",
+           "grouping_sets_sql", "price_keys_sql", "task_key_sql", "task_sql", "to_dialect",
+           "unpriced_fees_sql"]
+
+#: The task key of the calls made outside any task (no task id, no session id).
+NO_TASK = "(no task)"
+_TASK_KEY = "COALESCE({t}task_id, {t}session_id, '" + NO_TASK + "')"
+
+
+def task_key_sql(alias: str = "") -> str:
+    """The task key of a call (``alias.`` columns when given): task id, else session id,
+    else :data:`NO_TASK`."""
+    return _TASK_KEY.format(t=f"{alias}." if alias else "")
 
 #: ``--by`` dimension -> SQL key expression over the priced-calls relation ``pc``.
 DIMENSIONS: dict[str, str] = {
     "task": "pc.task_key",
-    "type": "COALESCE(pc.ttype, '(none)')",
+    "type": f"COALESCE(pc.ttype, CASE WHEN pc.task_key = '{NO_TASK}' THEN '{NO_TASK}' "
+            "ELSE '(none)' END)",
     "model": "pc.model",
     "day": "CAST(pc.day AS VARCHAR)",
     "session": "COALESCE(pc.session_id, '(none)')",
@@ -207,7 +220,7 @@ def _calls_ctes(f: Filters, dialect: str, wasted: bool) -> str:
     input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens
       AS prompt_tokens,
     {_day_expr(f.tz, dialect)} AS day,
-    COALESCE(task_id, session_id, call_key) AS task_key{sk}
+    {_TASK_KEY.format(t="")} AS task_key{sk}
   FROM calls WHERE {f.where()}
 ), w AS (
   SELECT c.*, {next_read} AS next_read_ts FROM c
@@ -291,7 +304,7 @@ def _task_ctes(f: Filters, dialect: str, *, wasted: bool, detail: tuple[str, ...
     CAST(SUM(CASE WHEN {call_cost_sql("w", "p", detail)} IS NULL THEN 1 ELSE 0 END) AS BIGINT)
       AS unpriced_calls,
     SUM({call_tool_fees_sql("w", "p", detail)}) AS tool_fees_usd
-  FROM (SELECT calls.*, COALESCE(task_id, session_id, call_key) AS task_key,
+  FROM (SELECT calls.*, {_TASK_KEY.format(t="")} AS task_key,
           input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens
             AS prompt_tokens
         FROM calls WHERE {f.where()}) w
@@ -361,7 +374,7 @@ def _task_waste_ctes(f: Filters, dialect: str, wasted: bool) -> str:
         type_join = "LEFT JOIN tasks t ON t.task_id = w.task_id"
         type_filter = f"AND COALESCE(w.task_type, t.task_type) = {_lit(f.task_type)}"
     return f"""{_waste_ctes(f, dialect)}, wx AS (
-  SELECT COALESCE(x.task_id, x.session_id, x.call_key) AS task_key, x.task_id, x.task_type,
+  SELECT {_TASK_KEY.format(t="x.")} AS task_key, x.task_id, x.task_type,
     {_SESSION.format(t="x.")} AS sk, x.model, x.ts, x.call_key,
     x.cache_write_5m_tokens, x.cache_write_1h_tokens, wn.last_read, wn.later_read
   FROM calls x
@@ -403,7 +416,7 @@ _SUMS = """COUNT(*) AS calls,
 #: The columns of a group row after its key (GroupRow's fields), over ``pc``.
 _GROUP_COLS = f"""{_SUMS},
   SUM(CASE WHEN pc.outcome = 'failure' THEN pc.cost_usd END) AS failed_cost_usd,
-  COUNT(DISTINCT pc.task_key) AS tasks,
+  COUNT(DISTINCT CASE WHEN pc.task_key <> '{NO_TASK}' THEN pc.task_key END) AS tasks,
   COUNT(DISTINCT CASE WHEN pc.outcome = 'success' THEN pc.task_key END) AS success_tasks,
   COUNT(DISTINCT CASE WHEN pc.outcome = 'failure' THEN pc.task_key END) AS failure_tasks,
   COUNT(DISTINCT CASE WHEN pc.outcome = 'partial' THEN pc.task_key END) AS partial_tasks,
@@ -460,7 +473,7 @@ SELECT g.task_key AS key, g.tid AS tid, g.ctype AS ctype, g.calls AS calls, {col
   COALESCE(ww.wasted_write_tokens, 0) AS wasted_write_tokens, g.error_calls AS error_calls,
   g.first_ts AS first_ts, g.last_ts AS last_ts,
   CASE WHEN t.outcome = 'failure' THEN g.cost_usd END AS failed_cost_usd,
-  1 AS tasks,
+  CASE WHEN g.task_key = '{NO_TASK}' THEN 0 ELSE 1 END AS tasks,
   CASE WHEN t.outcome = 'success' THEN 1 ELSE 0 END AS success_tasks,
   CASE WHEN t.outcome = 'failure' THEN 1 ELSE 0 END AS failure_tasks,
   CASE WHEN t.outcome = 'partial' THEN 1 ELSE 0 END AS partial_tasks,
@@ -497,9 +510,12 @@ def _blocked_idle_sql(f: Filters) -> str:
      (SELECT k.task_id FROM tasks k WHERE k.outcome = 'blocked' AND k.task_id IS NOT NULL))"""
 
 
-def task_sql(f: Filters, dialect: str = "duckdb", detail: tuple[str, ...] = ()) -> str:
+def task_sql(f: Filters, dialect: str = "duckdb", detail: tuple[str, ...] = (), *,
+             no_task: bool = False) -> str:
     """One row per task: type, outcome, calls, tokens, cost (NULL if any call is unpriced);
-    the tasks blocked before their first call with no calls and cost 0."""
+    the tasks blocked before their first call with no calls and cost 0. ``no_task``: also
+    the :data:`NO_TASK` row (the calls made outside any task), which is not a task."""
+    where = "" if no_task else f"\nWHERE g.task_key <> '{NO_TASK}'"
     return f"""{_task_ctes(f, dialect, wasted=False, detail=detail)}
 SELECT g.task_key AS task_key, COALESCE(g.ctype, t.task_type) AS task_type,
   t.outcome AS outcome, g.calls AS calls, g.max_turn AS max_turn,
@@ -508,7 +524,7 @@ SELECT g.task_key AS task_key, COALESCE(g.ctype, t.task_type) AS task_type,
   g.output_tokens AS output_tokens, g.cache_read_tokens AS cache_read_tokens,
   CASE WHEN g.unpriced_calls > 0 THEN NULL ELSE g.cost_usd END AS cost_usd,
   g.first_ts AS first_ts, {_day_expr(f.tz, dialect, "g.first_ts")} AS day
-FROM g LEFT JOIN tasks t ON t.task_id = g.tid
+FROM g LEFT JOIN tasks t ON t.task_id = g.tid{where}
 UNION ALL
 SELECT b.task_id AS task_key, b.task_type AS task_type, b.outcome AS outcome,
   CAST(0 AS BIGINT) AS calls, CAST(NULL AS INTEGER) AS max_turn,

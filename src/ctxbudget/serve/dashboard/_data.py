@@ -29,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ...analyze.sql import task_key_sql
 from ...errors import StoreError
 from ...prices import PriceBook, default_pricebook
 
@@ -393,7 +394,7 @@ class Dataset:
             day = ("CAST(MIN(ts) AS DATE)" if self.tz in ("UTC", "utc", "Etc/UTC") else
                    f"CAST(timezone({_lit(self.tz)}, MIN(ts)) AS DATE)")
             extras = eng.arrow(
-                "SELECT COALESCE(task_id, session_id, call_key) AS task_key, "
+                f"SELECT {task_key_sql()} AS task_key, "
                 "list_sort(list_distinct(list(model))) AS models, "
                 "MIN(session_id) AS session_id, "
                 "list_distinct(list(COALESCE(session_id, task_id, call_key))) AS sks, "
@@ -503,7 +504,7 @@ FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
             cond = f"{sk_expr} IN ({', '.join(_lit(x) for x in sks)})"
         else:  # not in the snapshot yet: find its sessions
             cond = (f"{sk_expr} IN (SELECT DISTINCT {sk_expr} FROM calls "
-                    f"WHERE COALESCE(task_id, session_id, call_key) = {k})")
+                    f"WHERE {task_key_sql()} = {k})")
         done = False
         if rng is not None and rng[0] is not None:
             con.execute("CREATE TEMP TABLE calls_sel AS " + _store_calls(
@@ -573,7 +574,7 @@ FROM pc WHERE pc.task_key = {_lit(task_key)} ORDER BY pc.ts, pc.call_key""").row
         with self.connect(page=True) as con:
             if task_key is None:
                 rows = con.execute(
-                    "SELECT COALESCE(task_id, session_id, call_key) FROM calls "
+                    f"SELECT {task_key_sql()} FROM calls "
                     "WHERE call_key = ?", [call_key]).fetchall()
                 if not rows:
                     return None, {}
