@@ -104,6 +104,11 @@ def test_0_ok_and_1_check_failed(data: dict[str, Path]) -> None:
     (["check", "--baseline", "BASE", "--webhook-format", "pager"], "--webhook-format"),
     (["check", "--baseline", "missing.json"], "missing.json"),
     (["report", "--db", "DATA"], "Parquet"),
+    (["report", "--limit", "many"], "--limit"),  # click's type errors: one line too
+    (["report", "--engine", "sparkle"], "--engine"),
+    (["report", "--no-such-option"], "--no-such-option"),
+    (["signals", "--alpha", "x"], "--alpha"),
+    (["check", "--baseline", "BASE", "--min-samples", "-3"], "--min-samples"),
 ])
 def test_2_user_errors_are_one_line(data: dict[str, Path], args: list[str], names: str) -> None:
     args = [str(data["baseline"]) if a == "BASE" else str(data["base"]) if a == "DATA" else a
@@ -114,6 +119,34 @@ def test_2_user_errors_are_one_line(data: dict[str, Path], args: list[str], name
     assert r.exit_code == 2, (args, r.output)
     assert r.stderr.count("\n") == 1 and names in r.stderr, r.stderr
     assert "Traceback" not in r.output
+
+
+#: Every command with --db given a Parquet file: one line saying so, exit 2.
+PARQUET_DB = [
+    ["report"], ["signals"], ["check", "--baseline", "BASE"], ["baseline", "save", "OUT"],
+    ["import", "table", "DATA"], ["ingest"], ["export", "--out", "OUT"], ["audit"],
+    ["whatif", "--ttl", "1h"], ["checklist"],
+]
+
+
+@pytest.mark.parametrize("args", PARQUET_DB, ids=lambda a: " ".join(a[:2]))
+def test_2_parquet_file_given_to_db(data: dict[str, Path], tmp_path: Path,
+                                    args: list[str]) -> None:
+    args = [str(data["baseline"]) if a == "BASE" else str(data["base"]) if a == "DATA"
+            else str(tmp_path / "out") if a == "OUT" else a for a in args]
+    r = runner.invoke(app, [*args, "--db", str(data["base"])])
+    assert r.exit_code == 2, (args, r.output)
+    assert r.stderr.count("\n") == 1 and "is a Parquet file" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_2_unknown_command_and_missing_argument_are_one_line() -> None:
+    for args in (["no-such-command"], ["import"], ["baseline", "save"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), r.stderr
+    ok = runner.invoke(app, ["report", "--help"])
+    assert ok.exit_code == 0 and "--since" in ok.stdout
 
 
 def test_3_webhook_unreachable(data: dict[str, Path]) -> None:

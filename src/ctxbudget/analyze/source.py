@@ -65,15 +65,6 @@ class DataSource:
         self.close()
 
 
-def _is_parquet(path: Path) -> bool:
-    """A Parquet file starts with the magic bytes ``PAR1``."""
-    try:
-        with path.open("rb") as fh:
-            return fh.read(4) == b"PAR1"
-    except OSError:
-        return False
-
-
 #: Seconds a read command waits to fold the spool in before reading what is stored.
 INGEST_WAIT_S = 2.0
 
@@ -211,7 +202,9 @@ def open_source(
         path = Path(db)
         if not path.exists():
             raise StoreError(f"{path}: no usage store here (import or track something first)")
-        if _is_parquet(path):
+        from ..store.db import is_parquet
+
+        if is_parquet(path):
             raise StoreError(f"{path}: is a Parquet file, not a usage store: pass it as "
                              f"--data {path}")
     store = _open_for_reading(path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from functools import wraps
@@ -84,6 +84,46 @@ def output_format(fmt: str, as_json: bool = False) -> str:
     if f not in FORMATS:
         fail(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     return f
+
+
+def one_line_usage_errors() -> type:
+    """The root group class of the CLI: a usage error (an unknown option, a value of the
+    wrong type, a missing argument) is one line on stderr and exit 2, like every other
+    user error, instead of click's boxed usage text."""
+    from typer.core import TyperGroup
+
+    try:  # recent typers vendor click: its exceptions are typer's own copies
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - typer using the click package
+        from click import exceptions as click  # type: ignore[no-redef]
+
+    class OneLineGroup(TyperGroup):
+        def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+                 complete_var: str | None = None, standalone_mode: bool = True,
+                 windows_expand_args: bool = True, **extra: Any) -> Any:
+            if not standalone_mode:
+                return super().main(args, prog_name, complete_var, standalone_mode,
+                                    windows_expand_args, **extra)
+            try:
+                rv = super().main(args, prog_name, complete_var, False, windows_expand_args,
+                                  **extra)
+            except click.UsageError as exc:
+                if type(exc).__name__ == "NoArgsIsHelpError":  # the help is the message
+                    exc.show()
+                    sys.exit(exc.exit_code)
+                msg = " ".join(exc.format_message().split())
+                where = exc.ctx.command_path if exc.ctx is not None else "ctxbudget"
+                sys.stderr.write(f"error: {msg} (see: {where} --help)\n")
+                sys.exit(EXIT_USER_ERROR)
+            except click.ClickException as exc:
+                exc.show()
+                sys.exit(exc.exit_code)
+            except typer.Abort:
+                sys.stderr.write("Aborted!\n")
+                sys.exit(1)
+            sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+    return OneLineGroup
 
 
 def err_console() -> Any:

@@ -84,10 +84,34 @@ def import_(
         except StrictStop as exc:
             sys.stderr.write(f"error: rejected {exc.rejection} (--strict)\n")
             raise typer.Exit(EXIT_USER_ERROR) from None
+    _accepted_something(stats)
     if as_json:
         print_json(stats.as_dict())
         return
     _print_summary(stats)
+
+
+def _accepted_something(stats: Any) -> None:
+    """An import that read lines, rejected some and accepted none is a user error (a wrong
+    format, a mapping that matches nothing): one line naming the first rejection, exit 2,
+    instead of a rejection per line. Lines that were all *skipped* (not API calls: a log
+    with no model reply yet) are not an error; a warning says so when no file was read
+    from a previous offset."""
+    if stats.accepted or not stats.lines:
+        return
+    fmt = stats.format
+    if stats.rejected:
+        first = stats.rejections[0] if stats.rejections else None
+        where = f"; first: {first}" if first is not None else ""
+        sys.stderr.write(
+            f"error: nothing imported as {fmt}: {stats.rejected:,} of {stats.lines:,} "
+            f"lines rejected{where} (is {fmt} the right format? `ctxbudget import --help` "
+            "lists the formats)\n")
+        raise typer.Exit(EXIT_USER_ERROR)
+    if not stats.appended_files and stats.skipped:
+        reasons = ", ".join(f"{r} ({n:,})" for r, n in sorted(stats.skipped.items()))
+        sys.stderr.write(f"warning: nothing imported as {fmt}: every line was skipped "
+                         f"({reasons}); is {fmt} the right format?\n")
 
 
 def _pull(fmt: str, paths: list[str] | None, db: Path | None, host: str | None,

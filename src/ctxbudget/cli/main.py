@@ -48,10 +48,12 @@ def build_app(modules: Sequence[str] | None = None) -> typer.Typer:
     the ``ctxbudget.commands`` plugins)."""
     import typer
 
+    from ._common import one_line_usage_errors
     from ._root import root
 
     app = typer.Typer(
         name="ctxbudget",
+        cls=one_line_usage_errors(),
         help="Plan, enforce and monitor the token budget of LLM applications.",
         no_args_is_help=False,  # the root callback prints help (exit 0)
         add_completion=False,

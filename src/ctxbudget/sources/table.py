@@ -73,12 +73,40 @@ class TableImporter(Importer):
     def records(self, path: Path) -> Iterator[Record]:
         suffix = path.suffix.lower()
         if suffix == ".csv":
-            return csv_records(path)
+            return self._checked(path, csv_records(path))
         if suffix == ".parquet":
-            return _parquet_records(path)
+            return self._checked(path, _parquet_records(path))
         if suffix == ".json":
             return json_records(path)
         return jsonl_records(path)
+
+    def _checked(self, path: Path, records: Iterator[Record]) -> Iterator[Record]:
+        """``records`` of a file with a header (CSV, Parquet: every row has its columns),
+        checked against the mapping at the first row: a mapped column the header lacks,
+        or no model / time column, is one error for the file (the import stops, exit 2),
+        not one rejection per row."""
+        first = True
+        for rec in records:
+            if first and isinstance(rec.value, Mapping):
+                first = False
+                self.check_columns(path, list(rec.value))
+            yield rec
+
+    def check_columns(self, path: Path, columns: list[str]) -> None:
+        """Raise :class:`InputFormatError` naming ``path`` when a mapped column is not in
+        ``columns`` or no column gives the model or the time."""
+        have = set(columns)
+        shown = ", ".join(columns[:15]) + (", ..." if len(columns) > 15 else "")
+        for target, col in self.mapping.items():
+            if col not in have:
+                raise InputFormatError(f"{path}: --map {target}={col}: no column {col!r} in "
+                                       f"the header (columns: {shown})")
+        if "model" not in self.mapping and "model" not in have:
+            raise InputFormatError(f"{path}: no 'model' column (columns: {shown}); map one "
+                                   "with --map model=COLUMN")
+        if "ts" not in self.mapping and not have.intersection(_TS_FALLBACKS):
+            raise InputFormatError(f"{path}: no time column ({', '.join(_TS_FALLBACKS)}; "
+                                   f"columns: {shown}); map one with --map ts=COLUMN")
 
     def _get(self, row: Mapping[str, Any], target: str) -> Any:
         col = self.mapping.get(target)

@@ -22,7 +22,7 @@ from .pending import fold_pending, pending_path
 from .schema import CALL_COLUMNS, migrate
 
 __all__ = ["LOCK_TIMEOUT_S", "Store", "call_key", "calls_to_arrow", "default_db_path",
-           "lock_timeout", "open_store", "private_dir", "store_error"]
+           "is_parquet", "lock_timeout", "open_store", "private_dir", "store_error"]
 
 
 
@@ -275,6 +275,9 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
     p = Path(path) if path is not None else default_db_path()
     if read_only and not p.exists():
         raise StoreError(f"{p}: no usage store here yet (import or track something first)")
+    if is_parquet(p):
+        raise StoreError(f"{p}: is a Parquet file, not a usage store: give it with --data "
+                         "to the commands that read Parquet (report, signals, check...)")
     wait = lock_timeout() if timeout is None else timeout
     if read_only and pending_path(p).exists():
         # calls the day summary imported past the store: folded in by a writer first
@@ -300,6 +303,15 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
         lock.release()
         raise
     return store
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether ``path`` is a Parquet file (it starts with the magic bytes ``PAR1``)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
 
 
 _RECOVER = ("recover with: mv '{p}' '{p}.damaged' and re-run your imports and "
