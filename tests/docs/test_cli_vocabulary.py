@@ -115,6 +115,10 @@ def test_help_has_no_bool_placeholder(name: str) -> None:
     assert not re.search(r"--\w[\w-]*\s+BOOLEAN", r.output)
 
 
+#: Commands with --db / --data that write the store rather than read it.
+WRITERS = {"import", "ingest", "simulate"}
+
+
 def test_reading_commands_share_filters_engine_and_formats() -> None:
     by_name = dict(COMMANDS)
     for cmd, need in READING.items():
@@ -123,6 +127,30 @@ def test_reading_commands_share_filters_engine_and_formats() -> None:
     for name, cmd in COMMANDS:  # a range is always both ends
         have = {o for p in _options(cmd) for o in p.opts}
         assert ("--since" in have) == ("--until" in have), name
+
+
+def test_every_command_reading_the_store_takes_a_range_and_an_engine() -> None:
+    """Whatever reads the store (--db) or call Parquet (--data) takes --since, --until and
+    --engine, new commands included."""
+    readers = []
+    for name, cmd in COMMANDS:
+        have = {o for p in _options(cmd) for o in p.opts}
+        if name in WRITERS or not have & {"--db", "--data"}:
+            continue
+        readers.append(name)
+        missing = {"--since", "--until", "--engine"} - have
+        assert not missing, (name, sorted(missing))
+    assert {"report", "audit", "whatif", "checklist", "export", "serve"} <= set(readers)
+
+
+def test_duckdb_only_commands_refuse_spark_in_one_line(tmp_path: Any) -> None:
+    runner = CliRunner()
+    for name in ("audit", "whatif", "checklist", "export", "serve"):
+        r = runner.invoke(build_app(), [*name.split(), "--engine", "spark"])
+        assert r.exit_code == 2, (name, r.output)
+        assert r.stderr.count("\n") == 1 and "runs on DuckDB only" in r.stderr, r.stderr
+        r = runner.invoke(build_app(), [*name.split(), "--engine", "presto"])
+        assert r.exit_code == 2 and "not one of duckdb, spark" in r.stderr, r.stderr
 
 
 def test_format_means_output_format_everywhere() -> None:

@@ -440,20 +440,25 @@ def load_requests(path: Path | str, *, ttl_s: float | None = None
     return out, notes
 
 
-def requests_from_store(path: Path | str, *, ttl_s: float | None = None) -> list[Request]:
-    """Calls of the store that carry a ``prefix_fingerprint``, as :class:`Request` objects.
+def requests_from_store(path: Path | str, *, ttl_s: float | None = None,
+                        since: datetime | None = None,
+                        until: datetime | None = None) -> list[Request]:
+    """Calls of the store that carry a ``prefix_fingerprint``, as :class:`Request` objects
+    (those with ``since <= ts < until`` when given).
 
     Without text, blocks are labeled ``block[k]`` (component ``prefix``); tokens per
     block come from ``meta.block_tokens`` or an even split of the prompt; breakpoints
     from ``meta.breakpoints``, else every block (OpenAI) or the last block (Anthropic).
     """
     from ..store import open_store
+    from .sql import Filters
 
+    where = Filters(since=since, until=until).where()
     with open_store(path, read_only=True) as st:
         rows = st.con.execute(
             "SELECT ts, provider, model, session_id, prefix_fingerprint, input_tokens, "
             "cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, "
-            "meta, call_key FROM calls WHERE prefix_fingerprint IS NOT NULL "
+            f"meta, call_key FROM calls WHERE prefix_fingerprint IS NOT NULL AND {where} "
             "ORDER BY ts, call_key").fetchall()
     return requests_from_rows(rows, str(path), ttl_s=ttl_s)
 

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import StoreError
 from ..store.schema import CALL_COLUMNS
 
-__all__ = ["TASK_COLUMNS", "DataSource", "open_source", "tasks_sibling"]
+__all__ = ["TASK_COLUMNS", "DataSource", "open_source", "restrict", "tasks_sibling"]
 
 log = logging.getLogger(__name__)
 
@@ -213,3 +213,29 @@ def open_source(
     store.con.execute("SET enable_progress_bar = false")
     _warn_quarantine(store)
     return DataSource(con=store.con, label=str(store.path), _owned=store)
+
+
+def restrict(src: DataSource, since: Any = None, until: Any = None) -> DataSource:
+    """Limit what ``src`` shows to the calls with ``since <= ts < until`` (UTC datetimes,
+    either may be ``None``) and the tasks that have a call in that range or, with none,
+    started in it: ``calls`` and ``tasks`` become temporary views over the data, so every
+    query on the connection (what-if, checklist, export...) sees only the range."""
+    if since is None and until is None:
+        return src
+    from .sql import Filters
+
+    f = Filters(since=since, until=until)
+    con = src.con
+    if src.parquet is not None:  # views of an in-memory database: rename them aside
+        con.execute("ALTER VIEW calls RENAME TO calls_all")
+        con.execute("ALTER VIEW tasks RENAME TO tasks_all")
+        calls, tasks = "calls_all", "tasks_all"
+    else:  # the store's tables: temporary views of the same name shadow them
+        cat = str(con.execute("SELECT current_catalog()").fetchall()[0][0]).replace('"', '""')
+        calls, tasks = f'"{cat}".main.calls', f'"{cat}".main.tasks'
+    kind = "VIEW" if src.parquet is not None else "TEMP VIEW"
+    con.execute(f"CREATE {kind} calls AS SELECT * FROM {calls} WHERE {f.where()}")
+    con.execute(f"CREATE {kind} tasks AS SELECT * FROM {tasks} t WHERE t.task_id IN "
+                f"(SELECT task_id FROM calls) OR (t.task_id NOT IN (SELECT task_id FROM "
+                f"{calls} WHERE task_id IS NOT NULL) AND {f.where('t', 'started_at')})")
+    return src

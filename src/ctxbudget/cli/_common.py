@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +53,61 @@ _flags_without_placeholder()
 #: ``--format`` values of the reading commands (``--json`` is ``--format json``).
 FORMATS = ("table", "json", "csv", "markdown")
 FORMAT_HELP = "Output: table (terminal), json, csv or markdown."
+
+
+#: The time range and engine options every reading command takes (one spelling, one help).
+SINCE_HELP = "First day or time to include (UTC, ISO 8601)."
+UNTIL_HELP = "Last day to include (a date includes that whole day; a time is exclusive)."
+ENGINES = ("duckdb", "spark")
+
+
+def since_option() -> Any:
+    return typer.Option(None, "--since", help=SINCE_HELP)
+
+
+def until_option() -> Any:
+    return typer.Option(None, "--until", help=UNTIL_HELP)
+
+
+def engine_option(duckdb_only: bool = False) -> Any:
+    return typer.Option("duckdb", "--engine", help="duckdb (this command runs on DuckDB "
+                        "only)." if duckdb_only else "duckdb (default) or spark.")
+
+
+def parse_when(value: str | None, option: str, *, end: bool = False) -> datetime | None:
+    """``--since`` / ``--until``: a date (YYYY-MM-DD; ``end``: the next day's midnight, so
+    the whole day is included) or an ISO 8601 time (UTC unless it says), as aware UTC."""
+    from datetime import UTC, timedelta
+
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            d = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            return d + timedelta(days=1) if end else d
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: {value!r} is not a date or time (YYYY-MM-DD or ISO 8601)")
+        raise AssertionError from None  # unreachable: fail exits
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def time_range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """The parsed ``--since`` / ``--until`` (exit 2 on a bad value or an empty range)."""
+    lo, hi = parse_when(since, "--since"), parse_when(until, "--until", end=True)
+    if lo is not None and hi is not None and hi <= lo:
+        fail(f"--until {until} is not after --since {since}: the range is empty")
+    return lo, hi
+
+
+def check_engine(engine: str, command: str | None = None) -> None:
+    """Exit 2 on an unknown ``--engine``; ``command`` given: it runs on DuckDB only, so
+    ``spark`` is refused too (one line saying which commands take it)."""
+    if engine not in ENGINES:
+        fail(f"--engine: {engine!r} is not one of {', '.join(ENGINES)}")
+    if command is not None and engine != "duckdb":
+        fail(f"--engine {engine}: {command} runs on DuckDB only (--engine spark applies to "
+             "report, signals, check and baseline save)")
 
 
 def write_private(path: Path, text: str) -> None:

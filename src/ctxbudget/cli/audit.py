@@ -9,7 +9,22 @@ from typing import Any
 
 import typer
 
-from ._common import EXIT_CHECK_FAILED, console, fail, handles_errors, print_json
+from ._common import (
+    EXIT_CHECK_FAILED,
+    check_engine,
+    console,
+    engine_option,
+    fail,
+    handles_errors,
+    print_json,
+    since_option,
+    time_range,
+    until_option,
+)
+
+_SINCE = since_option()
+_UNTIL = until_option()
+_ENGINE = engine_option(duckdb_only=True)
 
 
 def _book(prices: list[Path] | None) -> Any:
@@ -109,12 +124,17 @@ def audit_cmd(
                                     help="Show the differing bytes (redacted by default)."),
     prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when any miss is found (CI)."),
+    since: str | None = _SINCE, until: str | None = _UNTIL, engine: str = _ENGINE,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Explain prompt-cache misses: where each call's prefix diverged, why, and the cost."""
+    """Explain prompt-cache misses: where each call's prefix diverged, why, and the cost.
+
+    --since / --until select the calls (stored ones and logged requests) by time."""
     from ..analyze.audit import audit_requests, load_requests, requests_from_store
     from ..analyze.cachesim import parse_ttl
 
+    check_engine(engine, "audit")
+    lo, hi = time_range(since, until)
     if not files and db is None:
         fail("give request log files, or --db DB")
     ttl_s = parse_ttl(ttl) if ttl else None
@@ -122,11 +142,12 @@ def audit_cmd(
     notes: list[str] = []
     for path in files or []:
         loaded, file_notes = load_requests(path, ttl_s=ttl_s)
+        loaded = [x for x in loaded if _in_range(x.ts, lo, hi)]
         base = len(reqs)
         reqs.extend([replace(x, index=base + i) for i, x in enumerate(loaded)])
         notes.extend(file_notes)
     if db is not None:
-        stored = requests_from_store(db, ttl_s=ttl_s)
+        stored = requests_from_store(db, ttl_s=ttl_s, since=lo, until=hi)
         base = len(reqs)
         reqs.extend([replace(x, index=base + i) for i, x in enumerate(stored)])
     rep = audit_requests(reqs, book=_book(prices), show_bytes=show_bytes, notes=notes)
@@ -136,6 +157,16 @@ def audit_cmd(
         _print_audit(rep)
     if check and rep.findings:
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _in_range(ts: Any, lo: Any, hi: Any) -> bool:
+    """A logged request's time within [lo, hi) (a request without a time is kept only
+    when no range is given)."""
+    if lo is None and hi is None:
+        return True
+    if ts is None:
+        return False
+    return (lo is None or ts >= lo) and (hi is None or ts < hi)
 
 
 def _print_audit(rep: Any) -> None:
@@ -187,6 +218,7 @@ def whatif_cmd(
                                          help="The k the logged calls used."),
     caching: str | None = typer.Option(None, "--caching", help="on or off."),
     prices: list[Path] | None = typer.Option(None, "--prices", help="Price overrides YAML."),
+    since: str | None = _SINCE, until: str | None = _UNTIL, engine: str = _ENGINE,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Re-price and re-shape stored calls under another model, TTL, window, k or caching.
@@ -194,9 +226,11 @@ def whatif_cmd(
     Shows cost per task type before / after with the assumptions made. Quality is
     not assessed.
     """
-    from ..analyze.source import open_source
+    from ..analyze.source import open_source, restrict
     from ..analyze.whatif import QUALITY_NOTE, Scenario, parse_model_map, whatif
 
+    check_engine(engine, "whatif")
+    lo, hi = time_range(since, until)
     if ttl is not None and ttl not in ("5m", "1h"):
         fail(f"--ttl: {ttl!r} is not 5m or 1h")
     if caching is not None and caching not in ("on", "off"):
@@ -210,6 +244,7 @@ def whatif_cmd(
         fail("nothing to change: give --model-map, --ttl, --history-window, --retrieval-k "
              "or --caching")
     with open_source(db, data) as src:
+        restrict(src, lo, hi)
         res = whatif(src.con, sc, book=_book(prices), source=src.label)
     if as_json:
         print_json(res.as_dict())
@@ -249,22 +284,27 @@ def checklist_cmd(
     data: Path | None = typer.Option(None, "--data", help="Calls Parquet (from simulate)."),
     rules: Path | None = typer.Option(None, "--rules", help="Alert rules YAML."),
     baseline: Path | None = typer.Option(None, "--baseline", help="Baseline JSON."),
+    since: str | None = _SINCE, until: str | None = _UNTIL, engine: str = _ENGINE,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The seed's nine pre-deployment checks, each pass / fail / unknown with its evidence.
 
-    Exit 1 when any item fails.
+    Exit 1 when any item fails. --since / --until select the calls checked.
     """
     from ..analyze.checklist import run_checklist
+
+    check_engine(engine, "checklist")
+    lo, hi = time_range(since, until)
 
     if db is not None and data is not None:
         fail("give --db or --data, not both")
     if spec is None and db is None and data is None:
         fail("give --spec SPEC and/or call logs (--db DB or --data FILE.parquet)")
     if db is not None or data is not None:
-        from ..analyze.source import open_source
+        from ..analyze.source import open_source, restrict
 
         with open_source(db, data) as src:
+            restrict(src, lo, hi)
             res = run_checklist(spec_path=spec, con=src.con, logs_label=src.label,
                                 rules_path=rules, baseline_path=baseline)
     else:

@@ -16,11 +16,16 @@ from ._common import (
     EXIT_CHECK_FAILED,
     EXIT_SIDE_EFFECT_FAILED,
     FORMAT_HELP,
+    check_engine,
     console,
+    engine_option,
     fail,
     handles_errors,
     output_format,
     print_json,
+    since_option,
+    time_range,
+    until_option,
     write_private,
 )
 from ._logs import FROM_FORMATS, default_log_paths
@@ -28,11 +33,10 @@ from ._logs import FROM_FORMATS, default_log_paths
 _DB = typer.Option(None, "--db", help="Usage store (default: $CTXBUDGET_HOME/usage.duckdb).")
 _DATA = typer.Option(None, "--data", help="Read calls from a Parquet file instead of a store "
                      "(a sibling NAME.tasks.parquet supplies task outcomes).")
-_SINCE = typer.Option(None, "--since", help="First day or time to include (UTC, ISO 8601).")
-_UNTIL = typer.Option(None, "--until", help="Last day to include (a date includes that whole "
-                      "day; a time is exclusive).")
+_SINCE = since_option()
+_UNTIL = until_option()
 _TZ = typer.Option("UTC", "--tz", help="Time zone of the day buckets (IANA name).")
-_ENGINE = typer.Option("duckdb", "--engine", help="duckdb (default) or spark.")
+_ENGINE = engine_option()
 _MASTER = typer.Option("local[2]", "--spark-master", help="Spark master URL for --engine spark.")
 _PRICES = typer.Option(None, "--prices", help="Price overrides YAML (repeatable).")
 _JSON = typer.Option(False, "--json", help="Print JSON (same as --format json).")
@@ -49,20 +53,6 @@ _BASEFILE = typer.Argument(..., help="Where to write the baseline JSON.")
 _OUT = typer.Option(Path("ctxbudget-demo"), "--out", help="Output folder.")
 
 
-def _when(value: str | None, option: str, *, end: bool = False) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            d = datetime.fromisoformat(value).replace(tzinfo=UTC)
-            return d + timedelta(days=1) if end else d
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option}: {value!r} is not a date or time (YYYY-MM-DD or ISO 8601)")
-        raise AssertionError from None  # unreachable: fail exits
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def _filters(since: str | None, until: str | None, tz: str) -> Any:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -72,7 +62,8 @@ def _filters(since: str | None, until: str | None, tz: str) -> Any:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         fail(f"--tz: unknown time zone {tz!r} (use an IANA name like Europe/Paris)")
-    return Filters(since=_when(since, "--since"), until=_when(until, "--until", end=True), tz=tz)
+    lo, hi = time_range(since, until)
+    return Filters(since=lo, until=hi, tz=tz)
 
 
 @contextmanager
@@ -83,8 +74,7 @@ def _open(db: Path | None, data: Path | None, engine: str, master: str,
 
     if db is not None and data is not None:
         fail("--db and --data are exclusive: give one")
-    if engine not in ("duckdb", "spark"):
-        fail(f"--engine: {engine!r} is not duckdb or spark")
+    check_engine(engine)
     src = open_source(db=db, data=data, store=store)
     try:
         if engine == "spark":

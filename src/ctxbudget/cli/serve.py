@@ -8,7 +8,16 @@ from pathlib import Path
 
 import typer
 
-from ._common import err_console, fail, handles_errors
+from ._common import (
+    check_engine,
+    engine_option,
+    err_console,
+    fail,
+    handles_errors,
+    since_option,
+    time_range,
+    until_option,
+)
 
 
 def serve(
@@ -22,6 +31,8 @@ def serve(
     token: str | None = typer.Option(None, "--token", envvar="CTXBUDGET_SERVE_TOKEN",
                                      help="Require this access token on every request."),
     tz: str = typer.Option("UTC", "--tz", help="Time zone of the day buckets (IANA name)."),
+    since: str | None = since_option(), until: str | None = until_option(),
+    engine: str = engine_option(duckdb_only=True),
     prices: list[Path] | None = typer.Option(None, "--prices",
                                              help="Price overrides YAML (repeatable)."),
     refresh: float = typer.Option(2.0, "--refresh", min=0.2,
@@ -43,6 +54,9 @@ def serve(
     from ..prices import PriceBook, default_pricebook
     from ..serve.dashboard import Dataset, create_app
 
+    check_engine(engine, "serve")
+    lo, hi = time_range(since, until)
+
     if db is not None and data is not None:
         fail("give --db or --data, not both")
     try:
@@ -53,7 +67,8 @@ def serve(
         err_console().print(f"warning: serving on {host} without --token: anyone who can "
                             "reach this port can read your usage data")
     book = PriceBook(overrides=tuple(prices)) if prices else default_pricebook()
-    ds = Dataset(db=db, data=data, spool=spool, book=book, tz=tz, refresh_s=refresh)
+    ds = Dataset(db=db, data=data, spool=spool, book=book, tz=tz, refresh_s=refresh,
+                 since=lo, until=hi)
     err_console().print(f"computing the dashboard over {ds.label} ...")
     snap = ds.snapshot()
     assert snap is not None

@@ -145,7 +145,8 @@ class Dataset:
     """The data behind the dashboard: a store (``db``) or a calls Parquet file (``data``).
 
     ``refresh_s``: how often the data version is checked; ``wait_s``: how long to wait for
-    a writer to release the store before serving the previous snapshot.
+    a writer to release the store before serving the previous snapshot. ``since`` /
+    ``until`` (UTC): only the calls with ``since <= ts < until`` are shown.
     """
 
     db: Path | None = None
@@ -156,6 +157,8 @@ class Dataset:
     refresh_s: float = 2.0
     wait_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
+    since: datetime | None = None
+    until: datetime | None = None
     _snap: Snapshot | None = field(default=None, init=False, repr=False)
     _mem: Any = field(default=None, init=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
@@ -195,6 +198,14 @@ class Dataset:
     def label(self) -> str:
         return str(self.db if self.db is not None else self.data)
 
+    def _range(self, alias: str = "") -> str | None:
+        """The ``--since`` / ``--until`` condition on the calls, ``None`` without one."""
+        if self.since is None and self.until is None:
+            return None
+        from ...analyze.sql import Filters
+
+        return Filters(since=self.since, until=self.until).where(alias)
+
     def _files(self) -> list[Path]:
         if self.db is not None:
             db = Path(self.db)
@@ -233,6 +244,7 @@ class Dataset:
         """
         import duckdb
 
+        calls_where = " AND ".join(f"({c})" for c in (self._range(), calls_where) if c) or None
         if self.db is None:
             from ...analyze.source import open_source
 
@@ -369,7 +381,7 @@ class Dataset:
         from ...analyze.sql import Filters, group_sql
 
         t0 = time.perf_counter()
-        f = Filters(tz=self.tz)
+        f = Filters(since=self.since, until=self.until, tz=self.tz)
         with self.connect() as con:
             pending = 0
             if self.db is not None:
@@ -405,7 +417,8 @@ class Dataset:
             if self.db is not None:  # row ranges: a task page reads only its sessions' rows
                 sessions = con.sql(
                     "SELECT COALESCE(session_id, task_id, call_key) AS sk, MIN(rowid) AS lo, "
-                    "MAX(rowid) AS hi, COUNT(*) AS n FROM s.main.calls GROUP BY 1"
+                    "MAX(rowid) AS hi, COUNT(*) AS n FROM s.main.calls "
+                    f"WHERE {self._range() or 'true'} GROUP BY 1"
                 ).to_arrow_table()
         with self._lock:
             m = self._mem
@@ -508,7 +521,8 @@ FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
         done = False
         if rng is not None and rng[0] is not None:
             con.execute("CREATE TEMP TABLE calls_sel AS " + _store_calls(
-                con, f" WHERE rowid BETWEEN {int(rng[0])} AND {int(rng[1])} AND {cond}"))
+                con, f" WHERE rowid BETWEEN {int(rng[0])} AND {int(rng[1])} AND {cond} "
+                f"AND {self._range() or 'true'}"))
             n = con.execute("SELECT COUNT(*) FROM calls_sel").fetchall()[0][0]
             done = n == int(rng[2])
             if done and self._pending_spool(con):
@@ -542,7 +556,7 @@ FROM new_tasks t LEFT JOIN new_extras e ON e.task_key = t.key""")
         from ...analyze.source import DataSource
         from ...analyze.sql import Filters, base_cte
 
-        f = Filters(tz=self.tz)
+        f = Filters(since=self.since, until=self.until, tz=self.tz)
         eng = DuckDBEngine(DataSource(con=con, label=self.label))
         detail = price_data(eng, f, self.book).detail  # type: ignore[arg-type]
         rows = eng.query(f"""{base_cte(f, eng.dialect, detail=detail)}
