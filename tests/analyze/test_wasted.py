@@ -20,7 +20,7 @@ T0 = datetime(2026, 5, 1, 11, 58, tzinfo=UTC)  # 2 minutes before a 5-minute buc
 #: in (ts, call_key) order; 5m (1h) tokens are wasted unless it is within 5 min (1 h).
 REFERENCE = """
 WITH w AS (
-  SELECT COALESCE(task_id, session_id, call_key) AS task_key,
+  SELECT COALESCE(task_id, session_id, '(no task)') AS task_key,
     COALESCE(session_id, '(none)') AS session, ts, cache_write_5m_tokens AS w5,
     cache_write_1h_tokens AS w1h,
     MIN(CASE WHEN cache_read_tokens > 0 THEN ts END) OVER (
