@@ -297,6 +297,11 @@ def test_tracked_tasks_and_outcomes_beside_claude_code(bare: Pair) -> None:
              request_id="a3", source="track", task_type="answer"),
         Call(ts=t, provider="acme", model="no-such-model", usage=Usage(input_tokens=7),
              task_id="t4", request_id="a4", source="track"),
+        # outside any task: the "(no task)" group, not a task
+        Call(ts=t + timedelta(hours=1), provider="anthropic", model=MODEL,
+             usage=Usage(input_tokens=20, output_tokens=5), request_id="a5", source="track"),
+        Call(ts=t + timedelta(days=1), provider="anthropic", model=MODEL,
+             usage=Usage(input_tokens=30, output_tokens=5), request_id="a6", source="track"),
     ]
     tasks = [Task(task_id="t1", task_type="triage", outcome="success"),
              Task(task_id="t2", task_type="triage", outcome="failure"),
@@ -313,7 +318,9 @@ def test_tracked_tasks_and_outcomes_beside_claude_code(bare: Pair) -> None:
     got = bare.check(engine="duckdb")
     assert got["total"]["blocked_tasks"] == 1 and got["unpriced_models"]
     assert {x["task_type"]: x["blocked"] for x in got["types"]} == {
-        "(none)": 0, "answer": 2, "triage": 0}
+        "(none)": 0, "(no task)": 0, "answer": 2, "triage": 0}
+    assert {x["task_type"]: (x["tasks"], x["calls"]) for x in got["types"]}["(no task)"] == (
+        0, 2)
     append(f, line("s1", "m1", "r1", t + timedelta(minutes=1), cr=100),
            line("s1", "m2", "r2", t + timedelta(days=1), out=3))
     bare.check()

@@ -640,11 +640,12 @@ class Summary:
         from ._results import Filters, GroupRow, Report, Rows
 
         st = self.state
+        nt = self._no_task()
         rows = []
         for day in sorted(st.days):
             d = st.days[day]
             cells = st.cells.get(day, {})
-            rows.append(_group(_day_key(day), d, len(cells),
+            rows.append(_group(_day_key(day), d, len(cells) - (nt in cells),
                                *(sum(1 for c in cells.values() if c[k]) for k in (1, 2, 3, 4)),
                                wasted=wasted))
         total = None
@@ -655,7 +656,7 @@ class Summary:
                     t[i] += d[i]
             t[D_FIRST] = min(d[D_FIRST] for d in st.days.values())
             t[D_LAST] = max(d[D_LAST] for d in st.days.values())
-            live = [v for v in st.tasks.values() if v[T_CALLS]]
+            live = [v for k, v in st.tasks.items() if v[T_CALLS] and k != nt]
             total = _group("total", t, len(live),
                            *(sum(1 for v in live if v[k]) for k in (T_SUCC, T_FAIL, T_PART,
                                                                     T_BLOCK)),
@@ -668,13 +669,29 @@ class Summary:
         rep._cache["rows"] = tuple(rows)
         return rep
 
+    def _no_task(self) -> int | None:
+        """The id of the ``(no task)`` key (calls outside any task), ``None`` if none."""
+        from .sql import NO_TASK
+
+        try:
+            return self.state.task_keys.index(NO_TASK)
+        except ValueError:
+            return None
+
     def _types(self) -> tuple[Any, ...]:
-        """Per task type stats as :func:`.metrics._type_stats` computes them."""
+        """Per task type stats as :func:`.metrics._type_stats` computes them (the calls
+        outside any task: a ``(no task)`` type with no task)."""
         from ._results import TypeStats, percentile
+        from .sql import NO_TASK
 
         st = self.state
+        nt = self._no_task()
         by: dict[str, list[tuple[int | None, int, int, str]]] = {}
+        outside: tuple[int | None, int] | None = None
         for task, v in st.tasks.items():
+            if task == nt:
+                outside = (None if v[T_UNPRICED] else v[T_COST], v[T_CALLS])
+                continue
             ttype, outcome = st.tstatic.get(task, [None, None])
             cost = None if v[T_UNPRICED] else v[T_COST]
             by.setdefault(ttype or "(none)", []).append((cost, v[T_TOKENS], v[T_CALLS],
@@ -706,6 +723,13 @@ class Summary:
                                        if o == "success" and c is not None]),
                 blocked=sum(1 for *_, o in ts if o == "blocked"),
             ))
+        if outside is not None:
+            none = TypeStats(task_type=NO_TASK, tasks=0, priced_tasks=0, calls=outside[1],
+                             p50_cost_usd=None, p95_cost_usd=None, max_cost_usd=None,
+                             cost_usd=None if outside[0] is None else _dec(outside[0]),
+                             p50_tokens=None, p95_tokens=None, successes=0, failures=0,
+                             partials=0, failed_cost_usd=None, success_cost_usd=None)
+            out = sorted([*out, none], key=lambda x: x.task_type)
         return tuple(out)
 
     # -- saving ------------------------------------------------------------------
