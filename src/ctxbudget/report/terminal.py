@@ -108,12 +108,15 @@ def report_grids(r: Report, limit: int | None = 50) -> list[Grid]:
         grids.append(Grid(
             title="cost per task by type",
             columns=tuple(Column(c, "left" if c == "type" else "right") for c in tcols),
-            rows=[(s.task_type, _int(s.tasks), fmt_usd(s.p50_cost_usd),
-                   fmt_usd(s.p95_cost_usd), fmt_usd(s.max_cost_usd),
+            # no task (the calls outside any task): no per-task figure to show
+            rows=[(s.task_type, _int(s.tasks),
+                   *(fmt_usd(v, missing="unpriced" if s.tasks else "-")
+                     for v in (s.p50_cost_usd, s.p95_cost_usd, s.max_cost_usd)),
                    "-" if s.p95_tokens is None else _tok(s.p95_tokens),
                    _int(s.successes), _int(s.failures),
                    *((_int(s.blocked),) if blocked else ()), fmt_pct(s.failed_spend_share),
-                   fmt_usd(s.cost_per_success_usd, missing=_no_success(s)))
+                   fmt_usd(s.cost_per_success_usd,
+                           missing=_no_success(s) if s.tasks else "-"))
                   for s in r.types]))
     return grids
 
