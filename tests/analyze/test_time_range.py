@@ -128,3 +128,36 @@ def test_empty_or_reversed_range_is_a_user_error(store: Path) -> None:
         r = runner.invoke(app, [*cmd, "--db", str(store), "--since", "2026-03-02",
                                 "--until", "2026-03-01"])
         assert r.exit_code == 2 and "range is empty" in r.stderr, (cmd, r.output)
+
+
+def test_dashboard_reads_a_store_written_before_blocked_by(tmp_path: Path) -> None:
+    """The dashboard attaches the store read-only (not migrated): a store of migrations 1-5
+    has no tasks.blocked_by, which the task report reads; it is NULL, not an error."""
+    pytest.importorskip("starlette")
+    import duckdb
+
+    from ctxbudget.serve.dashboard import Dataset
+    from ctxbudget.store.schema import MIGRATIONS
+
+    p = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(p))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
+                "applied_at TIMESTAMPTZ DEFAULT now())")
+    for v, name, fn in MIGRATIONS:
+        if v <= 5:
+            fn(con)
+            con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                        [v, name])
+    con.execute("INSERT INTO calls (call_key, ts, provider, model, task_id, input_tokens, "
+                "cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, "
+                "output_tokens, reasoning_tokens, status, source) VALUES ('k1', TIMESTAMPTZ "
+                "'2026-03-01 10:00:00+00', 'anthropic', 'claude-sonnet-4-5', 't1', 100, 0, 0, "
+                "0, 10, 0, 'ok', 'track')")
+    con.execute("INSERT INTO tasks (task_id, outcome) VALUES ('t1', 'success')")
+    con.close()
+    ds = Dataset(db=p)
+    try:
+        snap = ds.snapshot()
+        assert snap is not None and snap.by_day.total.success_tasks == 1
+    finally:
+        ds.close()

@@ -275,7 +275,7 @@ class Dataset:
                 base = (f"{stored} UNION ALL SELECT * FROM spool_calls sc "
                         "WHERE sc.call_key NOT IN (SELECT call_key FROM s.main.calls)")
             con.execute(f"CREATE OR REPLACE TEMP VIEW calls AS SELECT * FROM ({base}) x{cond}")
-            con.execute("CREATE OR REPLACE TEMP VIEW tasks AS SELECT * FROM s.main.tasks")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW tasks AS {_store_tasks(con)}")
             yield con
         finally:
             try:
@@ -667,6 +667,19 @@ def _first_line(exc: BaseException) -> str:
 
 def env_token() -> str | None:
     return os.environ.get("CTXBUDGET_SERVE_TOKEN") or None
+
+
+def _store_tasks(con: Any) -> str:
+    """``SELECT`` of the attached store's tasks with every column of
+    :data:`~ctxbudget.analyze.source.TASK_COLUMNS` (NULL for those an older store lacks,
+    e.g. ``blocked_by`` before migration 7)."""
+    from ...analyze.source import TASK_COLUMNS
+
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = 's' "
+        "AND table_name = 'tasks'").fetchall()}
+    cols = ", ".join(n if n in have else f"CAST(NULL AS {t}) AS {n}" for n, t in TASK_COLUMNS)
+    return f"SELECT {cols} FROM s.main.tasks"
 
 
 def _store_calls(con: Any, where: str = "") -> str:
