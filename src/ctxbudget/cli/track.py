@@ -47,10 +47,12 @@ def ingest(
     A record that cannot be stored is quarantined (kept in the store with its file, line
     and reason, listed with --quarantine) and every other record lands. Exit 0 even when
     some lines were quarantined; exit 2 when the store cannot be opened or written."""
-    from ..store.db import default_db_path
+    from ..store.db import default_db_path, refuse_parquet
     from ..store.spool import ingest_spool
     from ..track._writer import default_spool_dir
 
+    if db is not None:
+        refuse_parquet(db)  # also when the spool is empty and the store is never opened
     if quarantine:
         _list_quarantine(db, as_json)
         return

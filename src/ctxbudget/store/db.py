@@ -275,9 +275,7 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
     p = Path(path) if path is not None else default_db_path()
     if read_only and not p.exists():
         raise StoreError(f"{p}: no usage store here yet (import or track something first)")
-    if is_parquet(p):
-        raise StoreError(f"{p}: is a Parquet file, not a usage store: give it with --data "
-                         "to the commands that read Parquet (report, signals, check...)")
+    refuse_parquet(p)
     wait = lock_timeout() if timeout is None else timeout
     if read_only and pending_path(p).exists():
         # calls the day summary imported past the store: folded in by a writer first
@@ -303,6 +301,13 @@ def open_store(path: Path | str | None = None, *, read_only: bool = False,
         lock.release()
         raise
     return store
+
+
+def refuse_parquet(p: Path) -> None:
+    """Raise :class:`StoreError` when ``p`` is a Parquet file given where a store goes."""
+    if is_parquet(p):
+        raise StoreError(f"{p}: is a Parquet file, not a usage store: give it with --data "
+                         "to the commands that read Parquet (report, signals, check...)")
 
 
 def is_parquet(path: Path) -> bool:
