@@ -336,11 +336,14 @@ def _task_ctes_spark(f: Filters, dialect: str, wasted: bool, detail: tuple[str, 
     task (the same exact DECIMAL sums). Spark inlines a CTE at every use, so the DuckDB
     text's second look at ``g1`` (the tasks to price call by call) would read and join
     every call twice more."""
+    fees = call_tool_fees_sql("w", "p", detail)
+    # no tool counts in the data: the fee is a constant, not a DECIMAL sum per call
+    fees_sum = fees if fees == call_tool_fees_sql("w", "p", ()) else "SUM(j.tool_fees)"
     return f"""{_calls_ctes(f, dialect, False)}, j AS (
   SELECT w.task_key, w.task_id, w.task_type, w.ts, w.turn, w.status,
     {", ".join(f"w.{b}" for b in counts)},
     {call_cost_sql("w", "p", detail)} AS cost,
-    {call_tool_fees_sql("w", "p", detail)} AS tool_fees,
+    {fees} AS tool_fees,
     {unpriced_fee_sql("w", "p", detail)} AS unpriced_fee
   FROM w
   LEFT JOIN prices p
@@ -356,7 +359,7 @@ def _task_ctes_spark(f: Filters, dialect: str, wasted: bool, detail: tuple[str, 
     CAST(SUM(j.unpriced_fee) AS BIGINT) AS unpriced_fee_calls,
     SUM(j.cost) AS cost_usd,
     CAST(SUM(CASE WHEN j.cost IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_calls,
-    SUM(j.tool_fees) AS tool_fees_usd
+    {fees_sum} AS tool_fees_usd
   FROM j GROUP BY j.task_key
 ), {_task_waste_ctes(f, dialect, wasted)}"""
 
