@@ -4,9 +4,11 @@ Usage: ``python3 bench/bench_report.py [CALLS] [--keep DIR] [--repeat N] [--spar
 (default 10,000,000 calls, 3 repeats). ``--spark``: instead, ctxbudget's ``report
 --by task --no-waste`` on a Spark ``local[2]`` session against a hand-written PySpark
 job computing the same per-task columns on the same Parquet (:data:`SPARK_RAW`);
-session start is timed apart, the ratio is of the query times. Measured (1,000,005
-calls, load average ~4): job 21.5 s, ctxbudget 35.7 s (1.66x; goal 1.5x, not met),
-session start 10-16 s each; with the calls cached in Spark memory 3.90x (dropped).
+session start is timed apart, the ratio is of the query times. Measured: 1,000,005
+calls 9.6-12.2 s job vs 17.8-20.3 s ctxbudget (1.66-1.86x over three runs, load ~3);
+10,000,005 calls 19.9 s vs 32.8 s (1.65x, best of 2, load ~1); goal 1.5x, not met
+(docs/metrics.md, "When Spark pays off"); with the calls cached in Spark memory 3.90x
+(dropped).
 
 1. ``ctxbudget simulate`` writes CALLS calls of the seed example (30 days, three task
    types, 10% failures) to Parquet (plus the tasks file).
